@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dormouse builds and tests with. Idempotent: skips apt
+# entirely when every package is already present, so `make run` stays fast after the
+# first time.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config clang-format
+  libhwy-dev          # SIMD with runtime dispatch
+  libpcre2-dev        # Unicode-aware pre-tokenizer regexes
+  libgtest-dev libgmock-dev googletest
+  libbenchmark-dev
+  libcli11-dev        # CLI parsing
+  nlohmann-json3-dev  # JSON (logits dump, later the HTTP API)
+  libfmt-dev
+  libxxhash-dev       # model fingerprints, snapshot checksums
+  libzstd-dev
+  libsqlite3-dev
+  libcpp-httplib-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}"

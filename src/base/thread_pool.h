@@ -1,0 +1,45 @@
+// A fixed pool of worker threads for the engine's parallel loops. Threads are created
+// once; Run() hands every thread the same job and returns when all are done, without
+// allocating, so the decode loop can call it tens of times per token.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+namespace dormouse {
+
+class ThreadPool {
+ public:
+  // `n_threads` counts the calling thread: n_threads - 1 workers are started.
+  // Values < 1 mean 1.
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(thread_index, n_threads) on every thread, the caller being index 0, and
+  // returns after all calls have returned. Not reentrant: fn must not call Run.
+  template <typename F>
+  void Run(F&& fn) {
+    auto trampoline = [](void* ctx, int i, int n) { (*static_cast<F*>(ctx))(i, n); };
+    RunRaw(trampoline, const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+  // The half-open share [begin, end) of n items for thread i of n_threads, with the
+  // boundaries rounded to multiples of `granule` (the last share takes the remainder).
+  static std::pair<int64_t, int64_t> Share(int64_t n, int i, int n_threads,
+                                           int64_t granule = 1);
+
+ private:
+  using Job = void (*)(void* ctx, int i, int n);
+  void RunRaw(Job job, void* ctx);
+  void WorkerLoop(int index);
+
+  struct State;
+  int n_threads_;
+  State* state_;
+};
+
+}  // namespace dormouse
