@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config clang-format
+  build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev
   libhwy-dev          # SIMD with runtime dispatch
   libpcre2-dev        # Unicode-aware pre-tokenizer regexes
   libgtest-dev libgmock-dev googletest

@@ -31,8 +31,7 @@ StatusOr<MappedFile> MappedFile::OpenOrError(const std::string& path) {
     if (p == MAP_FAILED) {
       int err = errno;
       ::close(fd);
-      return Status::Errorf("{}: cannot mmap {} bytes: {}", path, file.size_,
-                            std::strerror(err));
+      return Status::Errorf("{}: cannot mmap {} bytes: {}", path, file.size_, std::strerror(err));
     }
     file.data_ = static_cast<const uint8_t*>(p);
   }

@@ -2,12 +2,12 @@
 // everything else returns a Status or StatusOr<T> whose message names the problem.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <optional>
 #include <string>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace dormouse {
 
@@ -37,7 +37,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "StatusOr needs an error status or a value");
   }
@@ -78,7 +78,8 @@ class [[nodiscard]] StatusOr {
 
 #define DM_CONCAT_INNER(a, b) a##b
 #define DM_CONCAT(a, b) DM_CONCAT_INNER(a, b)
-#define DM_ASSIGN_OR_RETURN(lhs, expr) DM_ASSIGN_OR_RETURN_IMPL(DM_CONCAT(dm_or_, __LINE__), lhs, expr)
+#define DM_ASSIGN_OR_RETURN(lhs, expr) \
+  DM_ASSIGN_OR_RETURN_IMPL(DM_CONCAT(dm_or_, __LINE__), lhs, expr)
 #define DM_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                             \
   if (!tmp.ok()) return tmp.status();            \

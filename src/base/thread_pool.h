@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 namespace dormouse {
@@ -23,14 +24,14 @@ class ThreadPool {
   // returns after all calls have returned. Not reentrant: fn must not call Run.
   template <typename F>
   void Run(F&& fn) {
-    auto trampoline = [](void* ctx, int i, int n) { (*static_cast<F*>(ctx))(i, n); };
+    using Fn = std::remove_reference_t<F>;
+    auto trampoline = [](void* ctx, int i, int n) { (*static_cast<Fn*>(ctx))(i, n); };
     RunRaw(trampoline, const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
   // The half-open share [begin, end) of n items for thread i of n_threads, with the
   // boundaries rounded to multiples of `granule` (the last share takes the remainder).
-  static std::pair<int64_t, int64_t> Share(int64_t n, int i, int n_threads,
-                                           int64_t granule = 1);
+  static std::pair<int64_t, int64_t> Share(int64_t n, int i, int n_threads, int64_t granule = 1);
 
  private:
   using Job = void (*)(void* ctx, int i, int n);

@@ -1,0 +1,71 @@
+// `dormouse info MODEL`: architecture, shapes, tensor types, vocabulary, memory needed.
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "engine/kernels.h"
+#include "engine/kv_cache.h"
+
+namespace dormouse::cli {
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  int64_t ctx = 0;
+};
+
+double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+int Info(const InfoOptions& o) {
+  StatusOr<Model> model = Model::LoadOrError(o.model);
+  if (!model.ok()) return Fail(model.status());
+  StatusOr<Tokenizer> tok = Tokenizer::FromGguf(model->gguf());
+  if (!tok.ok()) return Fail(tok.status().WithContext(o.model));
+  const ModelConfig& c = model->config();
+  int64_t n_ctx = o.ctx > 0 ? o.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  std::map<std::string, std::pair<int, uint64_t>> types;
+  for (const GgufTensorInfo& t : model->gguf().tensors()) {
+    auto& [count, bytes] = types[TypeName(t.type)];
+    ++count;
+    bytes += t.n_bytes;
+  }
+  uint64_t kv = 2ull * c.n_layer * n_ctx * c.kv_dim() * 2;  // F16
+  std::cout << fmt::format("file:          {} (GGUF v{})\n", o.model, model->gguf().version());
+  std::cout << fmt::format("name:          {}\n", c.name);
+  std::cout << fmt::format("architecture:  {}\n", c.arch);
+  std::cout << fmt::format(
+      "shape:         n_embd {}, n_layer {}, n_head {}, n_head_kv {}, head_dim {}, n_ff {}\n",
+      c.n_embd, c.n_layer, c.n_head, c.n_head_kv, c.head_dim, c.n_ff);
+  std::cout << fmt::format("rope:          dim {}, base {}, scale {}, {}\n", c.rope_dim,
+                           c.rope_freq_base, c.rope_freq_scale,
+                           c.traits.rope == RopeLayout::kNeox ? "neox" : "normal");
+  std::cout << fmt::format("context:       trained {}, default {}\n", c.n_ctx_train, n_ctx);
+  std::cout << fmt::format("output:        {}\n",
+                           model->tied_output() ? "tied to token_embd" : "separate");
+  std::cout << fmt::format("vocabulary:    {} tokens ({}), bos {}, eos {}\n", tok->n_vocab(),
+                           tok->ModelName(), tok->bos(), tok->eos());
+  for (const auto& [name, cb] : types) {
+    std::cout << fmt::format("tensors {:<6} {:4} tensors, {:8.2f} MiB\n", name + ":", cb.first,
+                             MiB(cb.second));
+  }
+  std::cout << fmt::format(
+      "memory:        weights {:.2f} MiB (mapped) + KV cache {:.2f} MiB "
+      "(f16, context {}) = {:.2f} MiB\n",
+      MiB(model->weight_bytes()), MiB(kv), n_ctx, MiB(model->weight_bytes() + kv));
+  std::cout << fmt::format("kernels:       {}\n", KernelTargetName());
+  return 0;
+}
+
+}  // namespace
+
+void AddInfoCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App* cmd = app.add_subcommand("info", "Describe a model and the memory it needs");
+  cmd->add_option("model", o->model, "GGUF model file")->required();
+  cmd->add_option("-c,--ctx-size", o->ctx, "Context size for the memory estimate")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));
+  cmd->callback([o, action] { *action = [o] { return Info(*o); }; });
+}
+
+}  // namespace dormouse::cli

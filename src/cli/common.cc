@@ -1,0 +1,48 @@
+#include "cli/common.h"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace dormouse::cli {
+
+int ResolveThreads(int n_threads) {
+  if (n_threads > 0) return n_threads;
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
+StatusOr<Engine> LoadEngine(const std::string& path, int n_threads, ContextParams params) {
+  Engine e;
+  DM_ASSIGN_OR_RETURN(Model model, Model::LoadOrError(path));
+  e.model = std::make_unique<Model>(std::move(model));
+  StatusOr<Tokenizer> tok = Tokenizer::FromGguf(e.model->gguf());
+  if (!tok.ok()) return tok.status().WithContext(path);
+  e.tokenizer = std::make_unique<Tokenizer>(std::move(tok).value());
+  if (e.tokenizer->n_vocab() != e.model->config().n_vocab) {
+    return Status::Errorf("{}: tokenizer has {} tokens but the embedding has {} rows", path,
+                          e.tokenizer->n_vocab(), e.model->config().n_vocab);
+  }
+  e.pool = std::make_unique<ThreadPool>(ResolveThreads(n_threads));
+  DM_ASSIGN_OR_RETURN(InferenceContext ctx,
+                      InferenceContext::CreateOrError(*e.model, params, e.pool.get()));
+  e.ctx = std::make_unique<InferenceContext>(std::move(ctx));
+  return e;
+}
+
+int Fail(const Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return 1;
+}
+
+StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Errorf("{}: cannot open", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::Errorf("{}: read error", path);
+  return ss.str();
+}
+
+}  // namespace dormouse::cli

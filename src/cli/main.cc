@@ -1,0 +1,23 @@
+// dormouse: a local LLM runtime. This file only dispatches to the subcommands.
+#include <iostream>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dormouse: a local LLM runtime that gives memory back when idle"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  dormouse::cli::Action action;
+  dormouse::cli::AddRunCommand(app, &action);
+  dormouse::cli::AddTokenizeCommand(app, &action);
+  dormouse::cli::AddLogitsCommand(app, &action);
+  dormouse::cli::AddBenchCommand(app, &action);
+  dormouse::cli::AddInfoCommand(app, &action);
+  dormouse::cli::AddChatCommand(app, &action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return action ? action() : 1;
+}

@@ -1,0 +1,312 @@
+#include "engine/context.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/attention.h"
+#include "engine/kernels.h"
+#include "engine/quants.h"
+
+namespace dormouse {
+namespace {
+
+constexpr int kMaxGroup = 3;
+
+int64_t MaxPreparedRowBytes(const Model& m) {
+  int64_t best = 0;
+  auto consider = [&](const Weight& w) {
+    best = std::max<int64_t>(best, static_cast<int64_t>(PreparedRowBytes(w.type, w.cols)));
+  };
+  consider(m.output());
+  for (const LayerWeights& l : m.layers()) {
+    for (const Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      consider(*w);
+    }
+  }
+  return (best + 63) / 64 * 64;
+}
+
+}  // namespace
+
+StatusOr<InferenceContext> InferenceContext::CreateOrError(const Model& model, ContextParams params,
+                                                           ThreadPool* pool) {
+  const ModelConfig& c = model.config();
+  int64_t n_ctx = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  if (n_ctx > (int64_t{1} << 22)) return Status::Errorf("context size {} is too large", n_ctx);
+  if (params.n_ubatch < 1 || params.n_ubatch > 8192) {
+    return Status::Errorf("micro-batch size {} is outside [1, 8192]", params.n_ubatch);
+  }
+  DM_ASSIGN_OR_RETURN(KvCache kv, KvCache::CreateOrError(c, n_ctx, params.kv_type));
+  return InferenceContext(model, std::move(kv), pool, std::min(params.n_ubatch, n_ctx));
+}
+
+InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* pool,
+                                   int64_t n_ubatch)
+    : model_(&model), pool_(pool), kv_(std::move(kv)), n_ubatch_(n_ubatch) {
+  const ModelConfig& c = model.config();
+  n_vocab_ = c.n_vocab;
+  size_t b = static_cast<size_t>(n_ubatch);
+  int64_t wide = std::max({c.n_embd, c.q_dim(), c.n_ff});
+  x_.resize(b * c.n_embd);
+  xn_.resize(b * wide);
+  q_.resize(b * c.q_dim());
+  k_.resize(b * c.kv_dim());
+  v_.resize(b * c.kv_dim());
+  attn_.resize(b * c.q_dim());
+  gate_.resize(b * c.n_ff);
+  up_.resize(b * c.n_ff);
+  attn_f16_.resize(static_cast<size_t>(pool->size()) * 2 * c.head_dim);
+  attn_f32_.resize(static_cast<size_t>(pool->size()) * c.head_dim);
+  rope_cos_.resize(b * (c.rope_dim / 2));
+  rope_sin_.resize(b * (c.rope_dim / 2));
+  prepared_stride_ = static_cast<size_t>(MaxPreparedRowBytes(model));
+  prepared_.resize(kMaxGroup * b * prepared_stride_);
+  logits_.resize(n_vocab_);
+}
+
+Status InferenceContext::Eval(std::span<const int32_t> tokens, bool all_logits) {
+  if (tokens.empty()) return Status::Error("no tokens to evaluate");
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= n_vocab_) {
+      return Status::Errorf("token id {} is outside the vocabulary [0, {})", t, n_vocab_);
+    }
+  }
+  int64_t n = static_cast<int64_t>(tokens.size());
+  if (n_past_ + n > kv_.n_ctx()) {
+    return Status::Errorf("context is full: {} cached + {} new tokens exceed the context size {}",
+                          n_past_, n, kv_.n_ctx());
+  }
+  logits_.resize(static_cast<size_t>((all_logits ? n : 1) * n_vocab_));
+  for (int64_t start = 0; start < n; start += n_ubatch_) {
+    int64_t len = std::min(n_ubatch_, n - start);
+    bool last_chunk = start + len == n;
+    float* out =
+        all_logits ? logits_.data() + start * n_vocab_ : (last_chunk ? logits_.data() : nullptr);
+    EvalChunk(tokens.data() + start, len, out, all_logits);
+  }
+  return Status::Ok();
+}
+
+Status InferenceContext::AdoptRestoredRows(int64_t n) {
+  if (n < 0 || n > kv_.n_ctx()) {
+    return Status::Errorf("cannot restore {} positions into a context of {}", n, kv_.n_ctx());
+  }
+  n_past_ = n;
+  return Status::Ok();
+}
+
+void InferenceContext::EvalChunk(const int32_t* tokens, int64_t n, float* logits_out,
+                                 bool all_logits) {
+  const ModelConfig& c = model_->config();
+  const Weight& embd = model_->token_embd();
+  for (int64_t t = 0; t < n; ++t) {
+    DequantizeRow(embd.type, embd.Row(tokens[t]), &x_[t * c.n_embd], c.n_embd);
+  }
+  ComputeRopeTables(n);
+  for (int64_t il = 0; il < c.n_layer; ++il) Layer(il, n);
+  n_past_ += n;
+  if (logits_out == nullptr) return;
+  // Only the rows whose logits are wanted go through the output matrix.
+  int64_t first = all_logits ? 0 : n - 1;
+  int64_t rows = n - first;
+  for (int64_t t = first; t < n; ++t) {
+    RmsNorm(&x_[t * c.n_embd], model_->output_norm().data(), c.rms_eps, c.n_embd,
+            &xn_[(t - first) * c.n_embd]);
+  }
+  MatMulJob job{&model_->output(), logits_out, n_vocab_};
+  MatMulGroup(xn_.data(), c.n_embd, rows, {&job, 1});
+}
+
+// As ggml's rope cache: theta starts at the position and is multiplied by
+// theta_scale = base^(-2/rope_dim) per pair, all in float, then scaled and divided by the
+// frequency factor; cosf/sinf of that.
+void InferenceContext::ComputeRopeTables(int64_t n) {
+  const ModelConfig& c = model_->config();
+  const int64_t half = c.rope_dim / 2;
+  const std::vector<float>& factors = model_->rope_freq_factors();
+  const float theta_scale = std::pow(c.rope_freq_base, -2.0f / static_cast<float>(c.rope_dim));
+  for (int64_t t = 0; t < n; ++t) {
+    float theta = static_cast<float>(n_past_ + t);
+    for (int64_t i = 0; i < half; ++i) {
+      const float th = c.rope_freq_scale * (theta / factors[i]);
+      rope_cos_[t * half + i] = std::cos(th);
+      rope_sin_[t * half + i] = std::sin(th);
+      theta *= theta_scale;
+    }
+  }
+}
+
+void InferenceContext::MatMulGroup(const float* in, int64_t in_stride, int64_t n,
+                                   std::span<const MatMulJob> jobs) {
+  const void* acts[kMaxGroup];
+  int64_t total_rows = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    // Weights of the same type share one prepared copy of the input.
+    acts[j] = nullptr;
+    for (size_t p = 0; p < j; ++p) {
+      if (jobs[p].w->type == jobs[j].w->type) acts[j] = acts[p];
+    }
+    total_rows += jobs[j].w->rows;
+    if (acts[j] != nullptr) continue;
+    uint8_t* dst = prepared_.data() + j * n_ubatch_ * prepared_stride_;
+    acts[j] = dst;
+    const Weight& w = *jobs[j].w;
+    // Rows are packed at their own size: the stride MatMulRows expects.
+    size_t row_bytes = PreparedRowBytes(w.type, w.cols);
+    auto prepare = [&](int i, int nt) {
+      auto [b, e] = ThreadPool::Share(n, i, nt);
+      for (int64_t t = b; t < e; ++t) {
+        PrepareActivations(w.type, in + t * in_stride, w.cols, dst + t * row_bytes);
+      }
+    };
+    if (n >= 4) {
+      pool_->Run(prepare);
+    } else {
+      prepare(0, 1);
+    }
+  }
+  // One parallel pass over the concatenated rows of every weight in the group.
+  pool_->Run([&](int i, int nt) {
+    auto [b, e] = ThreadPool::Share(total_rows, i, nt, 16);
+    int64_t base = 0;
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const Weight& w = *jobs[j].w;
+      int64_t lo = std::max(b, base), hi = std::min(e, base + w.rows);
+      if (lo < hi) {
+        MatMulRows(w.type, w.data, w.cols, lo - base, hi - base, acts[j], n, jobs[j].out,
+                   jobs[j].out_stride);
+      }
+      base += w.rows;
+    }
+  });
+}
+
+}  // namespace dormouse
+
+namespace dormouse {
+
+void InferenceContext::Layer(int64_t il, int64_t n) {
+  const ModelConfig& c = model_->config();
+  const LayerWeights& l = model_->layers()[il];
+  const int64_t d = c.n_embd;
+  auto norm_rows = [&](const std::vector<float>& w) {
+    auto body = [&](int i, int nt) {
+      auto [b, e] = ThreadPool::Share(n, i, nt);
+      for (int64_t t = b; t < e; ++t) RmsNorm(&x_[t * d], w.data(), c.rms_eps, d, &xn_[t * d]);
+    };
+    if (n >= 8) {
+      pool_->Run(body);
+    } else {
+      body(0, 1);
+    }
+  };
+
+  norm_rows(l.attn_norm);
+  const MatMulJob qkv[] = {{&l.wq, q_.data(), c.q_dim()},
+                           {&l.wk, k_.data(), c.kv_dim()},
+                           {&l.wv, v_.data(), c.kv_dim()}};
+  MatMulGroup(xn_.data(), d, n, qkv);
+  RopeQK(il, n);
+  StoreKV(il, n);
+  Attention(il, n);
+  const MatMulJob wo[] = {{&l.wo, xn_.data(), d}};
+  MatMulGroup(attn_.data(), c.q_dim(), n, wo);
+  for (int64_t i = 0; i < n * d; ++i) x_[i] += xn_[i];
+
+  norm_rows(l.ffn_norm);
+  const MatMulJob gate_up[] = {{&l.w_gate, gate_.data(), c.n_ff}, {&l.w_up, up_.data(), c.n_ff}};
+  MatMulGroup(xn_.data(), d, n, gate_up);
+  SwiGlu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
+  const MatMulJob down[] = {{&l.w_down, xn_.data(), d}};
+  MatMulGroup(gate_.data(), c.n_ff, n, down);
+  for (int64_t i = 0; i < n * d; ++i) x_[i] += xn_[i];
+}
+
+namespace {
+
+// Rotates the first 2*half dims of one head in place.
+void RotateHead(float* x, const float* cs, const float* sn, int64_t half, RopeLayout layout) {
+  for (int64_t i = 0; i < half; ++i) {
+    int64_t a = layout == RopeLayout::kNormal ? 2 * i : i;
+    int64_t b = layout == RopeLayout::kNormal ? 2 * i + 1 : i + half;
+    float x0 = x[a], x1 = x[b];
+    x[a] = x0 * cs[i] - x1 * sn[i];
+    x[b] = x0 * sn[i] + x1 * cs[i];
+  }
+}
+
+void AddBias(float* rows, const std::vector<float>& bias, int64_t n, int64_t dim) {
+  if (bias.empty()) return;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < dim; ++i) rows[t * dim + i] += bias[i];
+  }
+}
+
+}  // namespace
+
+void InferenceContext::RopeQK(int64_t il, int64_t n) {
+  const ModelConfig& c = model_->config();
+  const LayerWeights& l = model_->layers()[il];
+  AddBias(q_.data(), l.bq, n, c.q_dim());
+  AddBias(k_.data(), l.bk, n, c.kv_dim());
+  AddBias(v_.data(), l.bv, n, c.kv_dim());
+  const int64_t hd = c.head_dim, half = c.rope_dim / 2;
+  auto body = [&](int i, int nt) {
+    auto [b, e] = ThreadPool::Share(n, i, nt);
+    for (int64_t t = b; t < e; ++t) {
+      const float* cs = &rope_cos_[t * half];
+      const float* sn = &rope_sin_[t * half];
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        float* head = &q_[t * c.q_dim() + h * hd];
+        if (!l.q_norm.empty()) RmsNorm(head, l.q_norm.data(), c.rms_eps, hd, head);
+        RotateHead(head, cs, sn, half, c.traits.rope);
+      }
+      for (int64_t h = 0; h < c.n_head_kv; ++h) {
+        float* head = &k_[t * c.kv_dim() + h * hd];
+        if (!l.k_norm.empty()) RmsNorm(head, l.k_norm.data(), c.rms_eps, hd, head);
+        RotateHead(head, cs, sn, half, c.traits.rope);
+      }
+    }
+  };
+  if (n >= 8) {
+    pool_->Run(body);
+  } else {
+    body(0, 1);
+  }
+}
+
+void InferenceContext::StoreKV(int64_t il, int64_t n) {
+  const int64_t kv_dim = kv_.kv_dim();
+  for (int64_t t = 0; t < n; ++t) {
+    int64_t pos = n_past_ + t;
+    if (kv_.type() == KvType::kF16) {
+      ConvertF32ToF16(&k_[t * kv_dim], reinterpret_cast<uint16_t*>(kv_.KRow(il, pos)), kv_dim);
+      ConvertF32ToF16(&v_[t * kv_dim], reinterpret_cast<uint16_t*>(kv_.VRow(il, pos)), kv_dim);
+    } else {
+      std::copy_n(&k_[t * kv_dim], kv_dim, reinterpret_cast<float*>(kv_.KRow(il, pos)));
+      std::copy_n(&v_[t * kv_dim], kv_dim, reinterpret_cast<float*>(kv_.VRow(il, pos)));
+    }
+  }
+}
+
+void InferenceContext::Attention(int64_t il, int64_t n) {
+  const ModelConfig& c = model_->config();
+  const int64_t hd = c.head_dim;
+  const int64_t group = c.n_head / c.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool f16 = kv_.type() == KvType::kF16;
+  const uint8_t* k_base = kv_.KRow(il, 0);
+  const uint8_t* v_base = kv_.VRow(il, 0);
+  pool_->Run([&](int ti, int nt) {
+    uint16_t* h16 = &attn_f16_[static_cast<size_t>(ti) * 2 * hd];
+    AttentionScratch scratch{h16, h16 + hd, &attn_f32_[static_cast<size_t>(ti) * hd]};
+    auto [b, e] = ThreadPool::Share(n * c.n_head, ti, nt);
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t t = task / c.n_head, h = task % c.n_head;
+      AttendHead(&q_[t * c.q_dim() + h * hd], k_base, v_base, kv_.row_bytes(), (h / group) * hd,
+                 n_past_ + t + 1, hd, scale, f16, scratch, &attn_[t * c.q_dim() + h * hd]);
+    }
+  });
+}
+
+}  // namespace dormouse

@@ -1,0 +1,95 @@
+// An inference context: one sequence's KV cache plus the scratch buffers of the
+// forward pass. Eval() appends tokens (batched prefill or one-token decode) and leaves
+// the logits of the last token (or of every token) behind. All buffers are sized at
+// creation, so evaluation allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+
+namespace dormouse {
+
+struct ContextParams {
+  int64_t n_ctx = 0;  // 0: the model's training context, capped at 4096
+  KvType kv_type = KvType::kF16;
+  int64_t n_ubatch = 512;  // tokens per forward chunk during prefill
+};
+
+class InferenceContext {
+ public:
+  // `model` and `pool` must outlive the context.
+  static StatusOr<InferenceContext> CreateOrError(const Model& model, ContextParams params,
+                                                  ThreadPool* pool);
+
+  // Appends `tokens` at positions [n_past(), n_past() + size). With all_logits, logits of
+  // every token are kept (row i for tokens[i]); otherwise only the last token's.
+  // Errors (leaving the context unchanged): empty input, ids out of range, context full.
+  Status Eval(std::span<const int32_t> tokens, bool all_logits = false);
+
+  // Logits after the last Eval: row i when all_logits was set, else row 0 = last token.
+  const float* logits(int64_t row = 0) const { return logits_.data() + row * n_vocab_; }
+  int64_t n_vocab() const { return n_vocab_; }
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return kv_.n_ctx(); }
+  // Forgets positions >= n (the cached rows are overwritten by later Evals).
+  void Truncate(int64_t n) { n_past_ = n < n_past_ ? (n < 0 ? 0 : n) : n_past_; }
+  // Declares rows [0, n) of the KV cache valid after a restore wrote them directly
+  // (sessions); n must not exceed n_ctx().
+  Status AdoptRestoredRows(int64_t n);
+
+  KvCache& kv() { return kv_; }
+  const KvCache& kv() const { return kv_; }
+  const Model& model() const { return *model_; }
+  ThreadPool& pool() const { return *pool_; }
+
+  InferenceContext(InferenceContext&&) = default;
+  InferenceContext& operator=(InferenceContext&&) = default;
+
+ private:
+  InferenceContext(const Model& model, KvCache kv, ThreadPool* pool, int64_t n_ubatch);
+  void EvalChunk(const int32_t* tokens, int64_t n, float* logits_out, bool all_logits);
+  void Layer(int64_t il, int64_t n);
+  void Attention(int64_t il, int64_t n);
+  void RopeQK(int64_t il, int64_t n);
+  void StoreKV(int64_t il, int64_t n);
+  // out[t] = W . in[t] for every weight in the group, sharing one activation preparation.
+  struct MatMulJob {
+    const Weight* w;
+    float* out;
+    int64_t out_stride;
+  };
+  void MatMulGroup(const float* in, int64_t in_stride, int64_t n, std::span<const MatMulJob>);
+  void ComputeRopeTables(int64_t n);
+
+  const Model* model_;
+  ThreadPool* pool_;
+  KvCache kv_;
+  int64_t n_past_ = 0;
+  int64_t n_vocab_ = 0;
+  int64_t n_ubatch_ = 0;
+
+  // Scratch, sized for n_ubatch tokens.
+  std::vector<float> x_;            // (n_ubatch, n_embd) residual stream
+  std::vector<float> xn_;           // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
+  std::vector<float> q_;            // (n_ubatch, q_dim)
+  std::vector<float> k_;            // (n_ubatch, kv_dim)
+  std::vector<float> v_;            // (n_ubatch, kv_dim)
+  std::vector<float> attn_;         // (n_ubatch, q_dim)
+  std::vector<float> gate_;         // (n_ubatch, n_ff)
+  std::vector<float> up_;           // (n_ubatch, n_ff)
+  std::vector<uint16_t> attn_f16_;  // (n_threads, 2 * head_dim): F16 query and accumulator
+  std::vector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
+  std::vector<float> rope_cos_;     // (n_ubatch, rope_dim / 2)
+  std::vector<float> rope_sin_;
+  std::vector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
+  size_t prepared_stride_ = 0;
+  std::vector<float> logits_;
+};
+
+}  // namespace dormouse

@@ -1,0 +1,174 @@
+// The dispatch point of every kernel in kernels.h. Bodies live in the -inl.h files, compiled
+// once per Highway target (foreach_target); HWY_DYNAMIC_DISPATCH picks the best one the CPU
+// supports. AVX3_DL (AVX-512 with VNNI) has hand-written int8 matmuls; every other target
+// uses portable Highway code; HWY_SCALAR uses the scalar reference where Highway's scalar
+// rounding differs from llama.cpp's.
+#include "engine/kernels.h"
+
+// AVX3_DL is opt-in in Highway 1.0.3. Must precede the first Highway include.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "engine/kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+// Per-target bodies.
+#include "engine/kernels_internal.h"
+#include "engine/kernels_quant-inl.h"
+#include "engine/kernels_reference.h"
+#include "engine/kernels_vec-inl.h"
+#include "engine/kernels_vnni_decode-inl.h"
+#include "engine/kernels_vnni_prefill-inl.h"
+#include "engine/quants.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dormouse {
+namespace HWY_NAMESPACE {
+
+// Below this many tokens the decode kernel (weights streamed once, no packing) wins; from
+// here on packing a 16-row panel pays for itself (see bench/kernels_bench.cc).
+constexpr int64_t kPrefillMinTokens = 6;
+
+int64_t ChosenTarget() { return HWY_TARGET; }
+
+void PrepareActivationsT(GgmlType wtype, const float* x, int64_t n, void* out) {
+#if HWY_TARGET == HWY_SCALAR
+  reference::PrepareActivations(wtype, x, n, out);
+#else
+  switch (wtype) {
+    case GgmlType::kF32:
+      std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case GgmlType::kF16:
+      return ConvertF32ToF16(x, static_cast<uint16_t*>(out), n);
+    case GgmlType::kBF16:
+      return ConvertF32ToBF16(x, static_cast<uint16_t*>(out), n);
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+      return PrepareQ8_0(wtype, x, n, static_cast<uint8_t*>(out));
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
+      return PrepareQ8_K(x, n, static_cast<BlockQ8_K*>(out));
+  }
+#endif
+}
+
+void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int64_t row_end,
+                 const void* act, int64_t n_tokens, float* out, int64_t out_stride) {
+  const size_t arow = PreparedRowBytes(wtype, n);
+  switch (wtype) {
+    case GgmlType::kF32:
+      return MatMulFloat<float>(w, n, row_begin, row_end, act, n_tokens, out, out_stride);
+    case GgmlType::kF16:
+      return MatMulFloat<hwy::float16_t>(w, n, row_begin, row_end, act, n_tokens, out, out_stride);
+    case GgmlType::kBF16:
+      return MatMulFloat<hwy::bfloat16_t>(w, n, row_begin, row_end, act, n_tokens, out, out_stride);
+    default:
+      break;
+  }
+#if HWY_TARGET == HWY_AVX3_DL
+  if (n_tokens >= kPrefillMinTokens) {
+    return vnni::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                    out_stride);
+  }
+  vnni::MatMulQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
+#else
+  MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
+#endif
+}
+
+float DotF32T(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
+float DotF32F16T(const float* a, const uint16_t* b, int64_t n) { return DotF32F16(a, b, n); }
+void AxpyF32T(float alpha, const float* x, float* y, int64_t n) { AxpyF32(alpha, x, y, n); }
+void AxpyF16T(float alpha, const uint16_t* x, float* y, int64_t n) { AxpyF16(alpha, x, y, n); }
+void ConvertF32ToF16T(const float* x, uint16_t* out, int64_t n) { ConvertF32ToF16(x, out, n); }
+void RmsNormT(const float* x, const float* w, float eps, int64_t n, float* out) {
+  RmsNorm(x, w, eps, n, out);
+}
+void SwiGluT(const float* gate, const float* up, int64_t n, float* out) {
+  SwiGlu(gate, up, n, out);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dormouse
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace dormouse {
+
+HWY_EXPORT(ChosenTarget);
+HWY_EXPORT(PrepareActivationsT);
+HWY_EXPORT(MatMulRowsT);
+HWY_EXPORT(DotF32T);
+HWY_EXPORT(DotF32F16T);
+HWY_EXPORT(AxpyF32T);
+HWY_EXPORT(AxpyF16T);
+HWY_EXPORT(ConvertF32ToF16T);
+HWY_EXPORT(RmsNormT);
+HWY_EXPORT(SwiGluT);
+
+size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
+  switch (wtype) {
+    case GgmlType::kF32:
+      return static_cast<size_t>(n) * sizeof(float);
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+      return static_cast<size_t>(n) * sizeof(uint16_t);
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+      return PreparedQ8_0::Bytes(n);
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
+      return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
+  }
+  return 0;
+}
+
+void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
+  HWY_DYNAMIC_DISPATCH(PrepareActivationsT)(wtype, x, n, out);
+}
+
+void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int64_t row_end,
+                const void* act, int64_t n_tokens, float* out, int64_t out_stride) {
+  if (row_begin >= row_end || n_tokens <= 0) return;
+  HWY_DYNAMIC_DISPATCH(MatMulRowsT)
+  (wtype, w, n, row_begin, row_end, act, n_tokens, out, out_stride);
+}
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(DotF32T)(a, b, n);
+}
+float DotF32F16(const float* a, const uint16_t* b_f16, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(DotF32F16T)(a, b_f16, n);
+}
+void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AxpyF32T)(alpha, x, y, n);
+}
+void AxpyF16(float alpha, const uint16_t* x_f16, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AxpyF16T)(alpha, x_f16, y, n);
+}
+void ConvertF32ToF16(const float* x, uint16_t* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(ConvertF32ToF16T)(x, out, n);
+}
+void RmsNorm(const float* x, const float* w, float eps, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(RmsNormT)(x, w, eps, n, out);
+}
+void SwiGlu(const float* gate, const float* up, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(SwiGluT)(gate, up, n, out);
+}
+
+const char* KernelTargetName() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(ChosenTarget)()); }
+
+std::vector<int64_t> CompiledKernelTargets() {
+  std::vector<int64_t> out;
+  for (int64_t t = hwy::SupportedTargets() & HWY_TARGETS; t != 0; t &= t - 1) {
+    out.push_back(t & ~(t - 1));
+  }
+  return out;
+}
+
+}  // namespace dormouse
+#endif  // HWY_ONCE

@@ -1,0 +1,49 @@
+// Shared by the scalar reference (kernels_reference.cc), the SIMD kernels (kernels*.cc) and
+// their tests: the layout of prepared activation rows, and the list of compiled targets.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "engine/ggml_types.h"
+
+namespace dormouse {
+
+// Prepared activations, one row per token (PreparedRowBytes apart):
+//   F32 weights:  n floats.   F16 / BF16 weights: n f16 / bf16 values (as llama.cpp's
+//                 vec_dot_type: the activations are rounded to the weight's float type).
+//   Q4_K / Q6_K:  n / 256 BlockQ8_K (llama.cpp's quantize_row_q8_K).
+//   Q8_0 / Q4_0:  Q8_0 numerics (llama.cpp's quantize_row_q8_0) stored as arrays so SIMD code
+//                 loads them whole:  int8 qs[n] | float d[n/32] (the f16-rounded scale) |
+//                 int32 corr[n/32] = -offset * sum(qs of the block), where offset (128 for
+//                 Q8_0, 8 for Q4_0) is what the VNNI kernels add to weights to make them
+//                 unsigned. The reference ignores corr.
+struct PreparedQ8_0 {
+  const int8_t* qs;
+  const float* d;
+  const int32_t* corr;
+
+  static PreparedQ8_0 At(const void* row, int64_t n) {
+    const auto* p = static_cast<const uint8_t*>(row);
+    return {reinterpret_cast<const int8_t*>(p), reinterpret_cast<const float*>(p + n),
+            reinterpret_cast<const int32_t*>(p + n + 4 * (n / 32))};
+  }
+  static size_t Bytes(int64_t n) { return static_cast<size_t>(n + 8 * (n / 32)); }
+  // Weight offset folded into corr for weights of type t.
+  static int32_t Offset(GgmlType t) { return t == GgmlType::kQ8_0 ? 128 : 8; }
+};
+
+// Unaligned scalar loads for the prepared arrays (rows are packed at arbitrary offsets).
+template <typename T>
+inline T LoadUnaligned(const T* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+// Highway targets compiled into kernels.cc that this CPU supports, best first; tests call
+// hwy::SetSupportedTargetsForTest(t) with each to run every variant.
+std::vector<int64_t> CompiledKernelTargets();
+
+}  // namespace dormouse

@@ -1,0 +1,76 @@
+// A loaded model: its hyper-parameters and its weights, used in place from the GGUF
+// mapping. Small vectors (norms, biases) are copied to F32 once at load.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/gguf.h"
+#include "engine/model_config.h"
+
+namespace dormouse {
+
+// A 2-D weight matrix in GGUF order: `rows` rows of `cols` contiguous elements.
+struct Weight {
+  const uint8_t* data = nullptr;
+  GgmlType type = GgmlType::kF32;
+  int64_t cols = 0;  // input features (ggml ne[0])
+  int64_t rows = 0;  // output features (ggml ne[1])
+  size_t row_bytes = 0;
+  const uint8_t* Row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // (n_embd)
+  Weight wq;                     // (n_embd, q_dim)
+  Weight wk;                     // (n_embd, kv_dim)
+  Weight wv;                     // (n_embd, kv_dim)
+  Weight wo;                     // (q_dim, n_embd)
+  std::vector<float> bq, bk, bv;  // (q_dim), (kv_dim), (kv_dim): qwen2 only
+  std::vector<float> q_norm;      // (head_dim): qwen3 only
+  std::vector<float> k_norm;      // (head_dim): qwen3 only
+  std::vector<float> ffn_norm;    // (n_embd)
+  Weight w_gate;                  // (n_embd, n_ff)
+  Weight w_up;                    // (n_embd, n_ff)
+  Weight w_down;                  // (n_ff, n_embd)
+};
+
+class Model {
+ public:
+  // Maps `path`, reads the config and binds every tensor, checking shapes and types.
+  static StatusOr<Model> LoadOrError(const std::string& path);
+  static StatusOr<Model> FromGguf(GgufFile gguf);
+
+  const ModelConfig& config() const { return config_; }
+  const GgufFile& gguf() const { return gguf_; }
+  const Weight& token_embd() const { return token_embd_; }  // (n_embd, n_vocab)
+  const Weight& output() const { return output_; }  // (n_embd, n_vocab), maybe token_embd
+  bool tied_output() const { return tied_output_; }
+  const std::vector<float>& output_norm() const { return output_norm_; }  // (n_embd)
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  // Per-frequency divisors for RoPE (rope_dim / 2), all 1 unless the file has
+  // rope_freqs.weight (Llama 3.1+ long-context scaling).
+  const std::vector<float>& rope_freq_factors() const { return rope_freq_factors_; }
+  // Bytes of tensor data in the file.
+  uint64_t weight_bytes() const { return weight_bytes_; }
+
+  Model(Model&&) = default;
+  Model& operator=(Model&&) = default;
+
+ private:
+  Model() = default;
+  Status BindTensors();
+  GgufFile gguf_;
+  ModelConfig config_;
+  Weight token_embd_;
+  Weight output_;
+  bool tied_output_ = false;
+  std::vector<float> output_norm_;
+  std::vector<LayerWeights> layers_;
+  std::vector<float> rope_freq_factors_;
+  uint64_t weight_bytes_ = 0;
+};
+
+}  // namespace dormouse

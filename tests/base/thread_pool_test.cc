@@ -1,0 +1,181 @@
+#include "base/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+namespace dormouse {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+TEST(ThreadPoolTest, SizeCountsCallerAndClampsToOne) {
+  EXPECT_EQ(ThreadPool(0).size(), 1);
+  EXPECT_EQ(ThreadPool(-3).size(), 1);
+  EXPECT_EQ(ThreadPool(1).size(), 1);
+  EXPECT_EQ(ThreadPool(4).size(), 4);
+}
+
+TEST(ThreadPoolTest, EveryThreadRunsOnceAndItsWritesAreVisible) {
+  for (int n_threads : {2, 3, 4, 8}) {
+    ThreadPool pool(n_threads);
+    // Plain (non-atomic) writes: Run's release/acquire must make them visible.
+    std::vector<int> seen(n_threads, 0);
+    std::vector<int> seen_n(n_threads, 0);
+    pool.Run([&](int i, int n) {
+      seen[i] += 1;
+      seen_n[i] = n;
+    });
+    for (int i = 0; i < n_threads; ++i) {
+      EXPECT_EQ(seen[i], 1) << "thread " << i << " of " << n_threads;
+      EXPECT_EQ(seen_n[i], n_threads);
+    }
+  }
+}
+
+TEST(ThreadPoolTest, CallerIsIndexZero) {
+  ThreadPool pool(3);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::vector<std::thread::id> ids(3);
+  pool.Run([&](int i, int) { ids[i] = std::this_thread::get_id(); });
+  EXPECT_EQ(ids[0], caller);
+  EXPECT_NE(ids[1], caller);
+  EXPECT_NE(ids[2], caller);
+  EXPECT_NE(ids[1], ids[2]);
+}
+
+TEST(ThreadPoolTest, OneThreadRunsInline) {
+  ThreadPool pool(1);
+  const std::thread::id caller = std::this_thread::get_id();
+  int calls = 0;
+  pool.Run([&](int i, int n) {
+    EXPECT_EQ(i, 0);
+    EXPECT_EQ(n, 1);
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    ++calls;
+  });
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
+  constexpr int kRuns = 100000;
+  constexpr int64_t kItems = 37;
+  ThreadPool pool(2);
+  std::vector<int64_t> data(kItems, 0);
+  const Clock::time_point start = Clock::now();
+  for (int run = 0; run < kRuns; ++run) {
+    // Each Run reads what the previous Run's other thread wrote (shares swap owners),
+    // so a missing happens-before between Runs shows up as a wrong count.
+    const int shift = run & 1;
+    pool.Run([&](int i, int n) {
+      auto [begin, end] = ThreadPool::Share(kItems, (i + shift) % n, n);
+      for (int64_t k = begin; k < end; ++k) data[k] += 1;
+    });
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (int64_t k = 0; k < kItems; ++k) ASSERT_EQ(data[k], kRuns) << "item " << k;
+  // Generous: ~1 µs/run when hot; even a loaded 2-core CI box stays far below 100 µs.
+  EXPECT_LT(seconds, 10.0);
+}
+
+TEST(ThreadPoolTest, MeasureEmptyRunLatency) {
+  ThreadPool pool(2);
+  for (int i = 0; i < 10000; ++i) pool.Run([](int, int) {});  // warm up
+  constexpr int kRuns = 200000;
+  const Clock::time_point start = Clock::now();
+  for (int i = 0; i < kRuns; ++i) pool.Run([](int, int) {});
+  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+  std::printf("[ measure  ] empty Run with 2 threads: %.0f ns\n", ns / kRuns);
+}
+
+TEST(ThreadPoolTest, ShareCoversRangeExactlyOnceOnGranuleBoundaries) {
+  for (int64_t n : {0, 1, 2, 3, 5, 7, 16, 31, 64, 100, 1000, 4097}) {
+    for (int n_threads : {1, 2, 3, 4, 7, 16}) {
+      for (int64_t granule : {1, 2, 4, 8, 32, 256}) {
+        int64_t expected_begin = 0;
+        for (int i = 0; i < n_threads; ++i) {
+          auto [begin, end] = ThreadPool::Share(n, i, n_threads, granule);
+          SCOPED_TRACE(testing::Message() << "n=" << n << " threads=" << n_threads
+                                          << " granule=" << granule << " i=" << i);
+          ASSERT_EQ(begin, expected_begin);  // contiguous, no gap, no overlap
+          ASSERT_LE(begin, end);
+          // Boundaries sit on granules, except at n (the remainder, or empty shares).
+          ASSERT_TRUE(begin % granule == 0 || begin == n);
+          ASSERT_TRUE(end % granule == 0 || end == n);
+          expected_begin = end;
+        }
+        ASSERT_EQ(expected_begin, n);  // the last share ends at n
+      }
+    }
+  }
+}
+
+TEST(ThreadPoolTest, ShareIsBalanced) {
+  // 10 granules over 3 threads: 4, 3, 3 granules, the last taking the partial one.
+  EXPECT_EQ(ThreadPool::Share(10 * 8 - 3, 0, 3, 8), std::make_pair(int64_t{0}, int64_t{32}));
+  EXPECT_EQ(ThreadPool::Share(10 * 8 - 3, 1, 3, 8), std::make_pair(int64_t{32}, int64_t{56}));
+  EXPECT_EQ(ThreadPool::Share(10 * 8 - 3, 2, 3, 8), std::make_pair(int64_t{56}, int64_t{77}));
+  // Fewer items than threads: some shares are empty, all items still covered.
+  EXPECT_EQ(ThreadPool::Share(1, 0, 4), std::make_pair(int64_t{0}, int64_t{1}));
+  EXPECT_EQ(ThreadPool::Share(1, 3, 4), std::make_pair(int64_t{1}, int64_t{1}));
+  EXPECT_EQ(ThreadPool::Share(-5, 0, 2), std::make_pair(int64_t{0}, int64_t{0}));
+}
+
+TEST(ThreadPoolTest, JobAfterLongIdleStillRuns) {
+  ThreadPool pool(4);
+  std::atomic<int> calls{0};
+  pool.Run([&](int, int) { calls.fetch_add(1); });
+  // Long past the spin budget: every worker is blocked now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int round = 0; round < 3; ++round) {
+    pool.Run([&](int, int) { calls.fetch_add(1); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(calls.load(), 16);
+}
+
+TEST(ThreadPoolTest, IdleWorkersUseNoCpu) {
+  ThreadPool pool(2);
+  pool.Run([](int, int) {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the worker block
+  const std::clock_t cpu_before = std::clock();                // whole-process CPU time
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double cpu_ms = 1000.0 * (std::clock() - cpu_before) / CLOCKS_PER_SEC;
+  EXPECT_LT(cpu_ms, 20.0) << "a blocked worker should not spin";
+}
+
+TEST(ThreadPoolTest, DestructorJoinsBlockedWorkersPromptly) {
+  auto pool = std::make_unique<ThreadPool>(8);
+  pool->Run([](int, int) {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // workers asleep
+  const Clock::time_point start = Clock::now();
+  pool.reset();
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+}
+
+TEST(ThreadPoolTest, DestructorWithoutAnyRun) {
+  const Clock::time_point start = Clock::now();
+  { ThreadPool pool(4); }
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+}
+
+TEST(ThreadPoolTest, RunsInterleavedWithSleepsMixHotAndColdWorkers) {
+  // Alternates runs that find workers spinning with runs that find them blocked, to
+  // exercise the spin -> sleep handoff (a lost wakeup would hang here).
+  ThreadPool pool(3);
+  std::vector<int64_t> sums(3, 0);
+  for (int round = 0; round < 200; ++round) {
+    pool.Run([&](int i, int) { sums[i] += round; });
+    if (round % 10 == 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(round * 10));
+    }
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(sums[i], 199 * 200 / 2);
+}
+
+}  // namespace
+}  // namespace dormouse

@@ -1,0 +1,120 @@
+// Drives the `dormouse` binary the way users and other tools do.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kShared = DM_SHARED_DIR;
+const std::string kStories = (kShared / "models" / "stories260K.gguf").string();
+
+struct Result {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+
+Result RunCli(const std::string& args) {
+  std::string cmd = std::string(DM_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+TEST(CliTest, RunGreedyStoriesMatchesReferenceText) {
+  Result r = RunCli("run " + kStories + " -p 'Once upon a time' -n 32 --temp 0 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out,
+            "Once upon a time, there was a little girl named Lily. She loved to play outside "
+            "in the park. One day, she saw\n");
+}
+
+TEST(CliTest, RunSameSeedSameText) {
+  std::string args = "run " + kStories + " -p 'Once upon a time' -n 24 --temp 1 --seed 7 -t 2";
+  Result a = RunCli(args), b = RunCli(args);
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST(CliTest, TokenizeVocabOnlyFile) {
+  fs::path vocab = kShared / "vocab" / "ggml-vocab-gpt-2.gguf";
+  Result r = RunCli("tokenize " + vocab.string() + " --text 'Hello world' --no-bos");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "15496 995\n");
+}
+
+TEST(CliTest, TokenizeAddsBosWhenModelAsks) {
+  Result r = RunCli("tokenize " + kStories + " --text 'Once upon a time'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "1 403 407 261 378\n");
+}
+
+TEST(CliTest, LogitsWritesReferenceSchema) {
+  fs::path out = fs::temp_directory_path() / "dormouse_cli_logits.json";
+  fs::path prompt = kShared / "reference" / "prompts" / "p1-story.txt";
+  Result r = RunCli("logits " + kStories + " --prompt-file " + prompt.string() + " -n 8 -o " +
+                    out.string() + " -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::ifstream in(out);
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["tokens"], nlohmann::json({1, 403, 407, 261, 378}));
+  EXPECT_EQ(j["n_vocab"], 512);
+  EXPECT_EQ(j["top_logits"].size(), 5u);
+  EXPECT_EQ(j["top_logits"][0].size(), 10u);
+  EXPECT_EQ(j["last_logits"].size(), 512u);
+  EXPECT_EQ(j["greedy_tokens"].size(), 8u);
+  EXPECT_EQ(j["greedy_gaps"].size(), 8u);
+  EXPECT_EQ(j["greedy_text"], ", there was a little girl");  // the reference's first 8 tokens
+  fs::remove(out);
+}
+
+TEST(CliTest, BenchPrintsThroughput) {
+  Result r = RunCli("bench " + kStories + " -p 16 -n 8 -r 1 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["pp_tps"].get<double>(), 0);
+  EXPECT_GT(j["tg_tps"].get<double>(), 0);
+}
+
+TEST(CliTest, InfoDescribesModel) {
+  Result r = RunCli("info " + kStories);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("architecture:  llama"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("n_embd 64, n_layer 5, n_head 8, n_head_kv 4"), std::string::npos);
+}
+
+TEST(CliTest, BadInputsFailCleanly) {
+  fs::path junk = fs::temp_directory_path() / "dormouse_cli_junk.gguf";
+  std::ofstream(junk) << "this is not a model";
+  struct Case {
+    std::string args, expect;
+  } cases[] = {
+      {"run /nonexistent.gguf -p hi", "/nonexistent.gguf: cannot open"},
+      {"run " + junk.string() + " -p hi", junk.string()},
+      {"info " + (kShared / "vocab" / "ggml-vocab-gpt-2.gguf").string(), "no tensors"},
+      {"run " + kStories + " -p hi --top-p 7", "top_p"},
+      {"logits " + kStories + " --prompt-file /nonexistent.txt", "/nonexistent.txt"},
+  };
+  for (const Case& c : cases) {
+    Result r = RunCli(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
+  }
+  fs::remove(junk);
+}
+
+}  // namespace
