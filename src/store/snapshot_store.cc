@@ -1,0 +1,164 @@
+#include "store/snapshot_store.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+namespace dormouse {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kExtension = ".dmkv";
+
+double ToUnixSeconds(fs::file_time_type t) {
+  auto sys = std::chrono::file_clock::to_sys(t);
+  return std::chrono::duration<double>(sys.time_since_epoch()).count();
+}
+
+// Temporaries are named ".<final name>.tmp-<pid>-<random>" (AtomicFileSink).
+bool IsAbandonedTemporary(const std::string& name) {
+  size_t at = name.rfind(".tmp-");
+  if (name.empty() || name[0] != '.' || at == std::string::npos) return false;
+  long pid = std::strtol(name.c_str() + at + 5, nullptr, 10);
+  return pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<SnapshotStore>> SnapshotStore::OpenOrError(const std::string& dir,
+                                                                    uint64_t budget_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Errorf("{}: cannot create snapshot directory: {}", dir, ec.message());
+  std::unique_ptr<SnapshotStore> s(new SnapshotStore(dir, budget_bytes));
+  s->RemoveAbandonedTemporaries();
+  return s;
+}
+
+Status SnapshotStore::CheckKey(const std::string& key) {
+  if (key.empty() || key.size() > 64)
+    return Status::Errorf("snapshot key '{}' has a bad length", key);
+  for (char c : key) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
+      return Status::Errorf("snapshot key '{}' may hold only letters, digits, '_' and '-'", key);
+    }
+  }
+  return Status::Ok();
+}
+
+std::string SnapshotStore::PathFor(const std::string& key) const {
+  return (fs::path(dir_) / (key + kExtension)).string();
+}
+
+StatusOr<SnapshotSaveResult> SnapshotStore::Save(
+    const std::string& key, const ModelFingerprint& fingerprint, const InferenceContext& ctx,
+    std::span<const int32_t> tokens, std::string_view extra, const SnapshotWriteOptions& options) {
+  DM_RETURN_IF_ERROR(CheckKey(key));
+  auto t0 = std::chrono::steady_clock::now();
+  const std::string path = PathFor(key);
+  DM_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileSink> sink, AtomicFileSink::CreateOrError(path));
+  DM_RETURN_IF_ERROR(WriteSnapshot(fingerprint, ctx, tokens, extra, options, *sink));
+  DM_RETURN_IF_ERROR(sink->Commit());
+  SnapshotSaveResult r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.info.key = key;
+  r.info.path = path;
+  r.info.bytes = sink->bytes_written();
+  r.info.last_used = ToUnixSeconds(fs::file_time_type::clock::now());
+  r.evicted = EnforceBudget(key);
+  return r;
+}
+
+StatusOr<SnapshotHeader> SnapshotStore::Restore(const std::string& key,
+                                                const ModelFingerprint& expected,
+                                                InferenceContext& ctx) {
+  ctx.Truncate(0);
+  DM_RETURN_IF_ERROR(CheckKey(key));
+  const std::string path = PathFor(key);
+  DM_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> src, FileSource::OpenOrError(path));
+  StatusOr<SnapshotHeader> h = RestoreSnapshot(*src, expected, ctx);
+  if (!h.ok()) return h.status().WithContext(path);
+  std::error_code ec;
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // LRU: used now
+  return h;
+}
+
+StatusOr<SnapshotHeader> SnapshotStore::ReadHeader(const std::string& key) const {
+  DM_RETURN_IF_ERROR(CheckKey(key));
+  const std::string path = PathFor(key);
+  DM_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> src, FileSource::OpenOrError(path));
+  StatusOr<SnapshotHeader> h = ReadSnapshotHeader(*src);
+  if (!h.ok()) return h.status().WithContext(path);
+  return h;
+}
+
+bool SnapshotStore::Exists(const std::string& key) const {
+  std::error_code ec;
+  return CheckKey(key).ok() && fs::is_regular_file(PathFor(key), ec);
+}
+
+Status SnapshotStore::Remove(const std::string& key) {
+  DM_RETURN_IF_ERROR(CheckKey(key));
+  std::error_code ec;
+  fs::remove(PathFor(key), ec);
+  if (ec) return Status::Errorf("{}: cannot remove: {}", PathFor(key), ec.message());
+  return Status::Ok();
+}
+
+std::vector<SnapshotInfo> SnapshotStore::List() const {
+  std::vector<SnapshotInfo> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != kExtension || name[0] == '.') continue;
+    SnapshotInfo i;
+    i.key = e.path().stem().string();
+    i.path = e.path().string();
+    std::error_code ec2;
+    i.bytes = e.file_size(ec2);
+    i.last_used = ToUnixSeconds(e.last_write_time(ec2));
+    if (!ec2) out.push_back(std::move(i));
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {
+    return a.last_used > b.last_used || (a.last_used == b.last_used && a.key < b.key);
+  });
+  return out;
+}
+
+uint64_t SnapshotStore::TotalBytes() const {
+  uint64_t total = 0;
+  for (const SnapshotInfo& i : List()) total += i.bytes;
+  return total;
+}
+
+std::vector<std::string> SnapshotStore::EnforceBudget(const std::string& keep) {
+  std::vector<std::string> evicted;
+  if (budget_bytes_ == 0) return evicted;
+  std::vector<SnapshotInfo> all = List();
+  uint64_t total = 0;
+  for (const SnapshotInfo& i : all) total += i.bytes;
+  for (auto it = all.rbegin(); it != all.rend() && total > budget_bytes_; ++it) {
+    if (it->key == keep) continue;
+    std::error_code ec;
+    if (fs::remove(it->path, ec)) {
+      total -= it->bytes;
+      evicted.push_back(it->key);
+    }
+  }
+  return evicted;
+}
+
+void SnapshotStore::RemoveAbandonedTemporaries() {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    if (IsAbandonedTemporary(e.path().filename().string())) {
+      std::error_code ec2;
+      fs::remove(e.path(), ec2);
+    }
+  }
+}
+
+}  // namespace dormouse

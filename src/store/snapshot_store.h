@@ -1,0 +1,64 @@
+// A directory of KV snapshots, one file per key (a session id): `<dir>/<key>.dmkv`.
+// Writes are atomic (store/byte_io.h). A disk budget bounds the directory: after each
+// save the least recently used snapshots are deleted until the total fits, never the
+// one just written. "Used" means saved or restored; the file's mtime records it, so the
+// order survives restarts. Transcripts live elsewhere and are never touched here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "store/snapshot.h"
+
+namespace dormouse {
+
+struct SnapshotInfo {
+  std::string key;
+  std::string path;
+  uint64_t bytes = 0;
+  double last_used = 0;  // unix seconds
+};
+
+struct SnapshotSaveResult {
+  SnapshotInfo info;
+  double seconds = 0;                // write + fsync + rename
+  std::vector<std::string> evicted;  // keys deleted to stay within the budget
+};
+
+class SnapshotStore {
+ public:
+  // Creates `dir` if needed and removes temporaries left by dead writers.
+  // budget_bytes 0 means unlimited.
+  static StatusOr<std::unique_ptr<SnapshotStore>> OpenOrError(const std::string& dir,
+                                                              uint64_t budget_bytes);
+
+  // Keys are session ids: 1-64 characters of [A-Za-z0-9_-].
+  static Status CheckKey(const std::string& key);
+  std::string PathFor(const std::string& key) const;
+
+  StatusOr<SnapshotSaveResult> Save(const std::string& key, const ModelFingerprint& fingerprint,
+                                    const InferenceContext& ctx, std::span<const int32_t> tokens,
+                                    std::string_view extra, const SnapshotWriteOptions& options);
+  // Restores into ctx (see RestoreSnapshot); marks the snapshot used.
+  StatusOr<SnapshotHeader> Restore(const std::string& key, const ModelFingerprint& expected,
+                                   InferenceContext& ctx);
+  StatusOr<SnapshotHeader> ReadHeader(const std::string& key) const;
+  bool Exists(const std::string& key) const;
+  Status Remove(const std::string& key);
+  std::vector<SnapshotInfo> List() const;  // most recently used first
+  uint64_t TotalBytes() const;
+  uint64_t budget_bytes() const { return budget_bytes_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  SnapshotStore(std::string dir, uint64_t budget) : dir_(std::move(dir)), budget_bytes_(budget) {}
+  std::vector<std::string> EnforceBudget(const std::string& keep);
+  void RemoveAbandonedTemporaries();
+  std::string dir_;
+  uint64_t budget_bytes_;
+};
+
+}  // namespace dormouse

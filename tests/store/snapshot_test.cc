@@ -1,0 +1,284 @@
+// The KV snapshot format and store: exact round trips, only used rows stored, every
+// corruption refused with a reason (and the context left empty), atomic replacement
+// that survives SIGKILL mid-write, and the LRU disk budget.
+#include "store/snapshot.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "engine/model.h"
+#include "store/snapshot_store.h"
+
+namespace dormouse {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kShared = DM_SHARED_DIR;
+
+class SnapshotTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    StatusOr<Model> m = Model::LoadOrError((kShared / "models" / "stories260K.gguf").string());
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    model_ = new Model(std::move(m).value());
+    fingerprint_ = new ModelFingerprint(ModelFingerprint::OfModel(*model_));
+    fingerprint_->content_hash = HashFileContent(model_->gguf());
+  }
+  static void TearDownTestSuite() {
+    delete fingerprint_;
+    delete model_;
+  }
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dm_snap_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<InferenceContext> NewContext(int64_t n_ctx = 256, KvType t = KvType::kF16) {
+    ContextParams p;
+    p.n_ctx = n_ctx;
+    p.kv_type = t;
+    StatusOr<InferenceContext> c = InferenceContext::CreateOrError(*model_, p, &pool_);
+    EXPECT_TRUE(c.ok()) << c.status().message();
+    return std::make_unique<InferenceContext>(std::move(c).value());
+  }
+  // Fills rows [0, n) with random bytes (as if n tokens had been evaluated).
+  std::vector<int32_t> Fill(InferenceContext& ctx, int64_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    for (int64_t l = 0; l < ctx.kv().n_layer(); ++l) {
+      for (auto span : {ctx.kv().MutableKRows(l, n), ctx.kv().MutableVRows(l, n)}) {
+        for (uint8_t& b : span) b = static_cast<uint8_t>(rng() & 0x3F);  // finite f16s
+      }
+    }
+    EXPECT_TRUE(ctx.AdoptRestoredRows(n).ok());
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % ctx.n_vocab());
+    return tokens;
+  }
+  static bool SameRows(const InferenceContext& a, const InferenceContext& b, int64_t n) {
+    for (int64_t l = 0; l < a.kv().n_layer(); ++l) {
+      auto ka = a.kv().KRows(l, n), kb = b.kv().KRows(l, n);
+      auto va = a.kv().VRows(l, n), vb = b.kv().VRows(l, n);
+      if (!std::equal(ka.begin(), ka.end(), kb.begin()) ||
+          !std::equal(va.begin(), va.end(), vb.begin())) {
+        return false;
+      }
+    }
+    return true;
+  }
+  std::vector<uint8_t> Snapshot(const InferenceContext& ctx, const std::vector<int32_t>& tokens,
+                                bool compress = false) {
+    MemorySink sink;
+    SnapshotWriteOptions o;
+    o.compress = compress;
+    EXPECT_TRUE(WriteSnapshot(*fingerprint_, ctx, tokens, "extra!", o, sink).ok());
+    return sink.Take();
+  }
+  StatusOr<SnapshotHeader> Restore(const std::vector<uint8_t>& bytes, InferenceContext& ctx) {
+    MemorySource src(bytes.data(), bytes.size());
+    return RestoreSnapshot(src, *fingerprint_, ctx);
+  }
+
+  static Model* model_;
+  static ModelFingerprint* fingerprint_;
+  ThreadPool pool_{1};
+  fs::path dir_;
+};
+Model* SnapshotTest::model_ = nullptr;
+ModelFingerprint* SnapshotTest::fingerprint_ = nullptr;
+
+TEST_F(SnapshotTest, RoundTripIsBitExactAndStoresOnlyUsedRows) {
+  for (bool compress : {false, true}) {
+    auto a = NewContext();
+    std::vector<int32_t> tokens = Fill(*a, 100, 1);
+    std::vector<uint8_t> bytes = Snapshot(*a, tokens, compress);
+    const uint64_t rows = 2ull * a->kv().n_layer() * 100 * a->kv().row_bytes();
+    if (!compress) {
+      EXPECT_GT(bytes.size(), rows);
+      EXPECT_LT(bytes.size(), rows + 1024 + 4 * tokens.size());  // not the 256-row context
+      MeasureSink measure;
+      ASSERT_TRUE(WriteSnapshot(*fingerprint_, *a, tokens, "extra!", {}, measure).ok());
+      EXPECT_EQ(measure.bytes_written(), bytes.size());
+    } else {
+      EXPECT_LT(bytes.size(), rows);  // 6-bit random bytes compress
+    }
+    auto b = NewContext();
+    StatusOr<SnapshotHeader> h = Restore(bytes, *b);
+    ASSERT_TRUE(h.ok()) << h.status().message();
+    EXPECT_EQ(h->tokens, tokens);
+    EXPECT_EQ(h->extra, "extra!");
+    EXPECT_EQ(b->n_past(), 100);
+    EXPECT_TRUE(SameRows(*a, *b, 100));
+  }
+}
+
+TEST_F(SnapshotTest, RestoresIntoAnotherContextSizeThatHoldsIt) {
+  auto a = NewContext(256);
+  std::vector<int32_t> tokens = Fill(*a, 60, 2);
+  std::vector<uint8_t> bytes = Snapshot(*a, tokens);
+  auto bigger = NewContext(512);
+  ASSERT_TRUE(Restore(bytes, *bigger).ok());
+  EXPECT_TRUE(SameRows(*a, *bigger, 60));
+  auto smaller = NewContext(32);
+  StatusOr<SnapshotHeader> h = Restore(bytes, *smaller);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("holds 60 tokens; the context holds only 32"),
+            std::string::npos);
+  EXPECT_EQ(smaller->n_past(), 0);
+}
+
+TEST_F(SnapshotTest, EveryCorruptionIsRefusedAndLeavesTheContextEmpty) {
+  auto a = NewContext();
+  std::vector<int32_t> tokens = Fill(*a, 40, 3);
+  const std::vector<uint8_t> good = Snapshot(*a, tokens);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 300; ++i) {  // one flipped byte anywhere
+    std::vector<uint8_t> bad = good;
+    bad[rng() % bad.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+    auto b = NewContext();
+    Fill(*b, 10, 4);  // whatever was there before must not survive a failed restore
+    StatusOr<SnapshotHeader> h = Restore(bad, *b);
+    ASSERT_FALSE(h.ok()) << "flip " << i;
+    EXPECT_EQ(b->n_past(), 0);
+  }
+  for (size_t cut = 0; cut < good.size(); cut += 1 + cut / 8) {  // truncated
+    std::vector<uint8_t> part(good.begin(), good.begin() + static_cast<int64_t>(cut));
+    auto b = NewContext();
+    StatusOr<SnapshotHeader> h = Restore(part, *b);
+    ASSERT_FALSE(h.ok()) << "cut " << cut;
+    EXPECT_EQ(b->n_past(), 0);
+  }
+  std::vector<uint8_t> extra = good;  // trailing garbage
+  extra.push_back(0);
+  auto b = NewContext();
+  EXPECT_FALSE(Restore(extra, *b).ok());
+}
+
+TEST_F(SnapshotTest, NamedReasonsForWrongVersionModelAndKvType) {
+  auto a = NewContext();
+  std::vector<int32_t> tokens = Fill(*a, 20, 5);
+  std::vector<uint8_t> bytes = Snapshot(*a, tokens);
+  std::vector<uint8_t> v2 = bytes;
+  v2[8] = 2;
+  auto b = NewContext();
+  EXPECT_NE(Restore(v2, *b).status().message().find("unsupported snapshot version 2"),
+            std::string::npos);
+  std::vector<uint8_t> junk(100, 'x');
+  EXPECT_NE(Restore(junk, *b).status().message().find("not a dormouse KV snapshot"),
+            std::string::npos);
+
+  ModelFingerprint other = *fingerprint_;
+  other.content_hash.lo ^= 1;  // same shapes, other weights
+  MemorySink sink;
+  ASSERT_TRUE(WriteSnapshot(other, *a, tokens, "", {}, sink).ok());
+  MemorySource src(sink.bytes().data(), sink.bytes().size());
+  StatusOr<SnapshotHeader> h = RestoreSnapshot(src, *fingerprint_, *b);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("other weights of the same shape"), std::string::npos);
+  other = *fingerprint_;
+  other.n_layer = 9;
+  MemorySink sink2;
+  ASSERT_TRUE(WriteSnapshot(other, *a, tokens, "", {}, sink2).ok());
+  MemorySource src2(sink2.bytes().data(), sink2.bytes().size());
+  h = RestoreSnapshot(src2, *fingerprint_, *b);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("made by another model"), std::string::npos);
+
+  auto f32 = NewContext(256, KvType::kF32);
+  h = Restore(bytes, *f32);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("holds a f16 KV cache; this context uses f32"),
+            std::string::npos);
+}
+
+TEST_F(SnapshotTest, StoreSavesAtomicallyListsAndEvictsLeastRecentlyUsed) {
+  auto a = NewContext();
+  std::vector<int32_t> tokens = Fill(*a, 50, 6);
+  auto size_of = [&] { return Snapshot(*a, tokens).size(); };
+  const uint64_t one = size_of();
+  auto store = SnapshotStore::OpenOrError(dir_.string(), 3 * one + one / 2).value();
+  EXPECT_FALSE(SnapshotStore::CheckKey("../evil").ok());
+  EXPECT_FALSE(store->Save("../evil", *fingerprint_, *a, tokens, "", {}).ok());
+  for (const char* key : {"a", "b", "c"}) {
+    auto r = store->Save(key, *fingerprint_, *a, tokens, "", {});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(r->evicted.empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto b = NewContext();
+  ASSERT_TRUE(store->Restore("a", *fingerprint_, *b).ok());  // a is now the most recent
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto r = store->Save("d", *fingerprint_, *a, tokens, "", {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->evicted, std::vector<std::string>{"b"});
+  std::vector<std::string> keys;
+  for (const SnapshotInfo& i : store->List()) keys.push_back(i.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"d", "a", "c"}));
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().extension(), ".dmkv") << "stray file " << e.path();
+  }
+  ASSERT_TRUE(store->Remove("d").ok());
+  EXPECT_FALSE(store->Exists("d"));
+  auto missing = store->Restore("d", *fingerprint_, *b);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("cannot open"), std::string::npos);
+}
+
+// A child process rewrites the snapshot in a loop, alternating two contents; we kill it
+// with SIGKILL at random moments. Afterwards the snapshot must restore to one of the two
+// contents exactly, every time, and the dead writer's temporary must be cleaned up.
+TEST_F(SnapshotTest, SigkillMidWriteLeavesOldOrNewSnapshot) {
+  auto a = NewContext(1024);
+  std::vector<int32_t> tokens_a = Fill(*a, 900, 8);
+  auto b = NewContext(1024);
+  std::vector<int32_t> tokens_b = Fill(*b, 700, 9);
+  {
+    auto store = SnapshotStore::OpenOrError(dir_.string(), 0).value();
+    ASSERT_TRUE(store->Save("k", *fingerprint_, *a, tokens_a, "A", {}).ok());
+  }
+  std::mt19937 rng(10);
+  int saw_a = 0, saw_b = 0;
+  for (int round = 0; round < 40; ++round) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto store = SnapshotStore::OpenOrError(dir_.string(), 0);
+      for (int i = 0;; ++i) {
+        bool use_a = (i + round) % 2 == 0;
+        (void)(*store)->Save("k", *fingerprint_, use_a ? *a : *b, use_a ? tokens_a : tokens_b,
+                             use_a ? "A" : "B", {});
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 20000));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    auto store = SnapshotStore::OpenOrError(dir_.string(), 0).value();  // cleans temporaries
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      EXPECT_EQ(e.path().filename(), "k.dmkv") << "round " << round;
+    }
+    auto c = NewContext(1024);
+    StatusOr<SnapshotHeader> h = store->Restore("k", *fingerprint_, *c);
+    ASSERT_TRUE(h.ok()) << "round " << round << ": " << h.status().message();
+    if (h->extra == "A") {
+      ++saw_a;
+      EXPECT_EQ(h->tokens, tokens_a);
+      EXPECT_TRUE(SameRows(*a, *c, 900));
+    } else {
+      ++saw_b;
+      EXPECT_EQ(h->extra, "B");
+      EXPECT_EQ(h->tokens, tokens_b);
+      EXPECT_TRUE(SameRows(*b, *c, 700));
+    }
+  }
+  EXPECT_GT(saw_a + saw_b, 0);
+}
+
+}  // namespace
+}  // namespace dormouse
