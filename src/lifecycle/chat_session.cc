@@ -1,0 +1,257 @@
+#include "lifecycle/chat_session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace dormouse {
+namespace {
+
+constexpr char kExtraTag[4] = {'D', 'M', 'X', '1'};
+
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void PutBlob(std::string& out, std::string_view blob) {
+  uint32_t n = static_cast<uint32_t>(blob.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(blob);
+}
+
+bool GetBlob(std::string_view& in, std::string* blob) {
+  uint32_t n = 0;
+  if (in.size() < sizeof n) return false;
+  std::memcpy(&n, in.data(), sizeof n);
+  in.remove_prefix(sizeof n);
+  if (in.size() < n) return false;
+  blob->assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t n = std::min(a.size(), b.size()), i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+}  // namespace
+
+ChatSession::ChatSession(SessionRecord record, std::vector<MessageRecord> messages,
+                         SamplerParams sampling)
+    : record_(std::move(record)), messages_(std::move(messages)), sampling_(sampling) {}
+
+Status ChatSession::Attach(const LoadedModel& model, ContextParams params) {
+  Detach();
+  DM_RETURN_IF_ERROR(Sampler::Validate(sampling_));
+  DM_ASSIGN_OR_RETURN(InferenceContext ctx,
+                      InferenceContext::CreateOrError(*model.model, params, model.pool));
+  ctx_ = std::make_unique<InferenceContext>(std::move(ctx));
+  sampler_ = std::make_unique<Sampler>(sampling_, static_cast<int32_t>(ctx_->n_vocab()));
+  model_ = &model;
+  return Status::Ok();
+}
+
+void ChatSession::Detach() {
+  ctx_.reset();
+  sampler_.reset();
+  model_ = nullptr;
+  tokens_.clear();
+  tokens_text_.clear();
+}
+
+std::string ChatSession::EncodeExtra() const {
+  std::string out(kExtraTag, sizeof kExtraTag);
+  PutBlob(out, sampler_ ? sampler_->SaveState() : "");
+  PutBlob(out, tokens_text_);
+  uint64_t start = window_start_;
+  out.append(reinterpret_cast<const char*>(&start), sizeof start);
+  return out;
+}
+
+Status ChatSession::DecodeExtra(const std::string& extra) {
+  std::string_view in(extra);
+  std::string sampler_state, text;
+  uint64_t start = 0;
+  if (in.size() < sizeof kExtraTag || std::memcmp(in.data(), kExtraTag, sizeof kExtraTag) != 0) {
+    return Status::Error("snapshot session data has an unknown format");
+  }
+  in.remove_prefix(sizeof kExtraTag);
+  if (!GetBlob(in, &sampler_state) || !GetBlob(in, &text) || in.size() != sizeof start) {
+    return Status::Error("snapshot session data is malformed");
+  }
+  std::memcpy(&start, in.data(), sizeof start);
+  if (start > messages_.size()) return Status::Error("snapshot window is past the transcript");
+  // Other sampling settings than the saved ones: keep the fresh sampler, not an error.
+  if (sampler_) (void)sampler_->LoadState(sampler_state);
+  tokens_text_ = std::move(text);
+  window_start_ = static_cast<size_t>(start);
+  return Status::Ok();
+}
+
+StatusOr<SnapshotSaveResult> ChatSession::Save(SnapshotStore& store,
+                                               const SnapshotWriteOptions& options) {
+  if (!attached()) return Status::Errorf("session '{}' has no loaded context", record_.name);
+  StatusOr<SnapshotSaveResult> r =
+      store.Save(record_.id, model_->fingerprint, *ctx_, tokens_, EncodeExtra(), options);
+  if (r.ok()) unsaved_ = false;
+  return r;
+}
+
+RestoreReport ChatSession::Restore(SnapshotStore& store) {
+  RestoreReport r;
+  const auto t0 = std::chrono::steady_clock::now();
+  tokens_.clear();
+  tokens_text_.clear();
+  if (!attached()) {
+    r.fallback_reason = "no model is loaded";
+    return r;
+  }
+  if (!store.Exists(record_.id)) {
+    r.fallback_reason = "no snapshot saved yet";
+    return r;
+  }
+  StatusOr<SnapshotHeader> h = store.Restore(record_.id, model_->fingerprint, *ctx_);
+  Status s = h.ok() ? DecodeExtra(h->extra) : h.status();
+  if (!s.ok()) {
+    ctx_->Truncate(0);
+    tokens_text_.clear();
+    r.fallback_reason = s.message();
+    return r;
+  }
+  tokens_ = std::move(h->tokens);
+  unsaved_ = false;
+  r.restored = true;
+  r.n_restored = static_cast<int64_t>(tokens_.size());
+  r.seconds = SecondsSince(t0);
+  return r;
+}
+
+int64_t ChatSession::Reserve(const TurnOptions& o) const {
+  const int64_t n_ctx = ctx_->n_ctx();
+  return o.max_tokens > 0 ? std::min(o.max_tokens, n_ctx / 2) : std::min<int64_t>(512, n_ctx / 4);
+}
+
+StatusOr<ChatSession::Prompt> ChatSession::RenderWindow(size_t window_start) {
+  const Tokenizer& tok = *model_->tokenizer;
+  ChatTemplateInputs in;
+  in.add_generation_prompt = true;
+  if (tok.bos() >= 0) in.bos_token = tok.TokenText(tok.bos());
+  if (tok.eos() >= 0) in.eos_token = tok.TokenText(tok.eos());
+  size_t first = 0;
+  if (!messages_.empty() && messages_[0].role == "system") {
+    in.messages.push_back({"system", messages_[0].content});
+    first = 1;
+  }
+  for (size_t i = std::max(first, window_start); i < messages_.size(); ++i) {
+    in.messages.push_back({messages_[i].role, messages_[i].content});
+  }
+  Prompt p;
+  DM_ASSIGN_OR_RETURN(p.text, model_->chat_template->Render(in));
+  // The cache spells a prefix of the new text: tokenize only the rest, so the turn
+  // reuses every cached token exactly (re-tokenizing generated text can differ).
+  if (!tokens_.empty() && !tokens_text_.empty() && p.text.starts_with(tokens_text_)) {
+    std::vector<int32_t> delta =
+        tok.Encode(std::string_view(p.text).substr(tokens_text_.size()), false, true);
+    p.tokens = tokens_;
+    p.tokens.insert(p.tokens.end(), delta.begin(), delta.end());
+    p.n_new = static_cast<int64_t>(delta.size());
+    return p;
+  }
+  const bool renders_bos = !in.bos_token.empty() && p.text.starts_with(in.bos_token);
+  p.tokens = tok.Encode(p.text, !renders_bos, true);
+  // Without a cached prefix, the new part is what the last message added to the render.
+  in.messages.pop_back();
+  in.add_generation_prompt = false;
+  StatusOr<std::string> before = model_->chat_template->Render(in);
+  p.n_new = static_cast<int64_t>(p.tokens.size());
+  if (before.ok() && !before->empty() && p.text.starts_with(*before)) {
+    p.n_new = static_cast<int64_t>(
+        tok.Encode(std::string_view(p.text).substr(before->size()), false, true).size());
+  }
+  return p;
+}
+
+StatusOr<ChatSession::Prompt> ChatSession::BuildPrompt(int64_t reserve, std::string* notice) {
+  const int64_t n_ctx = ctx_->n_ctx();
+  size_t start = window_start_;
+  for (;;) {
+    DM_ASSIGN_OR_RETURN(Prompt p, RenderWindow(start));
+    if (static_cast<int64_t>(p.tokens.size()) + reserve <= n_ctx) {
+      if (start != window_start_) {
+        *notice = fmt::format(
+            "the conversation outgrew the {}-token context: the {} oldest messages are out of "
+            "the model's view (the system prompt is kept; the transcript keeps everything)",
+            n_ctx, start - (messages_[0].role == "system" ? 1 : 0));
+        window_start_ = start;
+      }
+      return p;
+    }
+    // Drop the oldest exchange: move the window to the next user message.
+    size_t next = std::max<size_t>(start, messages_[0].role == "system" ? 1 : 0) + 1;
+    while (next < messages_.size() && messages_[next].role != "user") ++next;
+    if (next >= messages_.size()) {
+      return Status::Errorf(
+          "the message is too long: with the system prompt it needs {} tokens, and the "
+          "context holds {} (keeping {} for the reply)",
+          p.tokens.size(), n_ctx, reserve);
+    }
+    start = next;
+  }
+}
+
+StatusOr<int64_t> ChatSession::Prefill(const Prompt& p, TurnReport* report) {
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t lcp = CommonPrefix(p.tokens, tokens_);
+  if (lcp == p.tokens.size()) --lcp;  // evaluate at least one token to have logits
+  ctx_->Truncate(static_cast<int64_t>(lcp));
+  tokens_.resize(lcp);
+  unsaved_ = true;
+  tokens_text_.clear();
+  std::span<const int32_t> rest(p.tokens.data() + lcp, p.tokens.size() - lcp);
+  DM_RETURN_IF_ERROR(ctx_->Eval(rest));
+  for (int32_t t : rest) sampler_->Accept(t);
+  tokens_ = p.tokens;
+  tokens_text_ = p.text;
+  report->n_prompt = static_cast<int64_t>(p.tokens.size());
+  report->n_reused = static_cast<int64_t>(lcp);
+  report->n_prefilled = static_cast<int64_t>(rest.size());
+  report->n_new = std::min(p.n_new, report->n_prefilled);
+  report->n_recomputed = report->n_prefilled - report->n_new;
+  report->prefill_seconds = SecondsSince(t0);
+  return report->n_prefilled;
+}
+
+StatusOr<TurnReport> ChatSession::Send(const std::string& user_text, const TurnOptions& options,
+                                       const PieceCallback& on_piece, TranscriptDb* db) {
+  if (!attached()) return Status::Errorf("session '{}' has no loaded model", record_.name);
+  TurnReport report;
+  MessageRecord user{0, "user", user_text, 0};
+  messages_.push_back(user);
+  StatusOr<Prompt> prompt = BuildPrompt(Reserve(options), &report.notice);
+  if (!prompt.ok()) {
+    messages_.pop_back();  // refused: the transcript does not keep what was never answered
+    return prompt.status();
+  }
+  if (db != nullptr) DM_RETURN_IF_ERROR(db->AppendMessage(record_.id, &messages_.back()));
+  DM_RETURN_IF_ERROR(Prefill(*prompt, &report).status());
+
+  GenerateParams gp;
+  gp.max_tokens = options.max_tokens;
+  gp.stop = options.stop;
+  DM_ASSIGN_OR_RETURN(GenerateResult g, Generate(*ctx_, *sampler_, *model_->tokenizer, gp, on_piece,
+                                                 options.observe));
+  for (int32_t t : g.tokens) tokens_text_ += model_->tokenizer->DecodeToken(t);
+  tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
+  report.reply = g.text;
+  report.stop = g.reason;
+  report.n_generated = static_cast<int64_t>(g.tokens.size());
+  report.generate_seconds = g.seconds;
+  MessageRecord reply{0, "assistant", g.text, 0};
+  messages_.push_back(reply);
+  if (db != nullptr) DM_RETURN_IF_ERROR(db->AppendMessage(record_.id, &messages_.back()));
+  return report;
+}
+
+}  // namespace dormouse

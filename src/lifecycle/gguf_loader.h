@@ -1,0 +1,53 @@
+// The production ModelLoader: model names are GGUF file names (without .gguf) in a
+// models directory or given one by one; estimates come from the GGUF header alone.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
+#include "lifecycle/loaded_model.h"
+#include "lifecycle/model_manager.h"
+
+namespace dormouse {
+
+class TranscriptDb;
+
+class LoadedModelHandle : public ModelHandle {
+ public:
+  explicit LoadedModelHandle(std::unique_ptr<LoadedModel> m) : model(std::move(m)) {}
+  std::unique_ptr<LoadedModel> model;
+};
+
+class GgufModelLoader : public ModelLoader {
+ public:
+  struct Options {
+    std::string models_dir;                    // every *.gguf in it is a model
+    std::map<std::string, std::string> files;  // name -> path, from -m flags
+    ContextParams context;                     // what each session context will use
+    int64_t contexts_per_model = 1;            // live session contexts to budget for
+  };
+  GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb* hash_cache);
+
+  // The file for a model name; refuses names that could leave the models directory.
+  StatusOr<std::string> PathOf(const std::string& name) const;
+  // Every model name available, sorted.
+  std::vector<std::string> Names() const;
+
+  StatusOr<uint64_t> EstimateBytes(const std::string& name) override;
+  StatusOr<std::shared_ptr<ModelHandle>> Load(const std::string& name) override;
+  void AfterUnload(const std::string& name, EjectLevel level) override;
+
+ private:
+  Options options_;
+  ThreadPool* pool_;
+  TranscriptDb* hash_cache_;
+};
+
+// Weights + KV caches + forward-pass buffers of `model` with the given context.
+uint64_t EstimateModelBytes(const ModelConfig& c, uint64_t weight_bytes, const ContextParams& p,
+                            int64_t contexts);
+
+}  // namespace dormouse
