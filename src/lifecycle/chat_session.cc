@@ -159,7 +159,7 @@ StatusOr<ChatSession::Prompt> ChatSession::RenderWindow(size_t window_start) {
     p.n_new = static_cast<int64_t>(delta.size());
     return p;
   }
-  const bool renders_bos = !in.bos_token.empty() && p.text.starts_with(in.bos_token);
+  const bool renders_bos = ChatTemplate::StartsWithBos(p.text, in.bos_token);
   p.tokens = tok.Encode(p.text, !renders_bos, true);
   // Without a cached prefix, the new part is what the last message added to the render.
   in.messages.pop_back();
@@ -240,6 +240,8 @@ StatusOr<TurnReport> ChatSession::Send(const std::string& user_text, const TurnO
   GenerateParams gp;
   gp.max_tokens = options.max_tokens;
   gp.stop = options.stop;
+  // Turn ends the model may spell as text (e.g. "<|im_end|>" where it is not a token).
+  for (const std::string& eot : model_->chat_template->EndOfTurnStrings()) gp.stop.push_back(eot);
   DM_ASSIGN_OR_RETURN(GenerateResult g, Generate(*ctx_, *sampler_, *model_->tokenizer, gp, on_piece,
                                                  options.observe));
   for (int32_t t : g.tokens) tokens_text_ += model_->tokenizer->DecodeToken(t);
