@@ -6,13 +6,14 @@
 #include "engine/quants.h"
 
 namespace dormouse {
+namespace attention_internal {
 namespace {
 
 // ggml's F16 dot product (ggml_vec_dot_f16) on AVX-512: blocks of 64 go through four
 // 16-lane F32 accumulators (FMA of exact F16 x F16 products), reduced pairwise and then
 // across lanes in the order GCC's _mm512_reduce_add_ps uses; the tail is summed in
-// double. Matching the order matters only at the last bit, but that bit decides
-// near-tied greedy tokens.
+// double. The order matters only in the last bit, but that bit can decide a near-tied
+// greedy token.
 float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
   const int64_t np = n & ~int64_t{63};
   double sum = 0.0;
@@ -37,49 +38,47 @@ float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
   return static_cast<float>(sum);
 }
 
-// y = f16(y * v), and y = f16(y + x * v): ggml_vec_scale_f16 / ggml_vec_mad_f16.
-void ScaleF16(uint16_t* y, float v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = F32ToF16(F16ToF32(y[i]) * v);
-}
-void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = F32ToF16(std::fma(F16ToF32(x[i]), v, F16ToF32(y[i])));
-}
+}  // namespace
 
-void AttendF16(const float* q, const uint8_t* k_base, const uint8_t* v_base, size_t row_bytes,
-               int64_t offset, int64_t n_keys, int64_t hd, float scale, const AttentionScratch& s,
-               float* out) {
-  ConvertF32ToF16(q, s.q16, hd);
+void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out) {
+  const int64_t hd = a.head_dim;
+  ConvertF32ToF16(a.q, s.q16, hd);
   for (int64_t d = 0; d < hd; ++d) s.acc16[d] = 0;
   float M = -INFINITY, S = 0.0f;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const uint16_t* k = reinterpret_cast<const uint16_t*>(k_base + j * row_bytes) + offset;
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(v_base + j * row_bytes) + offset;
-    const float score = DotF16(k, s.q16, hd) * scale;
+  for (int64_t j = 0; j < a.n_keys; ++j) {
+    const uint16_t* k = reinterpret_cast<const uint16_t*>(a.k_base + j * a.row_bytes) + a.offset;
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(a.v_base + j * a.row_bytes) + a.offset;
+    const float score = DotF16(k, s.q16, hd) * a.scale;
     float ms = 1.0f, vs = 1.0f;
-    if (score > M) {  // a new maximum: rescale what was accumulated
+    if (score > M) {  // a new maximum: rescale what was accumulated (ggml_vec_scale_f16)
       const float old = M;
       M = score;
       ms = std::exp(old - M);
-      ScaleF16(s.acc16, ms, hd);
+      for (int64_t d = 0; d < hd; ++d) s.acc16[d] = F32ToF16(F16ToF32(s.acc16[d]) * ms);
     } else {
       vs = std::exp(score - M);
     }
-    MadF16(s.acc16, v, vs, hd);
-    S = S * ms + vs;
+    for (int64_t d = 0; d < hd; ++d) {  // ggml_vec_mad_f16
+      s.acc16[d] = F32ToF16(std::fma(F16ToF32(v[d]), vs, F16ToF32(s.acc16[d])));
+    }
+    S = std::fma(S, ms, vs);  // contracted, as ggml's -O3 -march=native build does
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = F16ToF32(s.acc16[d]) * inv;
 }
 
-void AttendF32(const float* q, const uint8_t* k_base, const uint8_t* v_base, size_t row_bytes,
-               int64_t offset, int64_t n_keys, int64_t hd, float scale, const AttentionScratch& s,
-               float* out) {
+}  // namespace attention_internal
+
+namespace {
+
+void AttendF32(const AttentionArgs& a, const AttentionScratch& s, float* out) {
+  const int64_t hd = a.head_dim;
   for (int64_t d = 0; d < hd; ++d) s.acc32[d] = 0.0f;
   float M = -INFINITY, S = 0.0f;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float* k = reinterpret_cast<const float*>(k_base + j * row_bytes) + offset;
-    const float* v = reinterpret_cast<const float*>(v_base + j * row_bytes) + offset;
-    const float score = DotF32(k, q, hd) * scale;
+  for (int64_t j = 0; j < a.n_keys; ++j) {
+    const float* k = reinterpret_cast<const float*>(a.k_base + j * a.row_bytes) + a.offset;
+    const float* v = reinterpret_cast<const float*>(a.v_base + j * a.row_bytes) + a.offset;
+    const float score = DotF32(k, a.q, hd) * a.scale;
     float ms = 1.0f, vs = 1.0f;
     if (score > M) {
       const float old = M;
@@ -90,7 +89,7 @@ void AttendF32(const float* q, const uint8_t* k_base, const uint8_t* v_base, siz
       vs = std::exp(score - M);
     }
     AxpyF32(vs, v, s.acc32, hd);
-    S = S * ms + vs;
+    S = std::fma(S, ms, vs);  // contracted, as ggml's -O3 -march=native build does
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = s.acc32[d] * inv;
@@ -98,13 +97,14 @@ void AttendF32(const float* q, const uint8_t* k_base, const uint8_t* v_base, siz
 
 }  // namespace
 
-void AttendHead(const float* q, const uint8_t* k_base, const uint8_t* v_base, size_t row_bytes,
-                int64_t offset, int64_t n_keys, int64_t hd, float scale, bool f16,
-                const AttentionScratch& scratch, float* out) {
-  if (f16) {
-    AttendF16(q, k_base, v_base, row_bytes, offset, n_keys, hd, scale, scratch, out);
+void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratch, float* out) {
+  static const bool kAvx512 = attention_internal::HaveAvx512();
+  if (!f16) {
+    AttendF32(a, scratch, out);
+  } else if (kAvx512) {
+    attention_internal::AttendF16Avx512(a, scratch, out);
   } else {
-    AttendF32(q, k_base, v_base, row_bytes, offset, n_keys, hd, scale, scratch, out);
+    attention_internal::AttendF16Reference(a, scratch, out);
   }
 }
 

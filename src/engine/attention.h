@@ -7,6 +7,9 @@
 //   - the weighted sum of values is accumulated in F16 (rescaled when M grows), then
 //     converted to F32 and divided by S.
 // With an F32 KV cache every step stays in F32.
+//
+// The F16 path has a scalar reference and an AVX-512 variant that gives the same bits
+// (same operations, same order); AttendHead dispatches once on the CPU's features.
 #pragma once
 
 #include <cstddef>
@@ -20,11 +23,25 @@ struct AttentionScratch {
   float* acc32;     // (head_dim)
 };
 
-// out[0, hd) = softmax(q . K^T * scale) V over keys [0, n_keys). K row j starts at
-// k_base + j * row_bytes, and this head's elements start `offset` elements into the row
-// (likewise for V).
-void AttendHead(const float* q, const uint8_t* k_base, const uint8_t* v_base, size_t row_bytes,
-                int64_t offset, int64_t n_keys, int64_t hd, float scale, bool f16,
-                const AttentionScratch& scratch, float* out);
+struct AttentionArgs {
+  const float* q;         // (head_dim)
+  const uint8_t* k_base;  // row j of the layer's keys at k_base + j * row_bytes
+  const uint8_t* v_base;  // likewise for values
+  size_t row_bytes;
+  int64_t offset;  // this head's first element within a row
+  int64_t n_keys;  // keys [0, n_keys) are visible
+  int64_t head_dim;
+  float scale;  // 1 / sqrt(head_dim)
+};
+
+// out[0, head_dim) = softmax(q . K^T * scale) V.
+void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratch, float* out);
+
+namespace attention_internal {
+// The F16 path's variants, exposed for the test that holds them to each other.
+void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out);
+bool HaveAvx512();
+void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* out);
+}  // namespace attention_internal
 
 }  // namespace dormouse

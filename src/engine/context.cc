@@ -303,8 +303,15 @@ void InferenceContext::Attention(int64_t il, int64_t n) {
     auto [b, e] = ThreadPool::Share(n * c.n_head, ti, nt);
     for (int64_t task = b; task < e; ++task) {
       const int64_t t = task / c.n_head, h = task % c.n_head;
-      AttendHead(&q_[t * c.q_dim() + h * hd], k_base, v_base, kv_.row_bytes(), (h / group) * hd,
-                 n_past_ + t + 1, hd, scale, f16, scratch, &attn_[t * c.q_dim() + h * hd]);
+      const AttentionArgs args{&q_[t * c.q_dim() + h * hd],
+                               k_base,
+                               v_base,
+                               kv_.row_bytes(),
+                               (h / group) * hd,
+                               n_past_ + t + 1,
+                               hd,
+                               scale};
+      AttendHead(args, f16, scratch, &attn_[t * c.q_dim() + h * hd]);
     }
   });
 }

@@ -1,0 +1,82 @@
+// The F16 attention variants give identical bits, and both compute attention (checked
+// against a plain double-precision softmax within F16 rounding).
+#include "engine/attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/quants.h"
+
+namespace dormouse {
+namespace {
+
+struct Case {
+  std::vector<float> q;
+  std::vector<uint16_t> k, v;  // n_keys rows of row_elems
+  int64_t row_elems;
+};
+
+Case Make(int64_t hd, int64_t n_keys, int64_t heads, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.5f);
+  Case c;
+  c.row_elems = hd * heads;
+  c.q.resize(hd);
+  for (float& x : c.q) x = nd(rng);
+  c.k.resize(n_keys * c.row_elems);
+  c.v.resize(n_keys * c.row_elems);
+  for (uint16_t& x : c.k) x = F32ToF16(nd(rng));
+  for (uint16_t& x : c.v) x = F32ToF16(nd(rng));
+  return c;
+}
+
+TEST(AttentionTest, Avx512VariantMatchesReferenceBitForBit) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t hd : {8, 32, 64, 80, 128, 192}) {
+    for (int64_t n_keys : {1, 2, 17, 300}) {
+      Case c = Make(hd, n_keys, 2, static_cast<uint32_t>(hd * 1000 + n_keys));
+      std::vector<uint16_t> q16(hd), acc16(hd);
+      std::vector<float> acc32(hd), want(hd), got(hd);
+      AttentionScratch s{q16.data(), acc16.data(), acc32.data()};
+      AttentionArgs a{c.q.data(),
+                      reinterpret_cast<const uint8_t*>(c.k.data()),
+                      reinterpret_cast<const uint8_t*>(c.v.data()),
+                      static_cast<size_t>(c.row_elems) * 2,
+                      hd,
+                      n_keys,
+                      hd,
+                      1.0f / std::sqrt(static_cast<float>(hd))};
+      attention_internal::AttendF16Reference(a, s, want.data());
+      attention_internal::AttendF16Avx512(a, s, got.data());
+      ASSERT_EQ(std::memcmp(want.data(), got.data(), hd * sizeof(float)), 0)
+          << "hd " << hd << " keys " << n_keys;
+      // And it is attention: compare with a double-precision softmax.
+      std::vector<double> scores(n_keys), exact(hd, 0.0);
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; ++i) {
+          d += double(F16ToF32(F32ToF16(c.q[i]))) * F16ToF32(c.k[j * c.row_elems + hd + i]);
+        }
+        scores[j] = d * a.scale;
+        mx = std::max(mx, scores[j]);
+      }
+      for (int64_t j = 0; j < n_keys; ++j) sum += scores[j] = std::exp(scores[j] - mx);
+      for (int64_t j = 0; j < n_keys; ++j) {
+        for (int64_t i = 0; i < hd; ++i) {
+          exact[i] += scores[j] / sum * F16ToF32(c.v[j * c.row_elems + hd + i]);
+        }
+      }
+      for (int64_t i = 0; i < hd; ++i) {
+        EXPECT_NEAR(got[i], exact[i], 0.02 + 0.01 * std::abs(exact[i])) << "hd " << hd;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dormouse
