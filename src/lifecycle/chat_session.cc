@@ -4,36 +4,13 @@
 #include <chrono>
 #include <cstring>
 
+#include "lifecycle/session_state.h"
+
 namespace dormouse {
 namespace {
 
-constexpr char kExtraTag[4] = {'D', 'M', 'X', '1'};
-
 double SecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-void PutBlob(std::string& out, std::string_view blob) {
-  uint32_t n = static_cast<uint32_t>(blob.size());
-  out.append(reinterpret_cast<const char*>(&n), sizeof n);
-  out.append(blob);
-}
-
-bool GetBlob(std::string_view& in, std::string* blob) {
-  uint32_t n = 0;
-  if (in.size() < sizeof n) return false;
-  std::memcpy(&n, in.data(), sizeof n);
-  in.remove_prefix(sizeof n);
-  if (in.size() < n) return false;
-  blob->assign(in.substr(0, n));
-  in.remove_prefix(n);
-  return true;
-}
-
-size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  size_t n = std::min(a.size(), b.size()), i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
 }
 
 }  // namespace
@@ -62,31 +39,18 @@ void ChatSession::Detach() {
 }
 
 std::string ChatSession::EncodeExtra() const {
-  std::string out(kExtraTag, sizeof kExtraTag);
-  PutBlob(out, sampler_ ? sampler_->SaveState() : "");
-  PutBlob(out, tokens_text_);
-  uint64_t start = window_start_;
-  out.append(reinterpret_cast<const char*>(&start), sizeof start);
-  return out;
+  return EncodeSessionExtra({sampler_ ? sampler_->SaveState() : "", tokens_text_, window_start_});
 }
 
 Status ChatSession::DecodeExtra(const std::string& extra) {
-  std::string_view in(extra);
-  std::string sampler_state, text;
-  uint64_t start = 0;
-  if (in.size() < sizeof kExtraTag || std::memcmp(in.data(), kExtraTag, sizeof kExtraTag) != 0) {
-    return Status::Error("snapshot session data has an unknown format");
+  DM_ASSIGN_OR_RETURN(SessionExtra e, DecodeSessionExtra(extra));
+  if (e.window_start > messages_.size()) {
+    return Status::Error("snapshot window is past the transcript");
   }
-  in.remove_prefix(sizeof kExtraTag);
-  if (!GetBlob(in, &sampler_state) || !GetBlob(in, &text) || in.size() != sizeof start) {
-    return Status::Error("snapshot session data is malformed");
-  }
-  std::memcpy(&start, in.data(), sizeof start);
-  if (start > messages_.size()) return Status::Error("snapshot window is past the transcript");
   // Other sampling settings than the saved ones: keep the fresh sampler, not an error.
-  if (sampler_) (void)sampler_->LoadState(sampler_state);
-  tokens_text_ = std::move(text);
-  window_start_ = static_cast<size_t>(start);
+  if (sampler_) (void)sampler_->LoadState(e.sampler_state);
+  tokens_text_ = std::move(e.text);
+  window_start_ = static_cast<size_t>(e.window_start);
   return Status::Ok();
 }
 

@@ -1,0 +1,205 @@
+#include "api/service.h"
+
+#include <iostream>
+
+#include "api/service_impl.h"
+#include "lifecycle/session_state.h"
+
+namespace dormouse {
+
+ServiceError MakeError(ErrorKind kind, std::string message) { return {kind, std::move(message)}; }
+
+Service::Service(ServiceOptions options, GgufModelLoader* loader, ModelManager* manager,
+                 TranscriptDb* db, SnapshotStore* snapshots)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  impl_->loader = loader;
+  impl_->manager = manager;
+  impl_->db = db;
+  impl_->snapshots = snapshots;
+  impl_->LoadIndex();
+}
+
+Service::~Service() { Shutdown(); }
+
+// Every saved snapshot's tokens and text, so requests can continue them after a restart.
+void Service::Impl::LoadIndex() {
+  std::lock_guard<std::mutex> lock(index_mu);
+  for (const SnapshotInfo& info : snapshots->List()) {
+    StatusOr<SnapshotHeader> h = snapshots->ReadHeader(info.key);
+    if (!h.ok()) {
+      std::cerr << "warning: skipping snapshot: " << h.status().message() << "\n";
+      continue;
+    }
+    StatusOr<SessionExtra> e = DecodeSessionExtra(h->extra);
+    index[info.key] = {h->fingerprint, std::move(h->tokens), e.ok() ? e->text : ""};
+  }
+}
+
+void Service::Impl::Count(const std::function<void(ServiceMetrics&)>& f) {
+  std::lock_guard<std::mutex> lock(metrics_mu);
+  f(metrics);
+  if (metrics.restore_seconds.size() > 4096)
+    metrics.restore_seconds.erase(metrics.restore_seconds.begin());
+  if (metrics.load_seconds.size() > 4096) metrics.load_seconds.erase(metrics.load_seconds.begin());
+}
+
+void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
+  if (!s.unsaved || !s.ctx || s.session_id.empty() || s.tokens.empty()) return;
+  std::string extra = EncodeSessionExtra({"", s.text, 0});
+  StatusOr<SnapshotSaveResult> r =
+      snapshots->Save(s.session_id, lm.fingerprint, *s.ctx, s.tokens, extra, options.snapshots);
+  if (!r.ok()) {
+    std::cerr << "warning: snapshot of session " << s.session_id
+              << " not saved: " << r.status().message() << "\n";
+    return;
+  }
+  s.unsaved = false;
+  {
+    std::lock_guard<std::mutex> lock(index_mu);
+    index[s.session_id] = {lm.fingerprint, s.tokens, s.text, s.chat};
+    for (const std::string& gone : r->evicted) index.erase(gone);
+  }
+  Count([&](ServiceMetrics& m) {
+    m.snapshots_saved++;
+    m.snapshot_bytes_written += r->info.bytes;
+  });
+}
+
+Worker* Service::Impl::WorkerFor(const std::string& model) {
+  std::lock_guard<std::mutex> lock(workers_mu);
+  if (shutting_down) return nullptr;
+  std::unique_ptr<Worker>& w = workers[model];
+  if (!w) {
+    w = std::make_unique<Worker>();
+    w->model = model;
+    const unsigned cores = std::thread::hardware_concurrency();
+    w->pool = std::make_unique<ThreadPool>(
+        options.threads > 0 ? options.threads : static_cast<int>(cores ? cores : 1));
+    Worker* raw = w.get();
+    w->thread = std::thread([this, raw] { WorkerLoop(raw); });
+  }
+  return w.get();
+}
+
+void Service::Impl::WorkerLoop(Worker* w) {
+  for (;;) {
+    Job* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(w->queue_mu);
+      w->queue_cv.wait(lock, [&] { return w->stop || !w->queue.empty(); });
+      if (w->queue.empty()) return;  // stopping, nothing left
+      job = w->queue.front();
+      w->queue.pop_front();
+      w->running = job;
+    }
+    auto result = Run(*w, *job->request, *job->sink);
+    if (auto* r = std::get_if<CompletionResult>(&result)) {
+      r->total_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - job->posted).count();
+    } else {
+      Count([](ServiceMetrics& m) { m.requests_failed++; });
+    }
+    {
+      std::lock_guard<std::mutex> lock(w->queue_mu);
+      w->running = nullptr;
+    }
+    std::lock_guard<std::mutex> lock(job->mu);
+    job->result = std::move(result);
+    job->done = true;
+    job->cv.notify_all();
+  }
+}
+
+std::variant<CompletionResult, ServiceError> Service::Complete(const CompletionRequest& request,
+                                                               const PieceSink& sink) {
+  Impl& d = *impl_;
+  StatusOr<std::string> path = d.loader->PathOf(request.model);
+  if (!path.ok()) return MakeError(ErrorKind::kNotFound, path.status().message());
+  Worker* w = d.WorkerFor(request.model);
+  if (w == nullptr) return MakeError(ErrorKind::kUnavailable, "the server is shutting down");
+  Job job;
+  job.request = &request;
+  job.sink = &sink;
+  job.posted = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(w->queue_mu);
+    if (w->stop) return MakeError(ErrorKind::kUnavailable, "the server is shutting down");
+    if (static_cast<int64_t>(w->queue.size()) >= d.options.max_queue) {
+      d.Count([](ServiceMetrics& m) { m.requests_rejected++; });
+      return MakeError(ErrorKind::kOverloaded,
+                       fmt::format("model '{}' has {} requests waiting; try again later",
+                                   request.model, w->queue.size()));
+    }
+    w->queue.push_back(&job);
+  }
+  w->queue_cv.notify_one();
+  std::unique_lock<std::mutex> lock(job.mu);
+  job.cv.wait(lock, [&] { return job.done; });
+  return std::move(job.result);
+}
+
+void Service::OnEject(const std::string& model, ModelHandle& handle, Reason reason) {
+  Impl& d = *impl_;
+  Worker* w = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(d.workers_mu);
+    auto it = d.workers.find(model);
+    if (it != d.workers.end()) w = it->second.get();
+  }
+  if (w == nullptr) return;
+  const LoadedModel& lm = *static_cast<LoadedModelHandle&>(handle).model;
+  std::lock_guard<std::mutex> lock(w->slots_mu);
+  for (Slot& s : w->slots) {
+    d.SaveSlot(s, lm);
+    s = Slot{};  // frees the context and its KV cache
+  }
+  w->slots.clear();
+  w->bound = nullptr;
+}
+
+std::variant<EjectReport, ServiceError> Service::Unload(const std::string& model, EjectLevel level,
+                                                        bool force) {
+  StatusOr<std::string> path = impl_->loader->PathOf(model);
+  if (!path.ok()) return MakeError(ErrorKind::kNotFound, path.status().message());
+  StatusOr<EjectReport> r = impl_->manager->Eject(model, level, force, Reason::kManual);
+  if (!r.ok()) return MakeError(ErrorKind::kInternal, r.status().message());
+  return *r;
+}
+
+std::vector<std::string> Service::ModelNames() const { return impl_->loader->Names(); }
+
+ServiceMetrics Service::Metrics() const {
+  std::lock_guard<std::mutex> lock(impl_->metrics_mu);
+  return impl_->metrics;
+}
+
+void Service::Shutdown() {
+  Impl& d = *impl_;
+  std::vector<Worker*> all;
+  {
+    std::lock_guard<std::mutex> lock(d.workers_mu);
+    if (d.shutting_down) return;
+    d.shutting_down = true;
+    for (auto& [name, w] : d.workers) all.push_back(w.get());
+  }
+  for (Worker* w : all) {  // refuse what waits; stop what runs (its state is checkpointed)
+    std::lock_guard<std::mutex> lock(w->queue_mu);
+    w->stop = true;
+    for (Job* job : w->queue) {
+      std::lock_guard<std::mutex> jl(job->mu);
+      job->result = MakeError(ErrorKind::kUnavailable, "the server is shutting down");
+      job->done = true;
+      job->cv.notify_all();
+    }
+    w->queue.clear();
+    if (w->running != nullptr) w->running->request->cancelled->store(true);
+    w->queue_cv.notify_all();
+  }
+  for (Worker* w : all) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  d.manager->EjectAll(Reason::kShutdown);  // the eject hook saves every live session
+}
+
+}  // namespace dormouse

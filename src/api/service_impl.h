@@ -1,0 +1,106 @@
+// Service internals shared by service.cc (queues, workers, sessions, metrics) and
+// service_run.cc (running one request on a model's slots).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "api/service.h"
+#include "base/thread_pool.h"
+#include "engine/context.h"
+#include "lifecycle/gguf_loader.h"
+#include "store/snapshot_store.h"
+#include "store/transcript_db.h"
+
+namespace dormouse {
+
+// One live context and the conversation whose KV it holds.
+struct Slot {
+  std::unique_ptr<InferenceContext> ctx;  // null until first used, and after an eject
+  std::string session_id;                 // empty: free
+  std::vector<int32_t> tokens;            // what the KV cache holds
+  std::string text;                       // the exact text `tokens` spell ("" if unknown)
+  bool unsaved = false;
+  bool chat = false;
+  int64_t n_messages = 0;  // transcript messages recorded for the session
+  std::chrono::steady_clock::time_point last_used{};
+};
+
+// A saved snapshot as the prefix index sees it.
+struct IndexedSnapshot {
+  ModelFingerprint fingerprint;
+  std::vector<int32_t> tokens;
+  std::string text;
+  bool chat = false;
+};
+
+struct Job {
+  const CompletionRequest* request = nullptr;
+  const PieceSink* sink = nullptr;
+  std::chrono::steady_clock::time_point posted;
+  std::variant<CompletionResult, ServiceError> result;
+  bool done = false;
+  std::mutex mu;
+  std::condition_variable cv;
+};
+
+struct Worker {
+  std::string model;
+  std::unique_ptr<ThreadPool> pool;  // this model's compute threads
+  std::thread thread;
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<Job*> queue;
+  bool stop = false;
+  Job* running = nullptr;  // guarded by queue_mu
+
+  std::mutex slots_mu;                 // never held while acquiring or ejecting the model
+  const LoadedModel* bound = nullptr;  // the loaded instance the slots' contexts use
+  std::vector<Slot> slots;
+};
+
+struct Service::Impl {
+  ServiceOptions options;
+  GgufModelLoader* loader;
+  ModelManager* manager;
+  TranscriptDb* db;
+  SnapshotStore* snapshots;
+
+  std::mutex db_mu;  // TranscriptDb is used from one thread at a time
+
+  mutable std::mutex workers_mu;
+  std::map<std::string, std::unique_ptr<Worker>> workers;
+  bool shutting_down = false;
+
+  mutable std::mutex index_mu;
+  std::map<std::string, IndexedSnapshot> index;  // snapshot key (session id) -> tokens, text
+
+  mutable std::mutex metrics_mu;
+  ServiceMetrics metrics;
+
+  Worker* WorkerFor(const std::string& model);  // nullptr while shutting down
+  void WorkerLoop(Worker* w);
+  std::variant<CompletionResult, ServiceError> Run(Worker& w, const CompletionRequest& req,
+                                                   const PieceSink& sink);
+  // Saves the slot's conversation if it changed since the last save.
+  void SaveSlot(Slot& s, const LoadedModel& lm);
+  int PickSlot(Worker& w, const LoadedModel& lm);
+  void StartSession(Slot& s, const CompletionRequest& req);
+  StatusOr<int64_t> Prefill(Slot& s, const std::vector<int32_t>& tokens, const std::string& text,
+                            CompletionResult* r);
+  std::variant<CompletionResult, ServiceError> Generate(Slot& s, const LoadedModel& lm,
+                                                        const CompletionRequest& req,
+                                                        const PieceSink& sink,
+                                                        const ModelManager::Lease& lease,
+                                                        CompletionResult r);
+  void Record(Slot& s, const CompletionRequest& req, const std::string& reply);
+  void Count(const std::function<void(ServiceMetrics&)>& f);
+  void LoadIndex();
+};
+
+// Reads "<kind>: message" style errors into the adapters' categories.
+ServiceError MakeError(ErrorKind kind, std::string message);
+
+}  // namespace dormouse

@@ -1,0 +1,320 @@
+// Running one request on a model's worker: render the prompt, find the longest cached
+// prefix among the live slots and the saved snapshots, restore if needed, prefill the
+// rest, generate, and keep the transcript.
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <set>
+
+#include "api/service_impl.h"
+#include "lifecycle/session_state.h"
+
+namespace dormouse {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+constexpr size_t kMinUsefulReuse = 64;  // below this a diverging match is not worth a slot
+
+double Since(SteadyClock::time_point t0) {
+  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
+}
+
+std::string NewSessionId() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  return fmt::format("{:016x}", rng());
+}
+
+// Where a request's prompt continues from.
+struct Plan {
+  std::vector<int32_t> tokens;  // the whole prompt
+  int slot = -1;                // continue this live slot, or
+  std::string snapshot;         // restore this snapshot first
+  size_t reuse = 0;             // tokens the candidate already holds
+  bool extends = false;         // the prompt continues the candidate's conversation
+};
+
+struct Candidate {
+  int slot = -1;
+  std::string key;
+  const std::vector<int32_t>* tokens;
+  const std::string* text;
+};
+
+Plan MakePlan(const std::vector<Candidate>& cands, const Tokenizer& tok, const std::string& text,
+              bool add_bos) {
+  Plan p;
+  // Best: a conversation whose exact text the prompt starts with; only the rest is new.
+  const Candidate* best = nullptr;
+  for (const Candidate& c : cands) {
+    if (c.text->empty() || !text.starts_with(*c.text)) continue;
+    if (best == nullptr || c.text->size() > best->text->size() ||
+        (c.text->size() == best->text->size() && c.slot >= 0 && best->slot < 0)) {
+      best = &c;
+    }
+  }
+  if (best != nullptr) {
+    p.tokens = *best->tokens;
+    std::vector<int32_t> rest =
+        tok.Encode(std::string_view(text).substr(best->text->size()), false, true);
+    p.tokens.insert(p.tokens.end(), rest.begin(), rest.end());
+    p.reuse = best->tokens->size();
+    p.extends = true;
+  } else {  // otherwise the longest common token prefix
+    p.tokens = tok.Encode(text, add_bos, true);
+    for (const Candidate& c : cands) {
+      size_t lcp = CommonPrefix(p.tokens, *c.tokens);
+      if (lcp > p.reuse || (lcp == p.reuse && lcp > 0 && c.slot >= 0 && best && best->slot < 0)) {
+        p.reuse = lcp;
+        best = &c;
+      }
+    }
+    if (best != nullptr) p.extends = p.reuse == best->tokens->size();
+    if (best != nullptr && !p.extends && p.reuse < kMinUsefulReuse) best = nullptr;
+  }
+  if (best != nullptr) {
+    p.slot = best->slot;
+    if (best->slot < 0) p.snapshot = best->key;
+  } else {
+    p.reuse = 0;
+    p.extends = false;
+  }
+  return p;
+}
+
+ServiceError Err(ErrorKind kind, std::string message) {
+  return MakeError(kind, std::move(message));
+}
+
+}  // namespace
+
+// A free slot, or the least recently used one (its conversation saved first).
+int Service::Impl::PickSlot(Worker& w, const LoadedModel& lm) {
+  int best = 0;
+  for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
+    if (w.slots[i].session_id.empty()) return i;
+    if (w.slots[i].last_used < w.slots[best].last_used) best = i;
+  }
+  SaveSlot(w.slots[best], lm);
+  w.slots[best].session_id.clear();
+  return best;
+}
+
+// Live slots, then snapshots of this exact model that are not live (caller holds index_mu).
+static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnapshot>& index,
+                                         Worker& w, const LoadedModel& lm) {
+  std::vector<Candidate> out;
+  std::set<std::string> live;
+  for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
+    const Slot& s = w.slots[i];
+    if (s.session_id.empty() || s.tokens.empty()) continue;
+    out.push_back({i, s.session_id, &s.tokens, &s.text});
+    live.insert(s.session_id);
+  }
+  for (const auto& [key, snap] : index) {
+    if (live.count(key) == 0 && snap.fingerprint == lm.fingerprint) {
+      out.push_back({-1, key, &snap.tokens, &snap.text});
+    }
+  }
+  return out;
+}
+
+std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
+                                                                const CompletionRequest& req,
+                                                                const PieceSink& sink) {
+  if (Status s = Sampler::Validate(req.sampling); !s.ok()) {
+    return Err(ErrorKind::kBadRequest, s.message());
+  }
+  StatusOr<ModelManager::Lease> lease = manager->Acquire(req.model, req.keep_alive);
+  if (!lease.ok()) return Err(ErrorKind::kUnavailable, lease.status().message());
+  const LoadedModel& lm = *lease->as<LoadedModelHandle>().model;
+  const Tokenizer& tok = *lm.tokenizer;
+  CompletionResult r;
+  std::lock_guard<std::mutex> slots_lock(w.slots_mu);
+  if (w.bound != &lm) {  // loaded (again) since this worker last ran: fresh slots
+    w.slots.clear();
+    w.slots.resize(static_cast<size_t>(std::max<int64_t>(1, options.contexts_per_model)));
+    w.bound = &lm;
+    r.load_seconds = lm.load_seconds;
+  }
+  // 1. The prompt text.
+  std::string text = req.prompt;
+  std::string bos = tok.bos() >= 0 ? tok.TokenText(tok.bos()) : "";
+  if (req.chat) {
+    ChatTemplateInputs in;
+    in.messages = req.messages;
+    in.bos_token = bos;
+    in.eos_token = tok.eos() >= 0 ? tok.TokenText(tok.eos()) : "";
+    StatusOr<std::string> rendered = lm.chat_template->Render(in);
+    if (!rendered.ok()) return Err(ErrorKind::kBadRequest, rendered.status().message());
+    text = std::move(rendered).value();
+  }
+  const bool add_bos = !req.chat || !ChatTemplate::StartsWithBos(text, bos);
+  // 2. The longest cached prefix.
+  Plan plan;
+  {
+    std::lock_guard<std::mutex> lock(index_mu);
+    plan = MakePlan(Candidates(index, w, lm), tok, text, add_bos);
+  }
+  const int64_t n_ctx = options.context.n_ctx > 0
+                            ? options.context.n_ctx
+                            : std::min<int64_t>(lm.model->config().n_ctx_train, 4096);
+  if (plan.tokens.empty()) return Err(ErrorKind::kBadRequest, "the prompt is empty");
+  if (static_cast<int64_t>(plan.tokens.size()) >= n_ctx) {
+    return Err(ErrorKind::kTooLarge,
+               fmt::format("the prompt has {} tokens; the context of model '{}' holds {}",
+                           plan.tokens.size(), req.model, n_ctx));
+  }
+  // 3. The slot: continue a live one, or take one (restoring a snapshot into it).
+  const int si = plan.slot >= 0 ? plan.slot : PickSlot(w, lm);
+  Slot& s = w.slots[si];
+  if (!s.ctx) {
+    StatusOr<InferenceContext> ctx =
+        InferenceContext::CreateOrError(*lm.model, options.context, w.pool.get());
+    if (!ctx.ok()) return Err(ErrorKind::kUnavailable, ctx.status().message());
+    s.ctx = std::make_unique<InferenceContext>(std::move(ctx).value());
+    s.tokens.clear();
+  }
+  if (!plan.snapshot.empty()) {
+    const auto t0 = SteadyClock::now();
+    StatusOr<SnapshotHeader> h = snapshots->Restore(plan.snapshot, lm.fingerprint, *s.ctx);
+    StatusOr<SessionExtra> extra = h.ok() ? DecodeSessionExtra(h->extra) : h.status();
+    if (h.ok() && extra.ok()) {
+      s.tokens = std::move(h->tokens);
+      s.text = std::move(extra->text);
+      s.session_id = plan.snapshot;
+      s.unsaved = false;
+      s.n_messages = 0;
+      std::lock_guard<std::mutex> lock(db_mu);
+      auto rec = db->GetSession(plan.snapshot);
+      if (rec.ok() && rec->has_value()) s.n_messages = (*rec)->n_messages;
+      r.restored_from_snapshot = true;
+      r.restore_seconds = Since(t0);
+      Count([&](ServiceMetrics& m) {
+        m.snapshots_restored++;
+        m.restore_seconds.push_back(r.restore_seconds);
+      });
+    } else {
+      std::cerr << "warning: snapshot " << plan.snapshot << " not used, re-prefilling: "
+                << (h.ok() ? extra.status().message() : h.status().message()) << "\n";
+      s.ctx->Truncate(0);
+      s.tokens.clear();
+      s.text.clear();
+      plan.extends = false;
+    }
+  }
+  if (plan.slot >= 0 && !plan.extends) SaveSlot(s, lm);  // a fork: keep the old branch
+  if (!plan.extends || s.session_id.empty()) StartSession(s, req);
+  StatusOr<int64_t> prefilled = Prefill(s, plan.tokens, text, &r);
+  if (!prefilled.ok()) return Err(ErrorKind::kInternal, prefilled.status().message());
+  return Generate(s, lm, req, sink, *lease, std::move(r));
+}
+
+void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
+  s.session_id = NewSessionId();
+  s.n_messages = 0;
+  s.chat = req.chat;
+  SessionRecord rec;
+  rec.id = s.session_id;
+  rec.name = "api-" + s.session_id;
+  rec.model = req.model;
+  for (const ChatMessage& m : req.messages) {
+    if (m.role == "system") rec.system_prompt = m.content;
+  }
+  std::lock_guard<std::mutex> lock(db_mu);
+  StatusOr<SessionRecord> created = db->CreateSession(rec);
+  if (!created.ok()) std::cerr << "warning: transcript: " << created.status().message() << "\n";
+}
+
+StatusOr<int64_t> Service::Impl::Prefill(Slot& s, const std::vector<int32_t>& tokens,
+                                         const std::string& text, CompletionResult* r) {
+  const auto t0 = SteadyClock::now();
+  size_t lcp = CommonPrefix(tokens, s.tokens);
+  if (lcp == tokens.size()) --lcp;  // evaluate at least one token to have logits
+  s.ctx->Truncate(static_cast<int64_t>(lcp));
+  s.tokens.resize(lcp);
+  s.text.clear();
+  s.unsaved = true;
+  std::span<const int32_t> rest(tokens.data() + lcp, tokens.size() - lcp);
+  DM_RETURN_IF_ERROR(s.ctx->Eval(rest));
+  s.tokens = tokens;
+  s.text = text;
+  r->prompt_tokens = static_cast<int64_t>(tokens.size());
+  r->cached_tokens = static_cast<int64_t>(lcp);
+  r->prefilled_tokens = static_cast<int64_t>(rest.size());
+  r->prompt_seconds = Since(t0);
+  return r->prefilled_tokens;
+}
+
+std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
+    Slot& s, const LoadedModel& lm, const CompletionRequest& req, const PieceSink& sink,
+    const ModelManager::Lease& lease, CompletionResult r) {
+  const Tokenizer& tok = *lm.tokenizer;
+  Sampler sampler(req.sampling, static_cast<int32_t>(tok.n_vocab()));
+  const size_t window = static_cast<size_t>(std::max(req.sampling.repeat_last_n, 0));
+  for (size_t i = s.tokens.size() > window ? s.tokens.size() - window : 0; i < s.tokens.size();
+       ++i) {
+    sampler.Accept(s.tokens[i]);
+  }
+  GenerateParams gp;
+  gp.max_tokens = req.max_tokens;
+  gp.stop = req.stop;
+  if (req.chat) {
+    for (const std::string& eot : lm.chat_template->EndOfTurnStrings()) gp.stop.push_back(eot);
+  }
+  auto on_piece = [&](std::string_view piece) {
+    if (req.cancelled->load() || lease.cancel_requested()) return false;
+    return !sink || sink(piece);
+  };
+  StatusOr<GenerateResult> g = dormouse::Generate(*s.ctx, sampler, tok, gp, on_piece);
+  if (!g.ok()) return Err(ErrorKind::kInternal, g.status().message());
+  for (int32_t t : g->tokens) s.text += tok.DecodeToken(t);
+  s.tokens.insert(s.tokens.end(), g->tokens.begin(), g->tokens.end());
+  s.unsaved = true;
+  s.chat = req.chat;
+  s.last_used = SteadyClock::now();
+  r.text = g->text;
+  r.stop = g->reason;
+  r.session_id = s.session_id;
+  r.completion_tokens = static_cast<int64_t>(g->tokens.size());
+  r.generate_seconds = g->seconds;
+  Record(s, req, r.text);
+  Count([&](ServiceMetrics& m) {
+    m.requests++;
+    m.tokens_prefilled += r.prefilled_tokens;
+    m.tokens_cached += r.cached_tokens;
+    m.tokens_generated += r.completion_tokens;
+    m.generate_seconds += r.generate_seconds;
+    if (r.load_seconds > 0) m.load_seconds.push_back(r.load_seconds);
+  });
+  return r;
+}
+
+// Appends what the transcript lacks: the request's new messages (or the new prompt
+// text) and the reply. A failure to record is logged; the answer still goes out.
+void Service::Impl::Record(Slot& s, const CompletionRequest& req, const std::string& reply) {
+  std::vector<MessageRecord> add;
+  if (req.chat) {
+    size_t from = std::min<size_t>(static_cast<size_t>(s.n_messages), req.messages.size());
+    if (from == req.messages.size() && from > 0) from = req.messages.size() - 1;
+    for (size_t i = from; i < req.messages.size(); ++i) {
+      add.push_back({0, req.messages[i].role, req.messages[i].content, 0});
+    }
+    add.push_back({0, "assistant", reply, 0});
+  } else {
+    add.push_back({0, "prompt", req.prompt, 0});
+    add.push_back({0, "completion", reply, 0});
+  }
+  std::lock_guard<std::mutex> lock(db_mu);
+  for (MessageRecord& m : add) {
+    Status st = db->AppendMessage(s.session_id, &m);
+    if (!st.ok()) {
+      std::cerr << "warning: transcript: " << st.message() << "\n";
+      return;
+    }
+  }
+  s.n_messages = req.chat ? static_cast<int64_t>(req.messages.size()) + 1 : s.n_messages + 2;
+}
+
+}  // namespace dormouse

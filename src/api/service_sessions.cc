@@ -1,0 +1,107 @@
+// Sessions as the API lists them: the transcripts (every conversation, also those of
+// `dormouse chat`), joined with what is live in a loaded context and what is saved.
+#include <filesystem>
+
+#include "api/service_impl.h"
+
+namespace dormouse {
+
+std::vector<SessionInfo> Service::Sessions() const {
+  Impl& d = *impl_;
+  std::map<std::string, SessionInfo> by_id;
+  {
+    std::lock_guard<std::mutex> lock(d.db_mu);
+    StatusOr<std::vector<SessionRecord>> all = d.db->ListSessions();
+    if (all.ok()) {
+      for (const SessionRecord& r : *all) {
+        SessionInfo& i = by_id[r.id];
+        i.id = r.id;
+        i.model = r.model;
+        i.state = "transcript";
+        i.updated_at = r.updated_at;
+        i.n_messages = r.n_messages;
+      }
+    }
+  }
+  for (const SnapshotInfo& snap : d.snapshots->List()) {
+    SessionInfo& i = by_id[snap.key];
+    i.id = snap.key;
+    i.state = "saved";
+    i.snapshot_bytes = snap.bytes;
+    std::lock_guard<std::mutex> lock(d.index_mu);
+    auto it = d.index.find(snap.key);
+    if (it != d.index.end()) i.n_tokens = static_cast<int64_t>(it->second.tokens.size());
+  }
+  std::lock_guard<std::mutex> lock(d.workers_mu);
+  for (const auto& [model, w] : d.workers) {
+    std::lock_guard<std::mutex> slots_lock(w->slots_mu);
+    for (const Slot& s : w->slots) {
+      if (s.session_id.empty()) continue;
+      SessionInfo& i = by_id[s.session_id];
+      i.id = s.session_id;
+      i.model = model;
+      i.state = "live";
+      i.n_tokens = static_cast<int64_t>(s.tokens.size());
+    }
+  }
+  std::vector<SessionInfo> out;
+  for (auto& [id, info] : by_id) out.push_back(std::move(info));
+  std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
+    return a.updated_at > b.updated_at || (a.updated_at == b.updated_at && a.id < b.id);
+  });
+  return out;
+}
+
+std::optional<SessionInfo> Service::Session(const std::string& id) const {
+  for (SessionInfo& i : Sessions()) {
+    if (i.id == id) return std::move(i);
+  }
+  return std::nullopt;
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> Service::Transcript(
+    const std::string& id) const {
+  std::lock_guard<std::mutex> lock(impl_->db_mu);
+  DM_ASSIGN_OR_RETURN(std::vector<MessageRecord> msgs, impl_->db->Messages(id));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (MessageRecord& m : msgs) out.emplace_back(std::move(m.role), std::move(m.content));
+  return out;
+}
+
+std::optional<ServiceError> Service::DeleteSession(const std::string& id) {
+  Impl& d = *impl_;
+  bool existed = false;
+  {
+    std::lock_guard<std::mutex> lock(d.workers_mu);
+    for (const auto& [model, w] : d.workers) {
+      std::lock_guard<std::mutex> slots_lock(w->slots_mu);
+      for (Slot& s : w->slots) {
+        if (s.session_id != id) continue;
+        s.session_id.clear();
+        s.unsaved = false;
+        existed = true;
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(d.index_mu);
+    existed |= d.index.erase(id) > 0;
+  }
+  if (SnapshotStore::CheckKey(id).ok() && d.snapshots->Exists(id)) {
+    existed = true;
+    if (Status s = d.snapshots->Remove(id); !s.ok())
+      return MakeError(ErrorKind::kInternal, s.message());
+  }
+  {
+    std::lock_guard<std::mutex> lock(d.db_mu);
+    bool in_db = false;
+    if (Status s = d.db->DeleteSession(id, &in_db); !s.ok()) {
+      return MakeError(ErrorKind::kInternal, s.message());
+    }
+    existed |= in_db;
+  }
+  if (!existed) return MakeError(ErrorKind::kNotFound, fmt::format("no session '{}'", id));
+  return std::nullopt;
+}
+
+}  // namespace dormouse

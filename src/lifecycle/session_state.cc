@@ -1,0 +1,61 @@
+#include "lifecycle/session_state.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
+namespace dormouse {
+namespace {
+
+constexpr char kTag[4] = {'D', 'M', 'X', '1'};
+
+void PutBlob(std::string& out, std::string_view blob) {
+  uint32_t n = static_cast<uint32_t>(blob.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(blob);
+}
+
+bool GetBlob(std::string_view& in, std::string* blob) {
+  uint32_t n = 0;
+  if (in.size() < sizeof n) return false;
+  std::memcpy(&n, in.data(), sizeof n);
+  in.remove_prefix(sizeof n);
+  if (in.size() < n) return false;
+  blob->assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeSessionExtra(const SessionExtra& e) {
+  std::string out(kTag, sizeof kTag);
+  PutBlob(out, e.sampler_state);
+  PutBlob(out, e.text);
+  out.append(reinterpret_cast<const char*>(&e.window_start), sizeof e.window_start);
+  return out;
+}
+
+StatusOr<SessionExtra> DecodeSessionExtra(const std::string& bytes) {
+  std::string_view in(bytes);
+  if (in.size() < sizeof kTag || std::memcmp(in.data(), kTag, sizeof kTag) != 0) {
+    return Status::Error("snapshot session data has an unknown format");
+  }
+  in.remove_prefix(sizeof kTag);
+  SessionExtra e;
+  if (!GetBlob(in, &e.sampler_state) || !GetBlob(in, &e.text) ||
+      in.size() != sizeof e.window_start) {
+    return Status::Error("snapshot session data is malformed");
+  }
+  std::memcpy(&e.window_start, in.data(), sizeof e.window_start);
+  return e;
+}
+
+size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+}  // namespace dormouse
