@@ -128,10 +128,30 @@ StatusOr<double> PageCacheResidency(const std::string& path) {
 Status DropFromPageCache(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::Errorf("{}: cannot open: {}", path, std::strerror(errno));
+  // Dirty pages (a model just downloaded or copied) are not dropped: write them first.
+  (void)::fdatasync(fd);
   int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   ::close(fd);
   if (rc != 0) return Status::Errorf("{}: posix_fadvise failed: {}", path, std::strerror(rc));
   return Status::Ok();
+}
+
+uint64_t MappedFileRss(const std::string& path) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  uint64_t total = 0;
+  while (std::getline(in, line)) {
+    // Mapping headers start with an address range; their last field is the path.
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') < line.find(' ')) {
+      inside = line.size() >= path.size() &&
+               line.compare(line.size() - path.size(), path.size(), path) == 0;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      total += std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
+    }
+  }
+  return total;
 }
 
 void TrimAllocator() { ::malloc_trim(0); }

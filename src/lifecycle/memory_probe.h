@@ -53,6 +53,9 @@ SystemMemory ParseMeminfo(const std::string& text);
 // "some avg10=1.23 ..." -> 1.23.
 std::optional<double> ParsePsiSomeAvg10(const std::string& text);
 
+// Resident bytes of this process's mappings of `path` (from /proc/self/smaps).
+uint64_t MappedFileRss(const std::string& path);
+
 // Fraction of the file's pages in the page cache (mmap + mincore), in [0, 1].
 StatusOr<double> PageCacheResidency(const std::string& path);
 // Asks the kernel to drop the file's clean pages from the page cache.
