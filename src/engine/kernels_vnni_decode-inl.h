@@ -1,8 +1,11 @@
-// AVX-512 VNNI matmuls for few tokens (decode): weights are streamed once, one row at a
-// time, each 64-byte weight vector dotted with up to 4 tokens. Lanes hold consecutive
-// elements; vpdpbusd wants unsigned x signed bytes, so Q8_0 weights are offset by +128
-// (and Q4_0/Q4_K/Q6_K nibbles are unsigned already), the offset being cancelled with the
-// prepared activation sums. Only compiled for HWY_AVX3_DL (kernels.cc includes it there).
+// AVX-512 VNNI matmuls for few tokens (decode): weights are streamed once, row after row
+// (rows are contiguous, so the hardware prefetcher sees one stream; a software prefetch
+// runs ~1 KiB ahead), each 64-byte weight vector dotted with up to 4 tokens. Lanes hold
+// consecutive elements; vpdpbusd wants unsigned x signed bytes, so Q8_0 weights are offset
+// by +128 (Q4_0/Q4_K/Q6_K nibbles are unsigned already), the offset being cancelled with the
+// prepared activation sums. Q8_0/Q4_0 reduce 16 blocks' integer sums to one vector before
+// the single float scale multiply; K-quants apply the 6/8-bit sub-block scales exactly with
+// vpdpwssd. Only compiled for HWY_AVX3_DL (kernels.cc includes it there).
 #if defined(DORMOUSE_ENGINE_KERNELS_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_VNNI_DECODE_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_VNNI_DECODE_INL_H_
@@ -16,13 +19,11 @@
 #include <cstring>
 
 #include "engine/kernels_internal.h"
+#include "engine/kernels_vnni_ops-inl.h"
 #include "engine/quants.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
-// Highway 1.0.3's AVX3_DL flags enable "avxvnni" (VEX-encoded, which CPUs such as these
-// Zen 5 VMs lack: SIGILL) but not the EVEX form its runtime check for AVX3_DL requires.
-#pragma GCC target("avx512vnni,no-avxvnni")
 namespace dormouse {
 namespace HWY_NAMESPACE {
 namespace vnni {
@@ -125,8 +126,8 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
       const __m512i wv = LoadPairQ0<kQ4>(blk + 2 * i * kBs, blk + (2 * i + 1) * kBs);
       DM_UNROLL
       for (int t = 0; t < NT; ++t) {
-        z[t][i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv,
-                                      _mm512_loadu_si512(a[t].qs + 32 * (b + 2 * i)));
+        z[t][i] =
+            Dpbusd(_mm512_setzero_si512(), wv, _mm512_loadu_si512(a[t].qs + 32 * (b + 2 * i)));
       }
     }
     const __m512 dw = HalfToFloat16(_mm512_i32gather_epi32(stride, blk, 1));
@@ -150,7 +151,7 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
       const __m512i corr = _mm512_maskz_permutexvar_epi32(
           0x0101, idx,
           _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a[t].corr + b))));
-      const __m512i iv = _mm512_dpbusd_epi32(corr, wv, av);
+      const __m512i iv = Dpbusd(corr, wv, av);
       const __m512 s = _mm512_mul_ps(dw, SplatPair(idx, a[t].d + b));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), s, acc[t]);
     }
@@ -172,7 +173,7 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
     for (int t = 0; t < NT; ++t) {
       const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + 32 * b));
       const __m256i corr = _mm256_zextsi128_si256(_mm_cvtsi32_si128(Load32(a[t].corr + b)));
-      const __m256i iv = _mm256_dpbusd_epi32(corr, w, av);
+      const __m256i iv = Dpbusd(corr, w, av);
       const __m512 v = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(iv));
       acc[t] = _mm512_fmadd_ps(v, _mm512_set1_ps(dw * a[t].d[b]), acc[t]);
     }
@@ -239,8 +240,8 @@ inline void RowQ4_K(const BlockQ4_K* w, int64_t nsb, const BlockQ8_K* const* a, 
       DM_UNROLL
       for (int p = 0; p < 4; ++p) {
         const __m512i prod =
-            _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[p], _mm512_loadu_si512(y.qs + 64 * p));
-        isum = _mm512_dpwssd_epi32(isum, prod, sc[p]);  // exact: |prod| < 2^15
+            Dpbusd(_mm512_setzero_si512(), wq[p], _mm512_loadu_si512(y.qs + 64 * p));
+        isum = Dpwssd(isum, prod, sc[p]);  // exact: |prod| < 2^15
       }
       const __m256i mp =
           _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)), mins);
@@ -301,8 +302,8 @@ inline void RowQ6_K(const BlockQ6_K* w, int64_t nsb, const BlockQ8_K* const* a, 
       DM_UNROLL
       for (int k = 0; k < 4; ++k) {
         const __m512i prod =
-            _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[k], _mm512_loadu_si512(y.qs + 64 * k));
-        isum = _mm512_dpwssd_epi32(isum, prod, sc[k]);  // exact: |prod| <= 4*63*127 < 2^15
+            Dpbusd(_mm512_setzero_si512(), wq[k], _mm512_loadu_si512(y.qs + 64 * k));
+        isum = Dpwssd(isum, prod, sc[k]);  // exact: |prod| <= 4*63*127 < 2^15
       }
       // q - 32: subtract 32 * sum_k scale_k * bsum_k.
       const __m256i corr =

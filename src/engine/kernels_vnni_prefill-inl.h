@@ -19,11 +19,11 @@
 #include <cstring>
 
 #include "engine/kernels_internal.h"
+#include "engine/kernels_vnni_ops-inl.h"
 #include "engine/quants.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
-#pragma GCC target("avx512vnni,no-avxvnni")
 namespace dormouse {
 namespace HWY_NAMESPACE {
 namespace vnni {
@@ -194,7 +194,7 @@ inline void TileQ0(const PanelQ0& p, int64_t nblocks, const PreparedQ8_0* a, int
       const __m512i w = _mm512_load_si512(&p.quads[g][q]);
       DM_UNROLL
       for (int t = 0; t < NT; ++t) {
-        ia[t] = _mm512_dpbusd_epi32(ia[t], w, Bcast32(a[t].qs + 32 * b + 4 * q));
+        ia[t] = DpbusdBcast(ia[t], w, a[t].qs + 32 * b + 4 * q);
       }
     }
     const __m512 sv = _mm512_load_ps(&p.scale[g]);
@@ -217,8 +217,7 @@ inline void BsumTerm(const __m512i* pairs, const BlockQ8_K* const* y, __m512i* i
   for (int q = 0; q < 8; ++q) {
     const __m512i pv = _mm512_load_si512(&pairs[q]);
     DM_UNROLL
-    for (int t = 0; t < NT; ++t)
-      is[t] = _mm512_dpwssd_epi32(is[t], pv, Bcast32(y[t]->bsums + 2 * q));
+    for (int t = 0; t < NT; ++t) is[t] = DpwssdBcast(is[t], pv, y[t]->bsums + 2 * q);
   }
 }
 
@@ -233,7 +232,7 @@ inline void SuperGroups(const Super& p, const BlockQ8_K* const* y, __m512* sb) {
       const __m512i w = _mm512_load_si512(&p.quads[j][q]);
       DM_UNROLL
       for (int t = 0; t < NT; ++t) {
-        ia[t] = _mm512_dpbusd_epi32(ia[t], w, Bcast32(y[t]->qs + 4 * kQuads * j + 4 * q));
+        ia[t] = DpbusdBcast(ia[t], w, y[t]->qs + 4 * kQuads * j + 4 * q);
       }
     }
     const __m512 sv = _mm512_load_ps(&p.scale[j]);

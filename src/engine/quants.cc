@@ -14,12 +14,6 @@ uint32_t FloatBits(float f) {
   return u;
 }
 
-float BitsFloat(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-
 // Largest-magnitude element of x[0..n), keeping its sign; the first one wins ties (ggml).
 float SignedAbsMax(const float* x, int n, float* amax_out) {
   float amax = 0.0f, max = 0.0f;
@@ -45,45 +39,6 @@ Q6Pos Q6Position(int e) {
 }
 
 }  // namespace
-
-float F16ToF32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  if (exp == 0) {
-    // Zero or subnormal: mant * 2^-24 is exact in float.
-    float v = static_cast<float>(mant) * 0x1p-24f;
-    return BitsFloat(FloatBits(v) | sign);
-  }
-  if (exp == 31) return BitsFloat(sign | 0x7f800000u | (mant << 13));
-  return BitsFloat(sign | ((exp + 112) << 23) | (mant << 13));
-}
-
-uint16_t F32ToF16(float f) {
-  uint32_t x = FloatBits(f);
-  uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
-  x &= 0x7fffffffu;
-  if (x > 0x7f800000u) {  // NaN: quiet, upper payload bits kept (as vcvtps2ph)
-    return static_cast<uint16_t>(sign | 0x7e00 | ((x >> 13) & 0x3ff));
-  }
-  if (x >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00);  // rounds to >= 65536
-  if (x < 0x38800000u) {
-    // Below the smallest normal half: adding 0.5 (ulp 2^-24) rounds to the subnormal grid.
-    float r = BitsFloat(x) + 0.5f;
-    return static_cast<uint16_t>(sign | (FloatBits(r) - 0x3f000000u));
-  }
-  uint32_t odd = (x >> 13) & 1;
-  x += 0xc8000fffu + odd;  // rebias exponent by -112 and round to nearest even
-  return static_cast<uint16_t>(sign | (x >> 13));
-}
-
-float BF16ToF32(uint16_t h) { return BitsFloat(static_cast<uint32_t>(h) << 16); }
-
-uint16_t F32ToBF16(float f) {
-  uint32_t u = FloatBits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64);
-  return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
-}
 
 int NearestInt(float x) {
   assert(std::fabs(x) <= 4194303.0f);

@@ -3,6 +3,8 @@
 // the SIMD kernels (kernels.cc) are tested against.
 #pragma once
 
+#include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -58,10 +60,12 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ8_K) == 292);
 
 // ---- Scalar conversions ---------------------------------------------------------------
-float F16ToF32(uint16_t h);
-uint16_t F32ToF16(float f);  // IEEE half, round-to-nearest-even, overflow to inf
-float BF16ToF32(uint16_t h);
-uint16_t F32ToBF16(float f);  // round-to-nearest-even, NaN kept quiet (as ggml)
+// Inline and branch-free (the FP16 library's float-arithmetic tricks, exact for every input)
+// so that callers' loops stay cheap and vectorizable; the SIMD kernels convert in bulk.
+inline float F16ToF32(uint16_t h);
+inline uint16_t F32ToF16(float f);  // IEEE half, round-to-nearest-even, overflow to inf
+inline float BF16ToF32(uint16_t h);
+inline uint16_t F32ToBF16(float f);  // round-to-nearest-even, NaN kept quiet (as ggml)
 
 // Round-to-nearest-even of |x| < 2^22 (ggml's nearest_int).
 int NearestInt(float x);
@@ -93,5 +97,46 @@ void DequantizeRowQ4_0(const BlockQ4_0* x, float* y, int64_t n);
 void DequantizeRowQ4_K(const BlockQ4_K* x, float* y, int64_t n);
 void DequantizeRowQ6_K(const BlockQ6_K* x, float* y, int64_t n);
 void DequantizeRowQ8_K(const BlockQ8_K* x, float* y, int64_t n);
+
+// ---- Inline definitions -----------------------------------------------------------------
+namespace quants_detail {
+inline uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
+inline float Float(uint32_t u) { return std::bit_cast<float>(u); }
+}  // namespace quants_detail
+
+inline float F16ToF32(uint16_t h) {
+  using quants_detail::Bits, quants_detail::Float;
+  const uint32_t w = static_cast<uint32_t>(h) << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two_w = w + w;
+  // Normal (and inf/NaN): rebias the exponent by scaling; subnormal: exact via a magic add.
+  const float normalized = Float((two_w >> 4) + (0xe0u << 23)) * 0x1p-112f;
+  const float denormalized = Float((two_w >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t r = two_w < (1u << 27) ? Bits(denormalized) : Bits(normalized);
+  return Float(sign | r);
+}
+
+inline uint16_t F32ToF16(float f) {
+  using quants_detail::Bits, quants_detail::Float;
+  // Scaling up then down lets the FPU round to the half grid (nearest even) and saturate.
+  float base = (std::fabs(f) * 0x1p+112f) * 0x1p-110f;
+  const uint32_t w = Bits(f);
+  const uint32_t shl1_w = w + w;
+  const uint32_t sign = w & 0x80000000u;
+  uint32_t bias = shl1_w & 0xff000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = Float((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = Bits(base);
+  const uint32_t nonsign = ((bits >> 13) & 0x00007c00u) + (bits & 0x00000fffu);
+  return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xff000000u ? 0x7e00u : nonsign));
+}
+
+inline float BF16ToF32(uint16_t h) { return quants_detail::Float(static_cast<uint32_t>(h) << 16); }
+
+inline uint16_t F32ToBF16(float f) {
+  const uint32_t u = quants_detail::Bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64);
+  return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
+}
 
 }  // namespace dormouse

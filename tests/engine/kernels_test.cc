@@ -168,7 +168,7 @@ const MatCase kMatCases[] = {
 TEST(KernelTest, MatMulRowsMatchesReferenceOnEveryTarget) {
   const int64_t kRows = 37;
   for (const MatCase& c : kMatCases) {
-    for (int64_t tokens : {1, 2, 3, 4, 5, 8, 9, 17}) {
+    for (int64_t tokens : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17}) {
       MatMulChecker checker(c.type, kRows, c.n, tokens);
       ForEachTarget([&] {
         checker.CheckPrepare();
