@@ -15,5 +15,6 @@ void AddLogitsCommand(CLI::App& app, Action* action);
 void AddBenchCommand(CLI::App& app, Action* action);
 void AddInfoCommand(CLI::App& app, Action* action);
 void AddChatCommand(CLI::App& app, Action* action);
+void AddBenchResumeCommand(CLI::App& app, Action* action);
 
 }  // namespace dormouse::cli

@@ -1,0 +1,201 @@
+// `dormouse bench-resume MODEL [--tokens 1550]`: the idle scenario of
+// ../shared/BENCHMARKS.md in one process, through the server's own code path (Service,
+// ModelManager, snapshots): a long conversation, a warm next turn, an idle eject (warm,
+// then cold), the next turn after each, and the same next turn with no snapshot (a full
+// re-prefill, what other runtimes do). Prints RSS at each stage and each turn's latency.
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "api/service.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "lifecycle/gguf_loader.h"
+#include "lifecycle/memory_probe.h"
+#include "store/snapshot_store.h"
+#include "store/transcript_db.h"
+
+namespace dormouse::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string model;
+  int64_t tokens = 1550;
+  int threads = 0;
+  int64_t ctx = 4096;
+  bool json = false;
+};
+
+double MiB(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
+
+// One server's worth of objects on a data dir.
+struct Rig {
+  Rig(const Options& o, const fs::path& data) {
+    db = TranscriptDb::OpenOrError(data.string()).value();
+    snaps = SnapshotStore::OpenOrError((data / "snapshots").string(), 0).value();
+    GgufModelLoader::Options lo;
+    lo.files[ModelNameFromPath(o.model)] = o.model;
+    lo.context.n_ctx = o.ctx;
+    loader = std::make_unique<GgufModelLoader>(lo, nullptr, db.get());
+    manager = std::make_unique<ModelManager>(ModelManager::Options{}, &clock, &probe, loader.get());
+    ServiceOptions so;
+    so.threads = ResolveThreads(o.threads);
+    so.context.n_ctx = o.ctx;
+    so.contexts_per_model = 1;
+    service = std::make_unique<Service>(so, loader.get(), manager.get(), db.get(), snaps.get());
+    manager->SetEjectHook(
+        [this](const std::string& m, ModelHandle& h, Reason r) { service->OnEject(m, h, r); });
+  }
+  ~Rig() {
+    service->Shutdown();
+    manager.reset();
+  }
+  SystemClock clock;
+  ProcMemoryProbe probe;
+  std::unique_ptr<TranscriptDb> db;
+  std::unique_ptr<SnapshotStore> snaps;
+  std::unique_ptr<GgufModelLoader> loader;
+  std::unique_ptr<ModelManager> manager;
+  std::unique_ptr<Service> service;
+};
+
+// About `n` tokens of varied English words (the scenario's "1,500-word conversation").
+StatusOr<std::string> Conversation(const std::string& model, int64_t n) {
+  DM_ASSIGN_OR_RETURN(GgufFile g, GgufFile::OpenOrError(model));
+  DM_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::FromGguf(g));
+  static const char* kWords[] = {"the", "river", "morning", "quiet", "garden", "wrote", "letter",
+                                 "across", "window", "bright", "follow", "people", "small",
+                                 "history", "question", "answer", "yellow", "travel", "music",
+                                 "simple", "mountain", "remember", "between", "strange"};
+  std::mt19937 rng(7);
+  std::string text = "User: ";
+  while (static_cast<int64_t>(tok.Encode(text, true, true).size()) < n) {
+    for (int i = 0; i < 16; ++i) text += std::string(kWords[rng() % 24]) + " ";
+    text += ". ";
+  }
+  return text;
+}
+
+struct Row {
+  std::string stage;
+  ProcessMemory mem;
+  double seconds = -1;
+  std::string note;
+};
+
+int Bench(const Options& o) {
+  StatusOr<std::string> text = Conversation(o.model, o.tokens);
+  if (!text.ok()) return Fail(text.status());
+  const fs::path data = fs::temp_directory_path() / fmt::format("dm_bench_resume_{}", ::getpid());
+  fs::remove_all(data);
+  const std::string name = ModelNameFromPath(o.model);
+  std::vector<Row> rows;
+  ProcMemoryProbe probe;
+  TrimAllocator();
+  rows.push_back({"start", probe.Process(), -1, ""});
+  double snapshot_mib = 0, eject_seconds = 0;
+  {
+    Rig rig(o, data);
+    std::string prompt = *text;
+    auto turn = [&](const std::string& stage) -> bool {
+      CompletionRequest r;
+      r.model = name;
+      r.prompt = prompt;
+      r.max_tokens = 1;
+      r.sampling.temperature = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      auto v = rig.service->Complete(r, nullptr);
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (auto* e = std::get_if<ServiceError>(&v)) {
+        std::cerr << "error: " << e->message << "\n";
+        return false;
+      }
+      const CompletionResult& c = std::get<CompletionResult>(v);
+      rows.push_back({stage, probe.Process(), s,
+                      fmt::format("{} prompt tokens: {} reused, {} prefilled{}", c.prompt_tokens,
+                                  c.cached_tokens, c.prefilled_tokens,
+                                  c.restored_from_snapshot ? ", restored from snapshot" : "")});
+      prompt += " and then the story went on";
+      return true;
+    };
+    auto eject = [&](EjectLevel level) {
+      uint64_t before = rig.service->Metrics().snapshot_bytes_written;
+      auto r = rig.manager->Eject(name, level, false, Reason::kKeepAlive);
+      snapshot_mib = std::max(snapshot_mib, MiB(rig.service->Metrics().snapshot_bytes_written - before));
+      eject_seconds = r.ok() ? r->seconds : 0;
+      rows.push_back({fmt::format("idle after {} eject", EjectLevelName(level)), probe.Process(), -1,
+                      fmt::format("eject took {:.1f} ms", eject_seconds * 1000)});
+    };
+    if (!turn("turn 1: full prefill") || !turn("turn 2: warm next turn")) return 1;
+    eject(EjectLevel::kWarm);
+    if (!turn("next turn after warm eject")) return 1;
+    eject(EjectLevel::kCold);
+    if (!turn("next turn after cold eject")) return 1;
+  }
+  {  // What other runtimes do: no snapshot, so the whole conversation is prefilled again.
+    fs::remove_all(data);
+    Rig rig(o, data);
+    CompletionRequest r;
+    r.model = name;
+    r.prompt = *text + " and then the story went on and then the story went on";
+    r.max_tokens = 1;
+    r.sampling.temperature = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    auto v = rig.service->Complete(r, nullptr);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (std::holds_alternative<ServiceError>(v)) return Fail(Status::Error("baseline failed"));
+    rows.push_back({"next turn without snapshot (re-prefill)", probe.Process(), s,
+                    fmt::format("{} tokens prefilled",
+                                std::get<CompletionResult>(v).prefilled_tokens)});
+  }
+  fs::remove_all(data);
+  const double warm = rows[4].seconds, reprefill = rows.back().seconds;
+  if (o.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const Row& r : rows) {
+      j.push_back({{"stage", r.stage}, {"rss_mib", MiB(r.mem.rss)}, {"anon_mib", MiB(r.mem.anon)},
+                   {"file_mib", MiB(r.mem.file)}, {"seconds", r.seconds}, {"note", r.note}});
+    }
+    std::cout << nlohmann::json{{"model", name}, {"stages", j}, {"snapshot_mib", snapshot_mib},
+                                {"restore_speedup", reprefill / warm}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("model {}  threads {}  context {}\n", name, ResolveThreads(o.threads),
+                           o.ctx);
+  std::cout << fmt::format("{:<42} {:>24} {:>10}  {}\n", "stage", "RSS MiB (anon/file)",
+                           "latency", "");
+  for (const Row& r : rows) {
+    std::cout << fmt::format("{:<42} {:>8.1f} ({:6.1f}/{:6.1f}) {:>10} {}\n", r.stage, MiB(r.mem.rss),
+                             MiB(r.mem.anon), MiB(r.mem.file),
+                             r.seconds < 0 ? "" : fmt::format("{:.3f} s", r.seconds), r.note);
+  }
+  std::cout << fmt::format(
+      "snapshot: {:.1f} MiB; next turn after warm eject {:.3f} s vs re-prefill {:.3f} s: {:.1f}x "
+      "faster\n",
+      snapshot_mib, warm, reprefill, reprefill / warm);
+  return 0;
+}
+
+}  // namespace
+
+void AddBenchResumeCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench-resume", "Measure RSS and next-turn latency across idle ejects (BENCHMARKS.md)");
+  cmd->add_option("model", o->model, "GGUF model file")->required();
+  cmd->add_option("--tokens", o->tokens, "Conversation length in tokens")
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("-c,--ctx-size", o->ctx, "Context size")
+      ->check(CLI::Range(int64_t{64}, int64_t{1} << 22));
+  cmd->add_flag("--json", o->json, "Print JSON");
+  cmd->callback([o, action] { *action = [o] { return Bench(*o); }; });
+}
+
+}  // namespace dormouse::cli
