@@ -108,4 +108,11 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
   }
 }
 
+void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
+                 float* const* out) {
+  static const bool kAvx512 = attention_internal::HaveAvx512();
+  if (f16 && kAvx512 && attention_internal::AttendGroupF16Avx512(a, n, scratch, out)) return;
+  for (int i = 0; i < n; ++i) AttendHead(a[i], f16, scratch, out[i]);
+}
+
 }  // namespace dormouse

@@ -18,10 +18,11 @@
 namespace dormouse {
 
 struct AttentionScratch {
-  uint16_t* q16;    // (head_dim)
+  uint16_t* q16;    // (kMaxGroupHeads * head_dim)
   uint16_t* acc16;  // (head_dim)
   float* acc32;     // (head_dim)
 };
+inline constexpr int kMaxGroupHeads = 4;
 
 struct AttentionArgs {
   const float* q;         // (head_dim)
@@ -36,12 +37,21 @@ struct AttentionArgs {
 
 // out[0, head_dim) = softmax(q . K^T * scale) V.
 void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratch, float* out);
+// The same for n query heads that share one KV head (same keys, values, offset and
+// n_keys; their own q and out): faster, identical results.
+void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
+                 float* const* out);
 
 namespace attention_internal {
 // The F16 path's variants, exposed for the test that holds them to each other.
 void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out);
 bool HaveAvx512();
 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* out);
+// False when head_dim has no grouped variant (the caller falls back to AttendHead).
+bool AttendGroupF16Avx512(const AttentionArgs* a, int n, const AttentionScratch& s,
+                          float* const* out);
+// glibc's expf, lane for lane, for arguments in [-inf, 0].
+void ExpBatchAvx512(const float* x, float* out, int64_t n);
 }  // namespace attention_internal
 
 }  // namespace dormouse

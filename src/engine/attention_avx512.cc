@@ -1,10 +1,18 @@
-// The AVX-512 variant of the F16 attention path: the same operations in the same order
-// as AttendF16Reference (16-lane FMA accumulators, _mm512_reduce_add_ps, F16 rounding
-// after every accumulate), so the two give identical bits; only faster. Compiled with a
-// target attribute and chosen at run time, so the binary still runs on older CPUs.
+// The AVX-512 variants of the F16 attention path. They do the same operations in the same
+// order as AttendF16Reference (16-lane FMA accumulators, _mm512_reduce_add_ps, F16
+// rounding after every accumulate, glibc's expf), so they give identical bits; only
+// faster. Compiled with a target attribute and chosen at run time, so the binary still
+// runs on older CPUs.
+//
+// The grouped variant handles the query heads that share one KV head (GQA) together, a
+// block of keys at a time: scores first (independent dot products), then the online
+// softmax's running max and the block's exponentials (vectorized), then the F16
+// accumulators, kept in registers, in key order. Each value row is converted once for
+// every head of the group, and the heads' dependency chains interleave.
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "engine/attention.h"
 #include "engine/kernels.h"
@@ -13,8 +21,9 @@
 namespace dormouse::attention_internal {
 namespace {
 
-#define DM_AVX512 __attribute__((target("avx512f,avx512vl,f16c,fma")))
+#define DM_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,f16c,fma")))
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+constexpr int kBlock = 64;  // keys per block
 
 DM_AVX512 inline __m512 Load16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -22,6 +31,8 @@ DM_AVX512 inline __m512 Load16(const uint16_t* p) {
 DM_AVX512 inline void Store16(uint16_t* p, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, kRound));
 }
+// Rounds every lane to the nearest F16 value (kept as F32).
+DM_AVX512 inline __m512 RoundF16(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, kRound)); }
 
 DM_AVX512 float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
   const int64_t np = n & ~int64_t{63};
@@ -57,11 +68,186 @@ DM_AVX512 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
   for (; i < n; ++i) y[i] = F32ToF16(std::fma(F16ToF32(x[i]), v, F16ToF32(y[i])));
 }
 
+// glibc's expf (the FMA build, sysdeps/ieee754/flt-32/e_expf.c) for arguments in
+// [-inf, 0], lane for lane: x*32/ln2 = k + r, 2^(k/32) from a 32-entry table, a cubic in
+// r, all in double. Checked against the library on every float in [-104, 0].
+struct ExpTable {
+  alignas(64) uint64_t t[32];
+  ExpTable() {
+    for (int i = 0; i < 32; ++i) {
+      double v = static_cast<double>(exp2l(static_cast<long double>(i) / 32));
+      uint64_t b;
+      std::memcpy(&b, &v, 8);
+      t[i] = b - (static_cast<uint64_t>(i) << 47);
+    }
+  }
+};
+const ExpTable kExpTable;
+
+DM_AVX512 __m256 Exp8(__m256 xf) {
+  const __m512d inv_ln2_n = _mm512_set1_pd(0x1.71547652b82fep+0 * 32);
+  const __m512d shift = _mm512_set1_pd(0x1.8p+52);
+  const __m512d c0 = _mm512_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32);
+  const __m512d c1 = _mm512_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32);
+  const __m512d c2 = _mm512_set1_pd(0x1.62e42ff0c52d6p-1 / 32);
+  const __m512d xd = _mm512_cvtps_pd(xf);
+  const __m512d z = _mm512_mul_pd(inv_ln2_n, xd);
+  __m512d kd = _mm512_add_pd(z, shift);
+  const __m512i ki = _mm512_castpd_si512(kd);
+  kd = _mm512_sub_pd(kd, shift);
+  const __m512d r = _mm512_fmadd_pd(inv_ln2_n, xd, _mm512_sub_pd(_mm512_setzero_pd(), kd));
+  const __m512i idx = _mm512_and_si512(ki, _mm512_set1_epi64(31));
+  const __m512i lo = _mm512_load_si512(kExpTable.t), hi = _mm512_load_si512(kExpTable.t + 8);
+  const __m512i lo2 = _mm512_load_si512(kExpTable.t + 16),
+                hi2 = _mm512_load_si512(kExpTable.t + 24);
+  const __m512i t16a = _mm512_permutex2var_epi64(lo, idx, hi);
+  const __m512i t16b = _mm512_permutex2var_epi64(lo2, idx, hi2);
+  const __mmask8 upper = _mm512_test_epi64_mask(idx, _mm512_set1_epi64(16));
+  __m512i t = _mm512_mask_blend_epi64(upper, t16a, t16b);
+  t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
+  const __m512d s = _mm512_castsi512_pd(t);
+  const __m512d r2 = _mm512_mul_pd(r, r);
+  const __m512d p = _mm512_fmadd_pd(c0, r, c1);
+  __m512d y = _mm512_fmadd_pd(c2, r, _mm512_set1_pd(1.0));
+  y = _mm512_fmadd_pd(p, r2, y);
+  y = _mm512_mul_pd(y, s);
+  __m256 out = _mm512_cvtpd_ps(y);
+  // Below log(2^-150) (and -inf) the result is 0, as the library's underflow path.
+  const __mmask8 tiny = _mm256_cmp_ps_mask(xf, _mm256_set1_ps(-0x1.9fe368p6f), _CMP_LT_OQ);
+  return _mm256_mask_blend_ps(tiny, out, _mm256_setzero_ps());
+}
+
+// Per head of a group: the running max, the sum, and the block's softmax factors.
+struct HeadState {
+  float M = -INFINITY, S = 0.0f;
+  alignas(64) float score[kBlock];
+  alignas(64) float arg[kBlock];  // exponent: M_old - M_new on a new max, else s - M
+  alignas(64) float e[kBlock];
+  bool new_max[kBlock];
+};
+
+// The softmax bookkeeping of one block for one head: max scan, exps, sums.
+DM_AVX512 void SoftmaxBlock(HeadState& h, int nb) {
+  for (int j = 0; j < nb; ++j) {
+    const float s = h.score[j];
+    h.new_max[j] = s > h.M;
+    if (h.new_max[j]) {
+      h.arg[j] = h.M - s;
+      h.M = s;
+    } else {
+      h.arg[j] = s - h.M;
+    }
+  }
+  for (int j = nb; j < kBlock && j % 8 != 0; ++j) h.arg[j] = 0.0f;  // lanes past the block
+  for (int j = 0; j < nb; j += 8) _mm256_store_ps(h.e + j, Exp8(_mm256_load_ps(h.arg + j)));
+  for (int j = 0; j < nb; ++j) {
+    const float ms = h.new_max[j] ? h.e[j] : 1.0f;
+    const float vs = h.new_max[j] ? 1.0f : h.e[j];
+    h.S = std::fma(h.S, ms, vs);
+  }
+}
+
+// The scores of one key for every head of the group, when head_dim is a multiple of 64:
+// DotF16's operations exactly (same FMA operands, same reduction), with the key's
+// chunks converted once for all heads and the queries already in registers.
+template <int CH, int G>
+DM_AVX512 __attribute__((always_inline)) inline void GroupScores(const uint16_t* k,
+                                                                 const __m512 (&q)[G][CH],
+                                                                 float (&out)[G]) {
+  __m512 acc[G][4];
+  for (int g = 0; g < G; ++g) {
+    for (int j = 0; j < 4; ++j) acc[g][j] = _mm512_setzero_ps();
+  }
+  for (int c = 0; c < CH; ++c) {
+    const __m512 kc = Load16(k + 16 * c);
+    for (int g = 0; g < G; ++g) acc[g][c % 4] = _mm512_fmadd_ps(kc, q[g][c], acc[g][c % 4]);
+  }
+  for (int g = 0; g < G; ++g) {
+    const __m512 a =
+        _mm512_add_ps(_mm512_add_ps(acc[g][0], acc[g][2]), _mm512_add_ps(acc[g][1], acc[g][3]));
+    out[g] = static_cast<float>(static_cast<double>(_mm512_reduce_add_ps(a)));
+  }
+}
+
+template <int CH, int G>
+DM_AVX512 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, float* const* out) {
+  const int64_t hd = a[0].head_dim;
+  HeadState st[G];
+  uint16_t* q16[G];
+  for (int g = 0; g < G; ++g) {
+    q16[g] = s.q16 + g * hd;
+    ConvertF32ToF16(a[g].q, q16[g], hd);
+  }
+  __m512 acc[G][CH];
+  __m512 qf[G][CH];  // the F16-rounded queries, as F32
+  for (int g = 0; g < G; ++g) {
+    for (int c = 0; c < CH; ++c) {
+      acc[g][c] = _mm512_setzero_ps();
+      qf[g][c] = Load16(q16[g] + 16 * c);
+    }
+  }
+  for (int64_t j0 = 0; j0 < a[0].n_keys; j0 += kBlock) {
+    const int nb = static_cast<int>(std::min<int64_t>(kBlock, a[0].n_keys - j0));
+    for (int j = 0; j < nb; ++j) {
+      const uint16_t* k =
+          reinterpret_cast<const uint16_t*>(a[0].k_base + (j0 + j) * a[0].row_bytes) + a[0].offset;
+      if constexpr (CH % 4 == 0) {
+        float sc[G];
+        GroupScores<CH, G>(k, qf, sc);
+        for (int g = 0; g < G; ++g) st[g].score[j] = sc[g] * a[g].scale;
+      } else {
+        for (int g = 0; g < G; ++g) st[g].score[j] = DotF16(k, q16[g], hd) * a[g].scale;
+      }
+    }
+    for (int g = 0; g < G; ++g) SoftmaxBlock(st[g], nb);
+    for (int j = 0; j < nb; ++j) {
+      const uint16_t* v =
+          reinterpret_cast<const uint16_t*>(a[0].v_base + (j0 + j) * a[0].row_bytes) + a[0].offset;
+      __m512 vj[CH];
+      for (int c = 0; c < CH; ++c) vj[c] = Load16(v + 16 * c);
+      for (int g = 0; g < G; ++g) {
+        const __m512 e = _mm512_set1_ps(st[g].e[j]);
+        if (st[g].new_max[j]) {
+          for (int c = 0; c < CH; ++c) acc[g][c] = RoundF16(_mm512_mul_ps(acc[g][c], e));
+          for (int c = 0; c < CH; ++c) acc[g][c] = RoundF16(_mm512_add_ps(vj[c], acc[g][c]));
+        } else {
+          for (int c = 0; c < CH; ++c) acc[g][c] = RoundF16(_mm512_fmadd_ps(vj[c], e, acc[g][c]));
+        }
+      }
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    const float inv = st[g].S == 0.0f ? 0.0f : 1.0f / st[g].S;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (int c = 0; c < CH; ++c) _mm512_storeu_ps(out[g] + 16 * c, _mm512_mul_ps(acc[g][c], vinv));
+  }
+}
+
+template <int CH>
+DM_AVX512 bool AttendGroupOf(const AttentionArgs* a, int n, const AttentionScratch& s,
+                             float* const* out) {
+  for (int i = 0; i < n;) {
+    const int left = n - i;
+    if (left >= 4 && CH * 4 <= 24) {
+      AttendGroup<CH, 4>(a + i, s, out + i);
+      i += 4;
+    } else if (left >= 2 && CH * 2 <= 24) {
+      AttendGroup<CH, 2>(a + i, s, out + i);
+      i += 2;
+    } else {
+      AttendGroup<CH, 1>(a + i, s, out + i);
+      i += 1;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool HaveAvx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") &&
+         __builtin_cpu_supports("fma");
 }
 
 DM_AVX512 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* out) {
@@ -87,6 +273,30 @@ DM_AVX512 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = F16ToF32(s.acc16[d]) * inv;
+}
+
+DM_AVX512 bool AttendGroupF16Avx512(const AttentionArgs* a, int n, const AttentionScratch& s,
+                                    float* const* out) {
+  switch (a[0].head_dim) {
+    case 32:
+      return AttendGroupOf<2>(a, n, s, out);
+    case 64:
+      return AttendGroupOf<4>(a, n, s, out);
+    case 80:
+      return AttendGroupOf<5>(a, n, s, out);
+    case 96:
+      return AttendGroupOf<6>(a, n, s, out);
+    case 128:
+      return AttendGroupOf<8>(a, n, s, out);
+    default:
+      return false;
+  }
+}
+
+DM_AVX512 void ExpBatchAvx512(const float* x, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Exp8(_mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) out[i] = std::exp(x[i]);
 }
 
 }  // namespace dormouse::attention_internal

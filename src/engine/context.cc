@@ -55,7 +55,7 @@ InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* p
   attn_.resize(b * c.q_dim());
   gate_.resize(b * c.n_ff);
   up_.resize(b * c.n_ff);
-  attn_f16_.resize(static_cast<size_t>(pool->size()) * 2 * c.head_dim);
+  attn_f16_.resize(static_cast<size_t>(pool->size()) * (kMaxGroupHeads + 1) * c.head_dim);
   attn_f32_.resize(static_cast<size_t>(pool->size()) * c.head_dim);
   rope_cos_.resize(b * (c.rope_dim / 2));
   rope_sin_.resize(b * (c.rope_dim / 2));
@@ -298,20 +298,31 @@ void InferenceContext::Attention(int64_t il, int64_t n) {
   const uint8_t* k_base = kv_.KRow(il, 0);
   const uint8_t* v_base = kv_.VRow(il, 0);
   pool_->Run([&](int ti, int nt) {
-    uint16_t* h16 = &attn_f16_[static_cast<size_t>(ti) * 2 * hd];
-    AttentionScratch scratch{h16, h16 + hd, &attn_f32_[static_cast<size_t>(ti) * hd]};
-    auto [b, e] = ThreadPool::Share(n * c.n_head, ti, nt);
-    for (int64_t task = b; task < e; ++task) {
-      const int64_t t = task / c.n_head, h = task % c.n_head;
-      const AttentionArgs args{&q_[t * c.q_dim() + h * hd],
-                               k_base,
-                               v_base,
-                               kv_.row_bytes(),
-                               (h / group) * hd,
-                               n_past_ + t + 1,
-                               hd,
-                               scale};
-      AttendHead(args, f16, scratch, &attn_[t * c.q_dim() + h * hd]);
+    uint16_t* h16 = &attn_f16_[static_cast<size_t>(ti) * (kMaxGroupHeads + 1) * hd];
+    AttentionScratch scratch{h16, h16 + kMaxGroupHeads * hd,
+                             &attn_f32_[static_cast<size_t>(ti) * hd]};
+    AttentionArgs args[kMaxGroupHeads];
+    float* outs[kMaxGroupHeads];
+    // A task is one token's query heads that share a KV head. Strided, not contiguous:
+    // under the causal mask later tokens attend to more keys, so contiguous halves would
+    // leave one thread with three quarters of the work.
+    for (int64_t task = ti; task < n * c.n_head_kv; task += nt) {
+      const int64_t t = task / c.n_head_kv, kvh = task % c.n_head_kv;
+      for (int64_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxGroupHeads) {
+        const int m = static_cast<int>(std::min<int64_t>(kMaxGroupHeads, (kvh + 1) * group - h0));
+        for (int i = 0; i < m; ++i) {
+          args[i] = {&q_[t * c.q_dim() + (h0 + i) * hd],
+                     k_base,
+                     v_base,
+                     kv_.row_bytes(),
+                     kvh * hd,
+                     n_past_ + t + 1,
+                     hd,
+                     scale};
+          outs[i] = &attn_[t * c.q_dim() + (h0 + i) * hd];
+        }
+        AttendGroup(args, m, f16, scratch, outs);
+      }
     }
   });
 }

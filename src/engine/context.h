@@ -83,7 +83,7 @@ class InferenceContext {
   std::vector<float> attn_;         // (n_ubatch, q_dim)
   std::vector<float> gate_;         // (n_ubatch, n_ff)
   std::vector<float> up_;           // (n_ubatch, n_ff)
-  std::vector<uint16_t> attn_f16_;  // (n_threads, 2 * head_dim): F16 query and accumulator
+  std::vector<uint16_t> attn_f16_;  // (n_threads, (kMaxGroupHeads + 1) * head_dim): F16 q, acc
   std::vector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
   std::vector<float> rope_cos_;     // (n_ubatch, rope_dim / 2)
   std::vector<float> rope_sin_;

@@ -78,5 +78,75 @@ TEST(AttentionTest, Avx512VariantMatchesReferenceBitForBit) {
   }
 }
 
+TEST(AttentionTest, GroupedVariantMatchesReferenceBitForBit) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t hd : {32, 64, 80, 96, 128}) {
+    for (int heads : {1, 2, 3, 4}) {
+      for (int64_t n_keys : {1, 2, 17, 64, 65, 300}) {
+        Case c = Make(hd, n_keys, 2, static_cast<uint32_t>(hd * 7 + heads * 13 + n_keys));
+        std::vector<std::vector<float>> qs(heads), want(heads), got(heads);
+        std::vector<AttentionArgs> args(heads);
+        std::vector<float*> outs(heads);
+        std::vector<uint16_t> q16(kMaxGroupHeads * hd), acc16(hd);
+        std::vector<float> acc32(hd);
+        AttentionScratch s{q16.data(), acc16.data(), acc32.data()};
+        std::mt19937 rng(static_cast<uint32_t>(n_keys));
+        std::normal_distribution<float> nd(0.0f, 2.0f);
+        for (int g = 0; g < heads; ++g) {
+          qs[g].resize(hd);
+          for (float& x : qs[g]) x = nd(rng);
+          want[g].resize(hd);
+          got[g].resize(hd);
+          outs[g] = got[g].data();
+          args[g] = {qs[g].data(),
+                     reinterpret_cast<const uint8_t*>(c.k.data()),
+                     reinterpret_cast<const uint8_t*>(c.v.data()),
+                     static_cast<size_t>(c.row_elems) * 2,
+                     hd,
+                     n_keys,
+                     hd,
+                     1.0f / std::sqrt(static_cast<float>(hd))};
+          attention_internal::AttendF16Reference(args[g], s, want[g].data());
+        }
+        ASSERT_TRUE(attention_internal::AttendGroupF16Avx512(args.data(), heads, s, outs.data()));
+        for (int g = 0; g < heads; ++g) {
+          ASSERT_EQ(std::memcmp(want[g].data(), got[g].data(), hd * sizeof(float)), 0)
+              << "hd " << hd << " heads " << heads << " keys " << n_keys << " head " << g;
+        }
+      }
+    }
+  }
+}
+
+TEST(AttentionTest, VectorExpIsTheLibrarysExpf) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  // Every 61st float in [-104, 0] (about 18 million; the whole range was checked once),
+  // plus the edges.
+  std::vector<float> x, got;
+  uint32_t lo, hi;
+  float a = -0.0f, b = -104.0f;
+  std::memcpy(&lo, &a, 4);
+  std::memcpy(&hi, &b, 4);
+  for (uint64_t u = lo; u <= hi; u += 61) {
+    float f;
+    uint32_t v = static_cast<uint32_t>(u);
+    std::memcpy(&f, &v, 4);
+    x.push_back(f);
+  }
+  for (float f : {-INFINITY, -0.0f, 0.0f, -103.97f, -103.28f, -87.3f, -1e-30f, -200.0f}) {
+    x.push_back(f);
+  }
+  got.resize(x.size());
+  attention_internal::ExpBatchAvx512(x.data(), got.data(), static_cast<int64_t>(x.size()));
+  int64_t mismatches = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = std::exp(x[i]);
+    if (std::memcmp(&want, &got[i], 4) != 0 && ++mismatches < 5) {
+      ADD_FAILURE() << "exp(" << x[i] << ") = " << want << ", got " << got[i];
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
 }  // namespace
 }  // namespace dormouse
