@@ -59,6 +59,8 @@ StatusOr<std::unique_ptr<ChatApp>> ChatApp::CreateOrError(const ChatOptions& o) 
   lo.files[app->model_name_] = o.model;
   lo.context = app->context_;
   app->loader_ = std::make_unique<GgufModelLoader>(lo, app->pool_.get(), app->db_.get());
+  // Refuse a missing or broken model now, not at the first message.
+  DM_RETURN_IF_ERROR(app->loader_->EstimateBytes(app->model_name_).status());
   ModelManager::Options mo;
   mo.default_keep_alive = ka;
   app->manager_ =

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "engine/generate.h"
 #include "engine/sampler.h"
 
 namespace dormouse::cli {
@@ -49,19 +50,14 @@ int Run(const RunOptions& o) {
   std::fputs(o.prompt.c_str(), stdout);
   std::fflush(stdout);
   if (Status s = e.ctx->Eval(tokens); !s.ok()) return Fail(s);
-  StreamDecoder decoder(*e.tokenizer);
-  for (int i = 0; i < o.n_predict && e.ctx->n_past() < e.ctx->n_ctx(); ++i) {
-    int32_t next = sampler.Sample(e.ctx->logits());
-    if (e.tokenizer->IsEog(next)) break;
-    sampler.Accept(next);
-    std::string piece = decoder.Push(next);
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
+  GenerateParams gp;
+  gp.max_tokens = o.n_predict;
+  StatusOr<GenerateResult> g = Generate(*e.ctx, sampler, *e.tokenizer, gp, [](std::string_view p) {
+    std::fwrite(p.data(), 1, p.size(), stdout);
     std::fflush(stdout);
-    int32_t one[] = {next};
-    if (Status s = e.ctx->Eval(one); !s.ok()) return Fail(s);
-  }
-  std::string rest = decoder.Flush();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
+    return true;
+  });
+  if (!g.ok()) return Fail(g.status());
   std::fputc('\n', stdout);
   return 0;
 }
