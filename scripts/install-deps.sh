@@ -17,7 +17,14 @@ PACKAGES=(
   libzstd-dev
   libsqlite3-dev
   libcpp-httplib-dev
+  util-linux          # script(1), for the chat-on-a-terminal test
 )
+# End-to-end tests drive the server with the real openai/ollama npm clients. Machines of
+# this kind ship Node.js and npm; take Debian's only where they are missing, so a newer
+# Node.js already on PATH is never shadowed.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -39,9 +39,6 @@ void Service::Impl::LoadIndex() {
 void Service::Impl::Count(const std::function<void(ServiceMetrics&)>& f) {
   std::lock_guard<std::mutex> lock(metrics_mu);
   f(metrics);
-  if (metrics.restore_seconds.size() > 4096)
-    metrics.restore_seconds.erase(metrics.restore_seconds.begin());
-  if (metrics.load_seconds.size() > 4096) metrics.load_seconds.erase(metrics.load_seconds.begin());
 }
 
 void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
@@ -93,7 +90,12 @@ void Service::Impl::WorkerLoop(Worker* w) {
       w->queue.pop_front();
       w->running = job;
     }
-    auto result = Run(*w, *job->request, *job->sink);
+    // A client that left while its request waited gets nothing computed for it.
+    auto result = job->request->cancelled->load()
+                      ? std::variant<CompletionResult, ServiceError>(
+                            MakeError(ErrorKind::kBadRequest, "the client went away"))
+                      : Run(*w, *job->request, *job->sink);
+    if (job->request->cancelled->load()) Count([](ServiceMetrics& m) { m.requests_cancelled++; });
     if (auto* r = std::get_if<CompletionResult>(&result)) {
       r->total_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - job->posted).count();

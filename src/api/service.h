@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -102,13 +103,28 @@ struct SessionInfo {
   int64_t n_messages = 0;
 };
 
+// A Prometheus-style latency histogram: fixed bounds, cumulative counts that only grow.
+struct LatencyHistogram {
+  static constexpr double kBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                       0.5,   1,     2.5,  5,     10,   30,  60};
+  int64_t buckets[std::size(kBounds)] = {};  // observations <= kBounds[i]
+  int64_t count = 0;
+  double sum = 0;
+  void Observe(double seconds) {
+    for (size_t i = 0; i < std::size(kBounds); ++i) buckets[i] += seconds <= kBounds[i];
+    ++count;
+    sum += seconds;
+  }
+};
+
 struct ServiceMetrics {
   int64_t requests = 0, requests_failed = 0, requests_rejected = 0;
   int64_t tokens_prefilled = 0, tokens_cached = 0, tokens_generated = 0;
   int64_t snapshots_saved = 0, snapshots_restored = 0;
   uint64_t snapshot_bytes_written = 0;
-  std::vector<double> restore_seconds;  // recent, for the histogram
-  std::vector<double> load_seconds;
+  int64_t requests_cancelled = 0;  // the client went away before or while it ran
+  LatencyHistogram restore_seconds;
+  LatencyHistogram load_seconds;
   double generate_seconds = 0;  // total, for tokens/s
 };
 

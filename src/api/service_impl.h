@@ -24,7 +24,8 @@ struct Slot {
   std::string text;                       // the exact text `tokens` spell ("" if unknown)
   bool unsaved = false;
   bool chat = false;
-  int64_t n_messages = 0;  // transcript messages recorded for the session
+  int64_t n_messages = 0;    // transcript messages recorded for the session
+  size_t prompt_tokens = 0;  // of `tokens`, those of the last request's prompt
   std::chrono::steady_clock::time_point last_used{};
 };
 
@@ -94,8 +95,8 @@ struct Service::Impl {
                                                         const CompletionRequest& req,
                                                         const PieceSink& sink,
                                                         const ModelManager::Lease& lease,
-                                                        CompletionResult r);
-  void Record(Slot& s, const CompletionRequest& req, const std::string& reply);
+                                                        CompletionResult r, size_t prompt_known);
+  void Record(Slot& s, const CompletionRequest& req, const std::string& reply, size_t prompt_known);
   void Count(const std::function<void(ServiceMetrics&)>& f);
   void LoadIndex();
 };

@@ -40,6 +40,7 @@ struct Candidate {
   std::string key;
   const std::vector<int32_t>* tokens;
   const std::string* text;
+  size_t prompt_tokens = 0;  // a slot's last prompt: matching that much still continues it
 };
 
 Plan MakePlan(const std::vector<Candidate>& cands, const Tokenizer& tok, const std::string& text,
@@ -70,7 +71,12 @@ Plan MakePlan(const std::vector<Candidate>& cands, const Tokenizer& tok, const s
         best = &c;
       }
     }
-    if (best != nullptr) p.extends = p.reuse == best->tokens->size();
+    // Continuing: the whole cached conversation matches, or all of it but the last reply
+    // (clients that resend their prompt without the completion they got).
+    if (best != nullptr) {
+      p.extends = p.reuse == best->tokens->size() ||
+                  (best->prompt_tokens > 0 && p.reuse >= best->prompt_tokens);
+    }
     if (best != nullptr && !p.extends && p.reuse < kMinUsefulReuse) best = nullptr;
   }
   if (best != nullptr) {
@@ -109,7 +115,7 @@ static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnap
   for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
     const Slot& s = w.slots[i];
     if (s.session_id.empty() || s.tokens.empty()) continue;
-    out.push_back({i, s.session_id, &s.tokens, &s.text});
+    out.push_back({i, s.session_id, &s.tokens, &s.text, s.prompt_tokens});
     live.insert(s.session_id);
   }
   for (const auto& [key, snap] : index) {
@@ -193,7 +199,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
       r.restore_seconds = Since(t0);
       Count([&](ServiceMetrics& m) {
         m.snapshots_restored++;
-        m.restore_seconds.push_back(r.restore_seconds);
+        m.restore_seconds.Observe(r.restore_seconds);
       });
     } else {
       std::cerr << "warning: snapshot " << plan.snapshot << " not used, re-prefilling: "
@@ -205,10 +211,15 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
     }
   }
   if (plan.slot >= 0 && !plan.extends) SaveSlot(s, lm);  // a fork: keep the old branch
-  if (!plan.extends || s.session_id.empty()) StartSession(s, req);
+  if (req.cancelled->load()) return Err(ErrorKind::kBadRequest, "the client went away");
+  const bool continuing = plan.extends && !s.session_id.empty();
+  if (!continuing) StartSession(s, req);
+  // What the transcript already holds of a growing completion prompt.
+  const size_t known =
+      continuing && !req.chat && req.prompt.starts_with(s.text) ? s.text.size() : 0;
   StatusOr<int64_t> prefilled = Prefill(s, plan.tokens, text, &r);
   if (!prefilled.ok()) return Err(ErrorKind::kInternal, prefilled.status().message());
-  return Generate(s, lm, req, sink, *lease, std::move(r));
+  return Generate(s, lm, req, sink, *lease, std::move(r), known);
 }
 
 void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
@@ -240,6 +251,7 @@ StatusOr<int64_t> Service::Impl::Prefill(Slot& s, const std::vector<int32_t>& to
   DM_RETURN_IF_ERROR(s.ctx->Eval(rest));
   s.tokens = tokens;
   s.text = text;
+  s.prompt_tokens = tokens.size();
   r->prompt_tokens = static_cast<int64_t>(tokens.size());
   r->cached_tokens = static_cast<int64_t>(lcp);
   r->prefilled_tokens = static_cast<int64_t>(rest.size());
@@ -249,7 +261,7 @@ StatusOr<int64_t> Service::Impl::Prefill(Slot& s, const std::vector<int32_t>& to
 
 std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
     Slot& s, const LoadedModel& lm, const CompletionRequest& req, const PieceSink& sink,
-    const ModelManager::Lease& lease, CompletionResult r) {
+    const ModelManager::Lease& lease, CompletionResult r, size_t prompt_known) {
   const Tokenizer& tok = *lm.tokenizer;
   Sampler sampler(req.sampling, static_cast<int32_t>(tok.n_vocab()));
   const size_t window = static_cast<size_t>(std::max(req.sampling.repeat_last_n, 0));
@@ -279,21 +291,22 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
   r.session_id = s.session_id;
   r.completion_tokens = static_cast<int64_t>(g->tokens.size());
   r.generate_seconds = g->seconds;
-  Record(s, req, r.text);
+  Record(s, req, r.text, prompt_known);
   Count([&](ServiceMetrics& m) {
     m.requests++;
     m.tokens_prefilled += r.prefilled_tokens;
     m.tokens_cached += r.cached_tokens;
     m.tokens_generated += r.completion_tokens;
     m.generate_seconds += r.generate_seconds;
-    if (r.load_seconds > 0) m.load_seconds.push_back(r.load_seconds);
+    if (r.load_seconds > 0) m.load_seconds.Observe(r.load_seconds);
   });
   return r;
 }
 
 // Appends what the transcript lacks: the request's new messages (or the new prompt
 // text) and the reply. A failure to record is logged; the answer still goes out.
-void Service::Impl::Record(Slot& s, const CompletionRequest& req, const std::string& reply) {
+void Service::Impl::Record(Slot& s, const CompletionRequest& req, const std::string& reply,
+                           size_t prompt_known) {
   std::vector<MessageRecord> add;
   if (req.chat) {
     size_t from = std::min<size_t>(static_cast<size_t>(s.n_messages), req.messages.size());
@@ -302,17 +315,14 @@ void Service::Impl::Record(Slot& s, const CompletionRequest& req, const std::str
       add.push_back({0, req.messages[i].role, req.messages[i].content, 0});
     }
     add.push_back({0, "assistant", reply, 0});
-  } else {
-    add.push_back({0, "prompt", req.prompt, 0});
+  } else {  // only what the prompt adds to the conversation so far
+    add.push_back({0, "prompt", req.prompt.substr(std::min(prompt_known, req.prompt.size())), 0});
     add.push_back({0, "completion", reply, 0});
   }
   std::lock_guard<std::mutex> lock(db_mu);
-  for (MessageRecord& m : add) {
-    Status st = db->AppendMessage(s.session_id, &m);
-    if (!st.ok()) {
-      std::cerr << "warning: transcript: " << st.message() << "\n";
-      return;
-    }
+  if (Status st = db->AppendMessages(s.session_id, &add); !st.ok()) {
+    std::cerr << "warning: transcript: " << st.message() << "\n";
+    return;
   }
   s.n_messages = req.chat ? static_cast<int64_t>(req.messages.size()) + 1 : s.n_messages + 2;
 }

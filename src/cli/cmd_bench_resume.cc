@@ -114,10 +114,12 @@ int Bench(const Options& o) {
         return false;
       }
       const CompletionResult& c = std::get<CompletionResult>(v);
-      rows.push_back({stage, probe.Process(), s,
-                      fmt::format("{} prompt tokens: {} reused, {} prefilled{}", c.prompt_tokens,
-                                  c.cached_tokens, c.prefilled_tokens,
-                                  c.restored_from_snapshot ? ", restored from snapshot" : "")});
+      rows.push_back(
+          {stage, probe.Process(), s,
+           fmt::format("{} reused, {} prefilled; load {:.1f} ms, restore {:.1f} ms, prefill "
+                       "{:.1f} ms, first token {:.1f} ms",
+                       c.cached_tokens, c.prefilled_tokens, c.load_seconds * 1e3,
+                       c.restore_seconds * 1e3, c.prompt_seconds * 1e3, c.generate_seconds * 1e3)});
       prompt += " and then the story went on";
       return true;
     };

@@ -15,6 +15,7 @@ void AddLogitsCommand(CLI::App& app, Action* action);
 void AddBenchCommand(CLI::App& app, Action* action);
 void AddInfoCommand(CLI::App& app, Action* action);
 void AddChatCommand(CLI::App& app, Action* action);
+void AddServeCommand(CLI::App& app, Action* action);
 void AddBenchResumeCommand(CLI::App& app, Action* action);
 
 }  // namespace dormouse::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   dormouse::cli::AddBenchCommand(app, &action);
   dormouse::cli::AddInfoCommand(app, &action);
   dormouse::cli::AddChatCommand(app, &action);
+  dormouse::cli::AddServeCommand(app, &action);
   dormouse::cli::AddBenchResumeCommand(app, &action);
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "base/thread_pool.h"
+#include "base/uninit_vector.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 
@@ -74,22 +75,23 @@ class InferenceContext {
   int64_t n_vocab_ = 0;
   int64_t n_ubatch_ = 0;
 
-  // Scratch, sized for n_ubatch tokens.
-  std::vector<float> x_;            // (n_ubatch, n_embd) residual stream
-  std::vector<float> xn_;           // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
-  std::vector<float> q_;            // (n_ubatch, q_dim)
-  std::vector<float> k_;            // (n_ubatch, kv_dim)
-  std::vector<float> v_;            // (n_ubatch, kv_dim)
-  std::vector<float> attn_;         // (n_ubatch, q_dim)
-  std::vector<float> gate_;         // (n_ubatch, n_ff)
-  std::vector<float> up_;           // (n_ubatch, n_ff)
-  std::vector<uint16_t> attn_f16_;  // (n_threads, (kMaxGroupHeads + 1) * head_dim): F16 q, acc
-  std::vector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
-  std::vector<float> rope_cos_;     // (n_ubatch, rope_dim / 2)
-  std::vector<float> rope_sin_;
-  std::vector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
+  // Scratch, sized for n_ubatch tokens; never zeroed (written before it is read), so a
+  // short turn touches only the pages it uses.
+  UninitVector<float> x_;            // (n_ubatch, n_embd) residual stream
+  UninitVector<float> xn_;           // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
+  UninitVector<float> q_;            // (n_ubatch, q_dim)
+  UninitVector<float> k_;            // (n_ubatch, kv_dim)
+  UninitVector<float> v_;            // (n_ubatch, kv_dim)
+  UninitVector<float> attn_;         // (n_ubatch, q_dim)
+  UninitVector<float> gate_;         // (n_ubatch, n_ff)
+  UninitVector<float> up_;           // (n_ubatch, n_ff)
+  UninitVector<uint16_t> attn_f16_;  // (n_threads, (kMaxGroupHeads + 1) * head_dim): F16 q, acc
+  UninitVector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
+  UninitVector<float> rope_cos_;     // (n_ubatch, rope_dim / 2)
+  UninitVector<float> rope_sin_;
+  UninitVector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
   size_t prepared_stride_ = 0;
-  std::vector<float> logits_;
+  UninitVector<float> logits_;
 };
 
 }  // namespace dormouse

@@ -322,15 +322,23 @@ Status TranscriptDb::UpdateSession(const SessionRecord& s) {
 
 Status TranscriptDb::AppendMessage(const std::string& session_id, MessageRecord* m) {
   assert(m != nullptr);
-  DM_RETURN_IF_ERROR(CheckRole(*m));
+  std::vector<MessageRecord> one = {*m};
+  DM_RETURN_IF_ERROR(AppendMessages(session_id, &one));
+  *m = std::move(one[0]);
+  return Status::Ok();
+}
+
+Status TranscriptDb::AppendMessages(const std::string& session_id, std::vector<MessageRecord>* ms) {
+  assert(ms != nullptr);
+  if (ms->empty()) return Status::Ok();
+  for (const MessageRecord& m : *ms) DM_RETURN_IF_ERROR(CheckRole(m));
   const double now = NowSeconds();
-  const double created_at = m->created_at != 0 ? m->created_at : now;
   DM_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginOrError(*db_, "append message"));
   {
     DM_ASSIGN_OR_RETURN(Statement st, db_->Prepare("UPDATE sessions SET n_messages = n_messages "
-                                                   "+ 1, updated_at = ? WHERE id = ?",
+                                                   "+ ?, updated_at = ? WHERE id = ?",
                                                    "append message"));
-    DM_RETURN_IF_ERROR(st.BindAll(now, session_id));
+    DM_RETURN_IF_ERROR(st.BindAll(static_cast<int64_t>(ms->size()), now, session_id));
     DM_RETURN_IF_ERROR(st.Run());
     if (db_->Changes() == 0) return NoSession(session_id);
   }
@@ -343,16 +351,18 @@ Status TranscriptDb::AppendMessage(const std::string& session_id, MessageRecord*
     DM_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) seq = st.ColumnInt(0);
   }
-  {
+  std::vector<MessageRecord> stored = *ms;
+  for (MessageRecord& m : stored) {
+    if (m.created_at == 0) m.created_at = now;
+    m.seq = seq++;
     DM_ASSIGN_OR_RETURN(Statement st, db_->Prepare("INSERT INTO messages (session_id, seq, role, "
                                                    "content, created_at) VALUES (?, ?, ?, ?, ?)",
                                                    "append message"));
-    DM_RETURN_IF_ERROR(st.BindAll(session_id, seq, m->role, m->content, created_at));
+    DM_RETURN_IF_ERROR(st.BindAll(session_id, m.seq, m.role, m.content, m.created_at));
     DM_RETURN_IF_ERROR(st.Run());
   }
   DM_RETURN_IF_ERROR(txn.Commit());
-  m->seq = seq;
-  m->created_at = created_at;
+  *ms = std::move(stored);  // changed only on success
   return Status::Ok();
 }
 

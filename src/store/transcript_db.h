@@ -86,6 +86,9 @@ class TranscriptDb {
   // Appends m as the session's next message in one transaction: assigns m->seq, sets
   // m->created_at when 0 and the session's updated_at. m is changed only on success.
   Status AppendMessage(const std::string& session_id, MessageRecord* m);
+  // Appends several messages in one transaction (one fsync): a turn's user message and
+  // reply, say. *ms is changed (seq, created_at) only on success.
+  Status AppendMessages(const std::string& session_id, std::vector<MessageRecord>* ms);
   // Replaces the whole transcript in one transaction (edits, truncation). Messages are
   // renumbered 0..n-1 in the given order (their seq is ignored); created_at 0 means now.
   Status ReplaceMessages(const std::string& session_id, const std::vector<MessageRecord>& ms);

@@ -1,0 +1,265 @@
+// `dormouse serve`: the OpenAI- and Ollama-compatible HTTP server (src/api/) over the
+// lifecycle manager. SIGTERM or SIGINT stops accepting, lets in-flight requests finish or
+// checkpoint, saves every live session and exits 0; a second signal exits at once.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "api/http_server.h"
+#include "api/service.h"
+#include "base/duration.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "lifecycle/gguf_loader.h"
+#include "lifecycle/loaded_model.h"
+#include "lifecycle/model_manager.h"
+#include "store/snapshot_store.h"
+#include "store/transcript_db.h"
+
+namespace dormouse::cli {
+namespace {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 11435;
+  std::string models_dir;
+  std::vector<std::string> models;
+  int threads = 0;
+  std::string keep_alive = "5m";
+  std::string memory_budget = "0";
+  std::string data_dir;
+  std::string api_key;
+  int64_t ctx = 0;
+  int64_t parallel = 4;
+  int64_t max_queue = 16;
+  int http_threads = 32;
+  int timeout = 30;
+  std::string max_body = "8M";
+  std::string snapshot_budget = "0";
+  bool compress = false;
+};
+
+// "0", "1048576", "512M", "4G", "1.5GiB", "64k": bytes (K, M, G, T are powers of 1024).
+StatusOr<uint64_t> ParseSize(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    ++i;
+  }
+  std::string num = text.substr(0, i), unit = text.substr(i);
+  auto bad = [&] { return Status::Errorf("'{}' is not a size (examples: 0, 512M, 4G)", text); };
+  if (num.empty() || num.front() == '.') return bad();
+  double v = 0;
+  try {
+    v = std::stod(num);
+  } catch (...) {
+    return bad();
+  }
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},          {"B", 1},          {"K", 1024.0},      {"KB", 1024.0},     {"KIB", 1024.0},
+      {"M", 1 << 20},   {"MB", 1 << 20},   {"MIB", 1 << 20},   {"G", 1 << 30},     {"GB", 1 << 30},
+      {"GIB", 1 << 30}, {"T", 1ull << 40}, {"TB", 1ull << 40}, {"TIB", 1ull << 40}};
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const auto& [name, mult] : kUnits) {
+    if (unit == name && v * mult < 1.8e19) return static_cast<uint64_t>(std::llround(v * mult));
+  }
+  return bad();
+}
+
+// Everything below HTTP, built in dependency order and torn down in reverse.
+struct Core {
+  std::unique_ptr<TranscriptDb> db;
+  std::unique_ptr<SnapshotStore> snapshots;
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<GgufModelLoader> loader;
+  SystemClock clock;
+  ProcMemoryProbe probe;
+  std::unique_ptr<ModelManager> manager;
+  std::unique_ptr<Service> service;
+  std::string data_dir;
+
+  ~Core() {
+    if (service) service->Shutdown();  // finishes or checkpoints, saves, ejects
+    manager.reset();                   // its eject hook still reaches the service
+    service.reset();
+  }
+};
+
+StatusOr<std::unique_ptr<Core>> BuildCore(const ServeOptions& o) {
+  if (o.models_dir.empty() && o.models.empty()) {
+    return Status::Error("give the models: --models-dir DIR (every *.gguf in it) or -m FILE");
+  }
+  if (!o.models_dir.empty() && !std::filesystem::is_directory(o.models_dir)) {
+    return Status::Errorf("--models-dir {}: not a directory", o.models_dir);
+  }
+  DM_ASSIGN_OR_RETURN(Millis keep_alive, ParseDuration(o.keep_alive));
+  DM_ASSIGN_OR_RETURN(uint64_t budget, ParseSize(o.memory_budget));
+  DM_ASSIGN_OR_RETURN(uint64_t snapshot_budget, ParseSize(o.snapshot_budget));
+  auto core = std::make_unique<Core>();
+  DM_ASSIGN_OR_RETURN(core->data_dir, ResolveDataDir(o.data_dir));
+  DM_ASSIGN_OR_RETURN(core->db, TranscriptDb::OpenOrError(core->data_dir));
+  DM_ASSIGN_OR_RETURN(
+      core->snapshots,
+      SnapshotStore::OpenOrError((std::filesystem::path(core->data_dir) / "snapshots").string(),
+                                 snapshot_budget));
+  ContextParams context;
+  context.n_ctx = o.ctx;
+  GgufModelLoader::Options lo;
+  lo.models_dir = o.models_dir;
+  for (const std::string& m : o.models) lo.files[ModelNameFromPath(m)] = m;
+  lo.context = context;
+  lo.contexts_per_model = o.parallel;
+  core->pool = std::make_unique<ThreadPool>(ResolveThreads(o.threads));
+  core->loader = std::make_unique<GgufModelLoader>(lo, core->pool.get(), core->db.get());
+  ModelManager::Options mo;
+  mo.default_keep_alive = keep_alive;
+  mo.memory_budget = budget;
+  core->manager =
+      std::make_unique<ModelManager>(mo, &core->clock, &core->probe, core->loader.get());
+  ServiceOptions so;
+  so.threads = o.threads;
+  so.contexts_per_model = o.parallel;
+  so.max_queue = o.max_queue;
+  so.context = context;
+  so.snapshots.compress = o.compress;
+  core->service = std::make_unique<Service>(so, core->loader.get(), core->manager.get(),
+                                            core->db.get(), core->snapshots.get());
+  Service* service = core->service.get();
+  core->manager->SetEjectHook([service](const std::string& model, ModelHandle& h, Reason r) {
+    service->OnEject(model, h, r);
+  });
+  core->manager->StartTimer(std::chrono::milliseconds(200));
+  return core;
+}
+
+// Waits for SIGINT/SIGTERM (blocked in every thread, so only this one sees them) and
+// stops the server; SIGUSR1 only wakes it to exit when the server stopped on its own.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::function<void()> on_stop) : on_stop_(std::move(on_stop)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+  static void BlockSignals() {
+    sigset_t set = Set();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
+  }
+
+ private:
+  static sigset_t Set() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    return set;
+  }
+  void Loop() {
+    sigset_t set = Set();
+    int stops = 0;
+    while (!done_) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0 || sig == SIGUSR1) continue;
+      if (++stops > 1) {
+        std::cerr << "dormouse: second signal, exiting without saving\n";
+        std::_Exit(130);
+      }
+      std::cerr << "dormouse: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                << ", shutting down (finishing or checkpointing requests, saving sessions)\n";
+      on_stop_();
+    }
+  }
+  std::function<void()> on_stop_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int Serve(const ServeOptions& o) {
+  SignalWatcher::BlockSignals();  // before any thread starts, so all inherit the mask
+  StatusOr<uint64_t> max_body = ParseSize(o.max_body);
+  if (!max_body.ok()) return Fail(max_body.status());
+  StatusOr<std::unique_ptr<Core>> core = BuildCore(o);
+  if (!core.ok()) return Fail(core.status());
+  api::ApiContext ctx;
+  ctx.service = (*core)->service.get();
+  ctx.manager = (*core)->manager.get();
+  ctx.loader = (*core)->loader.get();
+  ctx.snapshots = (*core)->snapshots.get();
+  ctx.probe = &(*core)->probe;
+  ctx.limits.max_tokens_cap = o.ctx > 0 ? o.ctx : 4096;
+  api::HttpOptions ho;
+  ho.host = o.host;
+  ho.port = o.port;
+  ho.api_key = o.api_key;
+  ho.max_body_bytes = static_cast<size_t>(*max_body);
+  ho.timeout_seconds = o.timeout;
+  ho.threads = o.http_threads;
+  api::HttpServer server(ho, &ctx);
+  StatusOr<int> port = server.Bind();
+  if (!port.ok()) return Fail(port.status());
+  {
+    SignalWatcher watcher([&] {
+      ctx.stopping = true;
+      server.Stop();
+      (*core)->service->Shutdown();
+    });
+    std::cerr << fmt::format("dormouse: listening on http://{}:{} ({} models; data in {}){}\n",
+                             o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host,
+                             *port, (*core)->loader->Names().size(), (*core)->data_dir,
+                             o.api_key.empty() ? "" : "; API key required");
+    server.Serve();  // returns once stopped and every in-flight request is answered
+  }
+  core->reset();  // saves sessions, ejects models
+  std::cerr << "dormouse: stopped\n";
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Serve models over OpenAI- and Ollama-compatible HTTP APIs");
+  cmd->add_option("--host", o->host, "Address to listen on (default: loopback only)");
+  cmd->add_option("--port", o->port, "Port (0: any free port)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--models-dir", o->models_dir, "Serve every *.gguf in DIR (name: file name)");
+  cmd->add_option("-m,--model", o->models, "Serve this GGUF file (repeatable)");
+  cmd->add_option("-t,--threads", o->threads, "Compute threads per model (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--keep-alive", o->keep_alive,
+                  "Eject a model after this long idle (30s, 5m, 1h; 0 = after each request; "
+                  "negative = never)");
+  cmd->add_option("--memory-budget", o->memory_budget,
+                  "Memory for all loaded models (e.g. 4G; 0 = no limit)");
+  cmd->add_option("--data-dir", o->data_dir,
+                  "Transcripts and snapshots (default: $XDG_DATA_HOME/dormouse)");
+  cmd->add_option("--api-key", o->api_key,
+                  "Require 'Authorization: Bearer KEY' on every endpoint but /health")
+      ->envname("DORMOUSE_API_KEY");
+  cmd->add_option("-c,--ctx-size", o->ctx, "Context size (default: model's, max 4096)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));
+  cmd->add_option("--parallel", o->parallel, "Live contexts (conversations) per model")
+      ->check(CLI::Range(int64_t{1}, int64_t{256}));
+  cmd->add_option("--max-queue", o->max_queue, "Requests waiting per model before 429")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  cmd->add_option("--http-threads", o->http_threads, "Connections served at once")
+      ->check(CLI::Range(2, 4096));
+  cmd->add_option("--timeout", o->timeout, "Seconds a client may stall a read or a write")
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--max-body", o->max_body, "Largest request body (default 8M)");
+  cmd->add_option("--snapshot-budget", o->snapshot_budget,
+                  "Disk budget for snapshots (e.g. 2G; 0 = unlimited; oldest deleted first)");
+  cmd->add_flag("--compress", o->compress, "Compress snapshots with zstd");
+  cmd->callback([o, action] { *action = [o] { return Serve(*o); }; });
+}
+
+}  // namespace dormouse::cli
