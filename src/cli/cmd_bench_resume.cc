@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "api/service.h"
+#include "api/runtime.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "lifecycle/gguf_loader.h"
@@ -31,45 +31,32 @@ struct Options {
 
 double MiB(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
 
-// One server's worth of objects on a data dir.
-struct Rig {
-  Rig(const Options& o, const fs::path& data) {
-    db = TranscriptDb::OpenOrError(data.string()).value();
-    snaps = SnapshotStore::OpenOrError((data / "snapshots").string(), 0).value();
-    GgufModelLoader::Options lo;
-    lo.files[ModelNameFromPath(o.model)] = o.model;
-    lo.context.n_ctx = o.ctx;
-    loader = std::make_unique<GgufModelLoader>(lo, nullptr, db.get());
-    manager = std::make_unique<ModelManager>(ModelManager::Options{}, &clock, &probe, loader.get());
-    ServiceOptions so;
-    so.threads = ResolveThreads(o.threads);
-    so.context.n_ctx = o.ctx;
-    so.contexts_per_model = 1;
-    service = std::make_unique<Service>(so, loader.get(), manager.get(), db.get(), snaps.get());
-    manager->SetEjectHook(
-        [this](const std::string& m, ModelHandle& h, Reason r) { service->OnEject(m, h, r); });
+// One server's worth of objects on a data dir, with one context per model so the
+// scenario's single conversation is what every turn continues.
+std::unique_ptr<Runtime> MakeRuntime(const Options& o, const fs::path& data) {
+  RuntimeOptions ro;
+  ro.data_dir = data.string();
+  ro.files[ModelNameFromPath(o.model)] = o.model;
+  ro.context.n_ctx = o.ctx;
+  ro.threads = ResolveThreads(o.threads);
+  ro.contexts_per_model = 1;
+  ro.start_timer = false;  // the scenario ejects by hand, at known moments
+  StatusOr<std::unique_ptr<Runtime>> rt = Runtime::CreateOrError(ro);
+  if (!rt.ok()) {
+    std::cerr << "error: " << rt.status().message() << "\n";
+    std::exit(1);
   }
-  ~Rig() {
-    service->Shutdown();
-    manager.reset();
-  }
-  SystemClock clock;
-  ProcMemoryProbe probe;
-  std::unique_ptr<TranscriptDb> db;
-  std::unique_ptr<SnapshotStore> snaps;
-  std::unique_ptr<GgufModelLoader> loader;
-  std::unique_ptr<ModelManager> manager;
-  std::unique_ptr<Service> service;
-};
+  return std::move(rt).value();
+}
 
 // About `n` tokens of varied English words (the scenario's "1,500-word conversation").
 StatusOr<std::string> Conversation(const std::string& model, int64_t n) {
   DM_ASSIGN_OR_RETURN(GgufFile g, GgufFile::OpenOrError(model));
   DM_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::FromGguf(g));
-  static const char* kWords[] = {"the", "river", "morning", "quiet", "garden", "wrote", "letter",
-                                 "across", "window", "bright", "follow", "people", "small",
-                                 "history", "question", "answer", "yellow", "travel", "music",
-                                 "simple", "mountain", "remember", "between", "strange"};
+  static const char* kWords[] = {"the",    "river",   "morning",  "quiet",    "garden",  "wrote",
+                                 "letter", "across",  "window",   "bright",   "follow",  "people",
+                                 "small",  "history", "question", "answer",   "yellow",  "travel",
+                                 "music",  "simple",  "mountain", "remember", "between", "strange"};
   std::mt19937 rng(7);
   std::string text = "User: ";
   while (static_cast<int64_t>(tok.Encode(text, true, true).size()) < n) {
@@ -98,7 +85,7 @@ int Bench(const Options& o) {
   rows.push_back({"start", probe.Process(), -1, ""});
   double snapshot_mib = 0, eject_seconds = 0;
   {
-    Rig rig(o, data);
+    std::unique_ptr<Runtime> rt = MakeRuntime(o, data);
     std::string prompt = *text;
     auto turn = [&](const std::string& stage) -> bool {
       CompletionRequest r;
@@ -107,7 +94,7 @@ int Bench(const Options& o) {
       r.max_tokens = 1;
       r.sampling.temperature = 0;
       auto t0 = std::chrono::steady_clock::now();
-      auto v = rig.service->Complete(r, nullptr);
+      auto v = rt->service().Complete(r, nullptr);
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (auto* e = std::get_if<ServiceError>(&v)) {
         std::cerr << "error: " << e->message << "\n";
@@ -124,12 +111,13 @@ int Bench(const Options& o) {
       return true;
     };
     auto eject = [&](EjectLevel level) {
-      uint64_t before = rig.service->Metrics().snapshot_bytes_written;
-      auto r = rig.manager->Eject(name, level, false, Reason::kKeepAlive);
-      snapshot_mib = std::max(snapshot_mib, MiB(rig.service->Metrics().snapshot_bytes_written - before));
+      uint64_t before = rt->service().Metrics().snapshot_bytes_written;
+      auto r = rt->manager().Eject(name, level, false, Reason::kKeepAlive);
+      snapshot_mib =
+          std::max(snapshot_mib, MiB(rt->service().Metrics().snapshot_bytes_written - before));
       eject_seconds = r.ok() ? r->seconds : 0;
-      rows.push_back({fmt::format("idle after {} eject", EjectLevelName(level)), probe.Process(), -1,
-                      fmt::format("eject took {:.1f} ms", eject_seconds * 1000)});
+      rows.push_back({fmt::format("idle after {} eject", EjectLevelName(level)), probe.Process(),
+                      -1, fmt::format("eject took {:.1f} ms", eject_seconds * 1000)});
     };
     if (!turn("turn 1: full prefill") || !turn("turn 2: warm next turn")) return 1;
     eject(EjectLevel::kWarm);
@@ -139,29 +127,35 @@ int Bench(const Options& o) {
   }
   {  // What other runtimes do: no snapshot, so the whole conversation is prefilled again.
     fs::remove_all(data);
-    Rig rig(o, data);
+    std::unique_ptr<Runtime> rt = MakeRuntime(o, data);
     CompletionRequest r;
     r.model = name;
     r.prompt = *text + " and then the story went on and then the story went on";
     r.max_tokens = 1;
     r.sampling.temperature = 0;
     auto t0 = std::chrono::steady_clock::now();
-    auto v = rig.service->Complete(r, nullptr);
+    auto v = rt->service().Complete(r, nullptr);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (std::holds_alternative<ServiceError>(v)) return Fail(Status::Error("baseline failed"));
-    rows.push_back({"next turn without snapshot (re-prefill)", probe.Process(), s,
-                    fmt::format("{} tokens prefilled",
-                                std::get<CompletionResult>(v).prefilled_tokens)});
+    rows.push_back(
+        {"next turn without snapshot (re-prefill)", probe.Process(), s,
+         fmt::format("{} tokens prefilled", std::get<CompletionResult>(v).prefilled_tokens)});
   }
   fs::remove_all(data);
   const double warm = rows[4].seconds, reprefill = rows.back().seconds;
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
     for (const Row& r : rows) {
-      j.push_back({{"stage", r.stage}, {"rss_mib", MiB(r.mem.rss)}, {"anon_mib", MiB(r.mem.anon)},
-                   {"file_mib", MiB(r.mem.file)}, {"seconds", r.seconds}, {"note", r.note}});
+      j.push_back({{"stage", r.stage},
+                   {"rss_mib", MiB(r.mem.rss)},
+                   {"anon_mib", MiB(r.mem.anon)},
+                   {"file_mib", MiB(r.mem.file)},
+                   {"seconds", r.seconds},
+                   {"note", r.note}});
     }
-    std::cout << nlohmann::json{{"model", name}, {"stages", j}, {"snapshot_mib", snapshot_mib},
+    std::cout << nlohmann::json{{"model", name},
+                                {"stages", j},
+                                {"snapshot_mib", snapshot_mib},
                                 {"restore_speedup", reprefill / warm}}
                      .dump(2)
               << "\n";
@@ -169,11 +163,11 @@ int Bench(const Options& o) {
   }
   std::cout << fmt::format("model {}  threads {}  context {}\n", name, ResolveThreads(o.threads),
                            o.ctx);
-  std::cout << fmt::format("{:<42} {:>24} {:>10}  {}\n", "stage", "RSS MiB (anon/file)",
-                           "latency", "");
+  std::cout << fmt::format("{:<42} {:>24} {:>10}  {}\n", "stage", "RSS MiB (anon/file)", "latency",
+                           "");
   for (const Row& r : rows) {
-    std::cout << fmt::format("{:<42} {:>8.1f} ({:6.1f}/{:6.1f}) {:>10} {}\n", r.stage, MiB(r.mem.rss),
-                             MiB(r.mem.anon), MiB(r.mem.file),
+    std::cout << fmt::format("{:<42} {:>8.1f} ({:6.1f}/{:6.1f}) {:>10} {}\n", r.stage,
+                             MiB(r.mem.rss), MiB(r.mem.anon), MiB(r.mem.file),
                              r.seconds < 0 ? "" : fmt::format("{:.3f} s", r.seconds), r.note);
   }
   std::cout << fmt::format(

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/http_server.h"
+#include "api/runtime.h"
 #include "api/service.h"
 #include "base/duration.h"
 #include "cli/commands.h"
@@ -70,70 +71,26 @@ StatusOr<uint64_t> ParseSize(const std::string& text) {
   return bad();
 }
 
-// Everything below HTTP, built in dependency order and torn down in reverse.
-struct Core {
-  std::unique_ptr<TranscriptDb> db;
-  std::unique_ptr<SnapshotStore> snapshots;
-  std::unique_ptr<ThreadPool> pool;
-  std::unique_ptr<GgufModelLoader> loader;
-  SystemClock clock;
-  ProcMemoryProbe probe;
-  std::unique_ptr<ModelManager> manager;
-  std::unique_ptr<Service> service;
-  std::string data_dir;
-
-  ~Core() {
-    if (service) service->Shutdown();  // finishes or checkpoints, saves, ejects
-    manager.reset();                   // its eject hook still reaches the service
-    service.reset();
-  }
-};
-
-StatusOr<std::unique_ptr<Core>> BuildCore(const ServeOptions& o) {
+StatusOr<std::unique_ptr<Runtime>> BuildRuntime(const ServeOptions& o) {
   if (o.models_dir.empty() && o.models.empty()) {
     return Status::Error("give the models: --models-dir DIR (every *.gguf in it) or -m FILE");
   }
   if (!o.models_dir.empty() && !std::filesystem::is_directory(o.models_dir)) {
     return Status::Errorf("--models-dir {}: not a directory", o.models_dir);
   }
-  DM_ASSIGN_OR_RETURN(Millis keep_alive, ParseDuration(o.keep_alive));
-  DM_ASSIGN_OR_RETURN(uint64_t budget, ParseSize(o.memory_budget));
-  DM_ASSIGN_OR_RETURN(uint64_t snapshot_budget, ParseSize(o.snapshot_budget));
-  auto core = std::make_unique<Core>();
-  DM_ASSIGN_OR_RETURN(core->data_dir, ResolveDataDir(o.data_dir));
-  DM_ASSIGN_OR_RETURN(core->db, TranscriptDb::OpenOrError(core->data_dir));
-  DM_ASSIGN_OR_RETURN(
-      core->snapshots,
-      SnapshotStore::OpenOrError((std::filesystem::path(core->data_dir) / "snapshots").string(),
-                                 snapshot_budget));
-  ContextParams context;
-  context.n_ctx = o.ctx;
-  GgufModelLoader::Options lo;
-  lo.models_dir = o.models_dir;
-  for (const std::string& m : o.models) lo.files[ModelNameFromPath(m)] = m;
-  lo.context = context;
-  lo.contexts_per_model = o.parallel;
-  core->pool = std::make_unique<ThreadPool>(ResolveThreads(o.threads));
-  core->loader = std::make_unique<GgufModelLoader>(lo, core->pool.get(), core->db.get());
-  ModelManager::Options mo;
-  mo.default_keep_alive = keep_alive;
-  mo.memory_budget = budget;
-  core->manager =
-      std::make_unique<ModelManager>(mo, &core->clock, &core->probe, core->loader.get());
-  ServiceOptions so;
-  so.threads = o.threads;
-  so.contexts_per_model = o.parallel;
-  so.max_queue = o.max_queue;
-  so.context = context;
-  so.snapshots.compress = o.compress;
-  core->service = std::make_unique<Service>(so, core->loader.get(), core->manager.get(),
-                                            core->db.get(), core->snapshots.get());
-  Service* service = core->service.get();
-  core->manager->SetEjectHook([service](const std::string& model, ModelHandle& h, Reason r) {
-    service->OnEject(model, h, r);
-  });
-  core->manager->StartTimer(std::chrono::milliseconds(200));
-  return core;
+  RuntimeOptions ro;
+  DM_ASSIGN_OR_RETURN(ro.keep_alive, ParseDuration(o.keep_alive));
+  DM_ASSIGN_OR_RETURN(ro.memory_budget, ParseSize(o.memory_budget));
+  DM_ASSIGN_OR_RETURN(ro.snapshot_budget, ParseSize(o.snapshot_budget));
+  ro.data_dir = o.data_dir;
+  ro.models_dir = o.models_dir;
+  for (const std::string& m : o.models) ro.files[ModelNameFromPath(m)] = m;
+  ro.context.n_ctx = o.ctx;
+  ro.threads = o.threads;
+  ro.contexts_per_model = o.parallel;
+  ro.max_queue = o.max_queue;
+  ro.compress_snapshots = o.compress;
+  return Runtime::CreateOrError(ro);
 }
 
 // Waits for SIGINT/SIGTERM (blocked in every thread, so only this one sees them) and
@@ -187,14 +144,15 @@ int Serve(const ServeOptions& o) {
   SignalWatcher::BlockSignals();  // before any thread starts, so all inherit the mask
   StatusOr<uint64_t> max_body = ParseSize(o.max_body);
   if (!max_body.ok()) return Fail(max_body.status());
-  StatusOr<std::unique_ptr<Core>> core = BuildCore(o);
-  if (!core.ok()) return Fail(core.status());
+  StatusOr<std::unique_ptr<Runtime>> rt = BuildRuntime(o);
+  if (!rt.ok()) return Fail(rt.status());
+  Runtime& core = **rt;
   api::ApiContext ctx;
-  ctx.service = (*core)->service.get();
-  ctx.manager = (*core)->manager.get();
-  ctx.loader = (*core)->loader.get();
-  ctx.snapshots = (*core)->snapshots.get();
-  ctx.probe = &(*core)->probe;
+  ctx.service = &core.service();
+  ctx.manager = &core.manager();
+  ctx.loader = &core.loader();
+  ctx.snapshots = &core.snapshots();
+  ctx.probe = &core.probe();
   ctx.limits.max_tokens_cap = o.ctx > 0 ? o.ctx : 4096;
   api::HttpOptions ho;
   ho.host = o.host;
@@ -210,15 +168,15 @@ int Serve(const ServeOptions& o) {
     SignalWatcher watcher([&] {
       ctx.stopping = true;
       server.Stop();
-      (*core)->service->Shutdown();
+      core.service().Shutdown();
     });
     std::cerr << fmt::format("dormouse: listening on http://{}:{} ({} models; data in {}){}\n",
                              o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host,
-                             *port, (*core)->loader->Names().size(), (*core)->data_dir,
+                             *port, core.loader().Names().size(), core.data_dir(),
                              o.api_key.empty() ? "" : "; API key required");
     server.Serve();  // returns once stopped and every in-flight request is answered
   }
-  core->reset();  // saves sessions, ejects models
+  rt->reset();  // saves sessions, ejects models
   std::cerr << "dormouse: stopped\n";
   return 0;
 }

@@ -8,9 +8,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "lifecycle/gguf_loader.h"
-#include "store/snapshot_store.h"
-#include "store/transcript_db.h"
+#include "api/runtime.h"
 
 namespace dormouse {
 namespace {
@@ -20,33 +18,21 @@ const fs::path kShared = DM_SHARED_DIR;
 
 // One server process's worth of objects, on a data dir that outlives it.
 struct Server {
-  explicit Server(const fs::path& data, ServiceOptions so = {}) {
-    db = TranscriptDb::OpenOrError(data.string()).value();
-    snaps = SnapshotStore::OpenOrError((data / "snapshots").string(), 0).value();
-    GgufModelLoader::Options lo;
-    lo.models_dir = (kShared / "models").string();
-    lo.context.n_ctx = 1024;
-    loader = std::make_unique<GgufModelLoader>(lo, &hash_pool, db.get());
-    manager = std::make_unique<ModelManager>(ModelManager::Options{}, &clock, &probe, loader.get());
-    so.threads = 2;
-    so.context.n_ctx = 1024;
-    service = std::make_unique<Service>(so, loader.get(), manager.get(), db.get(), snaps.get());
-    manager->SetEjectHook(
-        [this](const std::string& m, ModelHandle& h, Reason r) { service->OnEject(m, h, r); });
+  explicit Server(const fs::path& data, int64_t max_queue = 16) {
+    RuntimeOptions ro;
+    ro.data_dir = data.string();
+    ro.models_dir = (kShared / "models").string();
+    ro.context.n_ctx = 1024;
+    ro.threads = 2;
+    ro.max_queue = max_queue;
+    ro.start_timer = false;
+    rt = Runtime::CreateOrError(ro).value();
+    service = &rt->service();
+    manager = &rt->manager();
   }
-  ~Server() {
-    service->Shutdown();
-    manager.reset();
-    service.reset();
-  }
-  ThreadPool hash_pool{1};
-  SystemClock clock;
-  ProcMemoryProbe probe;
-  std::unique_ptr<TranscriptDb> db;
-  std::unique_ptr<SnapshotStore> snaps;
-  std::unique_ptr<GgufModelLoader> loader;
-  std::unique_ptr<ModelManager> manager;
-  std::unique_ptr<Service> service;
+  std::unique_ptr<Runtime> rt;
+  Service* service;
+  ModelManager* manager;
 };
 
 CompletionRequest Chat(const std::vector<ChatMessage>& msgs, int64_t max_tokens = 12) {
@@ -170,9 +156,7 @@ TEST_F(ServiceTest, BadRequestsGetKindsAndTheServiceKeepsServing) {
 }
 
 TEST_F(ServiceTest, CancelStopsGenerationAndQueueOverflowIsRefused) {
-  ServiceOptions so;
-  so.max_queue = 1;
-  Server srv(data_, so);
+  Server srv(data_, /*max_queue=*/1);
   // A request whose client "goes away" after the first piece.
   CompletionRequest r = Chat({{"user", "Talk for a long time."}}, 200);
   int pieces = 0;
