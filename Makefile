@@ -23,14 +23,15 @@ test: build
 	$(MAKE) test-sanitize
 
 # Untrusted-input parsers (GGUF, tokenizer metadata) under AddressSanitizer + UBSan.
-# Untrusted-input parsers (GGUF, tokenizer metadata, chat templates, snapshots, transcripts)
-# and the kernels, under AddressSanitizer + UBSan.
+# Untrusted-input parsers (GGUF, tokenizer metadata, chat templates, snapshots, transcripts),
+# the kernels and the lifecycle state machine, under AddressSanitizer + UBSan.
 SANITIZE_FILTER ?= Gguf*:Tok*:Model*Hostile*:Quant*:Kernel*:ChatTemplate*
 test-sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDORMOUSE_SANITIZE=ON >/dev/null
-	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests
+	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests lifecycle_tests
 	./build-asan/engine_tests --gtest_filter='$(SANITIZE_FILTER)' --gtest_brief=1
 	./build-asan/store_tests --gtest_brief=1
+	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*' --gtest_brief=1
 
 bench: build
 	./$(BUILD)/dormouse bench ../shared/models/llama-58m-q8_0.gguf -t 2

@@ -113,6 +113,7 @@ ByteSource::ByteSource() : hash_(XXH3_createState()) { XXH3_64bits_reset(hash_);
 ByteSource::~ByteSource() { XXH3_freeState(hash_); }
 
 Status ByteSource::Read(void* data, size_t n, const char* what) {
+  if (n == 0) return Status::Ok();
   uint8_t* p = static_cast<uint8_t*>(data);
   size_t done = 0;
   while (done < n) {
@@ -127,6 +128,7 @@ Status ByteSource::Read(void* data, size_t n, const char* what) {
 
 StatusOr<size_t> MemorySource::ReadSome(void* data, size_t n) {
   size_t k = std::min(n, size_ - pos_);
+  if (k == 0) return k;  // also: data_ may be null for an empty source
   std::memcpy(data, data_ + pos_, k);
   pos_ += k;
   return k;
