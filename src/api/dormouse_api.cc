@@ -167,6 +167,9 @@ std::string MetricsText(const MetricsInput& in) {
   out += HistogramText("dormouse_reload_seconds", "Model load durations", in.service.load_seconds);
   out += HistogramText("dormouse_restore_seconds", "Snapshot restore durations",
                        in.service.restore_seconds);
+  out += HistogramText("dormouse_snapshot_write_seconds",
+                       "Snapshot write durations (write, fsync, rename)",
+                       in.service.snapshot_write_seconds);
   return out;
 }
 

@@ -60,6 +60,7 @@ void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
   Count([&](ServiceMetrics& m) {
     m.snapshots_saved++;
     m.snapshot_bytes_written += r->info.bytes;
+    m.snapshot_write_seconds.Observe(r->seconds);
   });
 }
 

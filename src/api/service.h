@@ -125,6 +125,7 @@ struct ServiceMetrics {
   int64_t requests_cancelled = 0;  // the client went away before or while it ran
   LatencyHistogram restore_seconds;
   LatencyHistogram load_seconds;
+  LatencyHistogram snapshot_write_seconds;
   double generate_seconds = 0;  // total, for tokens/s
 };
 
