@@ -1,9 +1,11 @@
 // dormouse: a local LLM runtime. This file only dispatches to the subcommands.
 #include <iostream>
 
+#include "base/allocator.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  dormouse::TuneAllocatorForReclaim();
   CLI::App app{"dormouse: a local LLM runtime that gives memory back when idle"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
