@@ -252,4 +252,8 @@ void ReadSampling(ParamReader& r, double max_temperature, int64_t n_ctx, Sampler
   }
 }
 
+const char* FinishReason(StopReason r) {
+  return r == StopReason::kMaxTokens || r == StopReason::kContextFull ? "length" : "stop";
+}
+
 }  // namespace dormouse::api

@@ -48,6 +48,9 @@ std::variant<nlohmann::json, ApiError> ParseJsonObject(std::string_view body);
 
 // "a string", "an integer", ... for messages about wrong types.
 std::string JsonTypeName(const nlohmann::json& v);
+// OpenAI's finish_reason and Ollama's done_reason: "length" when a token limit or the
+// context ended the reply, "stop" otherwise.
+const char* FinishReason(StopReason r);
 // The value as it appears in a message, shortened when long.
 std::string Excerpt(const nlohmann::json& v);
 

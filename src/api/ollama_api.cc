@@ -172,20 +172,10 @@ std::string Rfc3339(std::chrono::system_clock::time_point t) {
   return fmt::format("{}.{:09}Z", buf, frac);
 }
 
-const char* OllamaDoneReason(StopReason r) {
-  switch (r) {
-    case StopReason::kMaxTokens:
-    case StopReason::kContextFull:
-      return "length";
-    default:
-      return "stop";
-  }
-}
-
 json OllamaStats(const CompletionResult& r) {
   auto ns = [](double s) { return static_cast<int64_t>(std::llround(s * 1e9)); };
   return {{"done", true},
-          {"done_reason", OllamaDoneReason(r.stop)},
+          {"done_reason", FinishReason(r.stop)},
           {"total_duration", ns(r.total_seconds)},
           {"load_duration", ns(r.load_seconds)},
           {"prompt_eval_count", r.prefilled_tokens},

@@ -46,8 +46,6 @@ std::optional<KeepAlive> ReadKeepAlive(ParamReader& r, bool* zero);
 
 // "2024-05-01T12:00:00.123456789Z".
 std::string Rfc3339(std::chrono::system_clock::time_point t);
-// "stop", "length" (or "unload", "load" for load-only requests).
-const char* OllamaDoneReason(StopReason r);
 // The final line's statistics: done, done_reason, durations (ns) and counts.
 nlohmann::json OllamaStats(const CompletionResult& r);
 

@@ -173,16 +173,6 @@ std::variant<OpenAiRequest, ApiError> ParseOpenAiCompletion(const json& body,
   return o;
 }
 
-const char* OpenAiFinishReason(StopReason r) {
-  switch (r) {
-    case StopReason::kMaxTokens:
-    case StopReason::kContextFull:
-      return "length";
-    default:
-      return "stop";
-  }
-}
-
 json OpenAiUsage(const CompletionResult& r) {
   return {{"prompt_tokens", r.prompt_tokens},
           {"completion_tokens", r.completion_tokens},
@@ -196,8 +186,7 @@ OpenAiResponseId NewOpenAiResponseId(const std::string& model, bool chat) {
 }
 
 json OpenAiResponse(const OpenAiResponseId& id, const CompletionResult& r) {
-  json choice = {
-      {"index", 0}, {"logprobs", nullptr}, {"finish_reason", OpenAiFinishReason(r.stop)}};
+  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", FinishReason(r.stop)}};
   if (id.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", r.text}};
   } else {
@@ -283,8 +272,7 @@ bool StreamSse(SseStream& st, httplib::DataSink& sink) {
     WriteEvent(sink, Dump(ErrorBody(ErrorShape::kOpenAi, FromServiceError(*e))));
   } else {
     const CompletionResult& r = std::get<CompletionResult>(out);
-    WriteEvent(sink,
-               Dump(OpenAiChunk(st.id, "", first, OpenAiFinishReason(r.stop), st.include_usage)));
+    WriteEvent(sink, Dump(OpenAiChunk(st.id, "", first, FinishReason(r.stop), st.include_usage)));
     if (st.include_usage) WriteEvent(sink, Dump(OpenAiUsageChunk(st.id, r)));
   }
   WriteEvent(sink, "[DONE]");

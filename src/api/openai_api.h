@@ -33,8 +33,6 @@ std::variant<OpenAiRequest, ApiError> ParseOpenAiChat(const nlohmann::json& body
 std::variant<OpenAiRequest, ApiError> ParseOpenAiCompletion(const nlohmann::json& body,
                                                             const Limits& limits);
 
-// "stop" or "length".
-const char* OpenAiFinishReason(StopReason r);
 nlohmann::json OpenAiUsage(const CompletionResult& r);
 
 // Identity of one response: every chunk of a stream repeats it.

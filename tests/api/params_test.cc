@@ -189,9 +189,9 @@ TEST(OpenAiShape, ResponsesAndChunks) {
   EXPECT_EQ(OpenAiUsageChunk(id, r)["choices"], json::array());
   OpenAiResponseId cid = NewOpenAiResponseId("m", false);
   EXPECT_EQ(OpenAiChunk(cid, "x", true, nullptr, false)["choices"][0]["text"], "x");
-  EXPECT_STREQ(OpenAiFinishReason(StopReason::kEndOfGeneration), "stop");
-  EXPECT_STREQ(OpenAiFinishReason(StopReason::kStopString), "stop");
-  EXPECT_STREQ(OpenAiFinishReason(StopReason::kContextFull), "length");
+  EXPECT_STREQ(FinishReason(StopReason::kEndOfGeneration), "stop");
+  EXPECT_STREQ(FinishReason(StopReason::kStopString), "stop");
+  EXPECT_STREQ(FinishReason(StopReason::kContextFull), "length");
 }
 
 TEST(OllamaParse, KeepAliveAsOllamaDocumentsIt) {
