@@ -12,6 +12,9 @@ using nlohmann::json;
 
 json DormouseTimings(const CompletionResult& r) {
   return {{"session_id", r.session_id},
+          // "cancel" when the client left or a forced eject stopped the reply (the
+          // session was checkpointed); "eog", "stop", "length" or "context" otherwise.
+          {"stop_reason", StopReasonName(r.stop)},
           {"cached_tokens", r.cached_tokens},
           {"prefilled_tokens", r.prefilled_tokens},
           {"restored_from_snapshot", r.restored_from_snapshot},

@@ -143,6 +143,39 @@ TEST(ServerLifecycleTest, EjectEndpoint) {
             400);
 }
 
+TEST(ServerLifecycleTest, ForcedEjectStopsTheRunningReplyClearlyAndKeepsItsContext) {
+  auto s = ServerProcess::Start({});
+  ASSERT_NE(s, nullptr);
+  std::optional<httplib::Result> reply;
+  std::thread client([&] {
+    reply.emplace(s->Client().Post("/v1/completions", LongCompletion(false), "application/json"));
+  });
+  ASSERT_TRUE(Eventually([&] { return StateOf(*s, kSlow) == "busy"; }, 10000));
+  auto e = s->Client().Post("/api/eject", json{{"model", kSlow}, {"force", true}}.dump(),
+                            "application/json");
+  client.join();
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->status, 200) << e->body;
+  EXPECT_EQ(BodyJson(e)["cancelled_requests"], true) << e->body;
+  ASSERT_TRUE(reply.has_value() && *reply);
+  ASSERT_EQ((*reply)->status, 200) << (*reply)->body;
+  const json r = BodyJson(*reply);
+  EXPECT_EQ(r["dormouse"]["stop_reason"], "cancel") << r;
+  const int64_t generated = r["usage"]["completion_tokens"];
+  EXPECT_LT(generated, 4000);
+  // The checkpointed context comes back for the continuation.
+  const std::string prompt = "Hello" + r["choices"][0]["text"].get<std::string>();
+  auto next = s->Client().Post(
+      "/v1/completions",
+      json{{"model", kSlow}, {"prompt", prompt}, {"max_tokens", 2}, {"temperature", 0}}.dump(),
+      "application/json");
+  ASSERT_TRUE(next);
+  ASSERT_EQ(next->status, 200) << next->body;
+  EXPECT_EQ(BodyJson(next)["dormouse"]["restored_from_snapshot"], true) << next->body;
+  EXPECT_GE(BodyJson(next)["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(),
+            generated);
+}
+
 TEST(ServerLifecycleTest, SessionsListShowAndDelete) {
   auto s = ServerProcess::Start({});
   ASSERT_NE(s, nullptr);

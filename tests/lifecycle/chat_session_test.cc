@@ -265,3 +265,25 @@ TEST_F(ChatPolicyTest, MultiTurnPrefillsOnlyTheNewTokens) {
 
 }  // namespace
 }  // namespace dormouse
+
+namespace dormouse {
+namespace {
+
+TEST(LoadedModelTest, ContentHashComesFromTheCacheOnTheSecondLoad) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("dm_hash_cache_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto db = TranscriptDb::OpenOrError(dir.string()).value();
+  ThreadPool pool(1);
+  const std::string path = (fs::path(DM_SHARED_DIR) / "models" / "qwen2-20m-q4_0.gguf").string();
+  auto first = LoadModel(path, &pool, db.get()).value();
+  EXPECT_FALSE(first->hash_from_cache);
+  auto second = LoadModel(path, &pool, db.get()).value();
+  EXPECT_TRUE(second->hash_from_cache);
+  EXPECT_EQ(first->fingerprint, second->fingerprint);
+  EXPECT_EQ(first->fingerprint.content_hash, HashFileContent(first->model->gguf()));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dormouse
