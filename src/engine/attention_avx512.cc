@@ -9,6 +9,10 @@
 // softmax's running max and the block's exponentials (vectorized), then the F16
 // accumulators, kept in registers, in key order. Each value row is converted once for
 // every head of the group, and the heads' dependency chains interleave.
+// GCC 12 reports its own _mm512_undefined_* helpers (deliberately uninitialized) as
+// "used uninitialized" once these loops are unrolled: a known false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cmath>
@@ -155,13 +159,18 @@ DM_AVX512 __attribute__((always_inline)) inline void GroupScores(const uint16_t*
                                                                  const __m512 (&q)[G][CH],
                                                                  float (&out)[G]) {
   __m512 acc[G][4];
+#pragma GCC unroll 16
   for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 16
     for (int j = 0; j < 4; ++j) acc[g][j] = _mm512_setzero_ps();
   }
+#pragma GCC unroll 16
   for (int c = 0; c < CH; ++c) {
     const __m512 kc = Load16(k + 16 * c);
+#pragma GCC unroll 16
     for (int g = 0; g < G; ++g) acc[g][c % 4] = _mm512_fmadd_ps(kc, q[g][c], acc[g][c % 4]);
   }
+#pragma GCC unroll 16
   for (int g = 0; g < G; ++g) {
     const __m512 a =
         _mm512_add_ps(_mm512_add_ps(acc[g][0], acc[g][2]), _mm512_add_ps(acc[g][1], acc[g][3]));
@@ -174,13 +183,16 @@ DM_AVX512 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, fl
   const int64_t hd = a[0].head_dim;
   HeadState st[G];
   uint16_t* q16[G];
+#pragma GCC unroll 16
   for (int g = 0; g < G; ++g) {
     q16[g] = s.q16 + g * hd;
     ConvertF32ToF16(a[g].q, q16[g], hd);
   }
   __m512 acc[G][CH];
   __m512 qf[G][CH];  // the F16-rounded queries, as F32
+#pragma GCC unroll 16
   for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 16
     for (int c = 0; c < CH; ++c) {
       acc[g][c] = _mm512_setzero_ps();
       qf[g][c] = Load16(q16[g] + 16 * c);
@@ -194,31 +206,41 @@ DM_AVX512 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, fl
       if constexpr (CH % 4 == 0) {
         float sc[G];
         GroupScores<CH, G>(k, qf, sc);
+#pragma GCC unroll 16
         for (int g = 0; g < G; ++g) st[g].score[j] = sc[g] * a[g].scale;
       } else {
+#pragma GCC unroll 16
         for (int g = 0; g < G; ++g) st[g].score[j] = DotF16(k, q16[g], hd) * a[g].scale;
       }
     }
+#pragma GCC unroll 16
     for (int g = 0; g < G; ++g) SoftmaxBlock(st[g], nb);
     for (int j = 0; j < nb; ++j) {
       const uint16_t* v =
           reinterpret_cast<const uint16_t*>(a[0].v_base + (j0 + j) * a[0].row_bytes) + a[0].offset;
       __m512 vj[CH];
+#pragma GCC unroll 16
       for (int c = 0; c < CH; ++c) vj[c] = Load16(v + 16 * c);
+#pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
         const __m512 e = _mm512_set1_ps(st[g].e[j]);
         if (st[g].new_max[j]) {
+#pragma GCC unroll 16
           for (int c = 0; c < CH; ++c) acc[g][c] = RoundF16(_mm512_mul_ps(acc[g][c], e));
+#pragma GCC unroll 16
           for (int c = 0; c < CH; ++c) acc[g][c] = RoundF16(_mm512_add_ps(vj[c], acc[g][c]));
         } else {
+#pragma GCC unroll 16
           for (int c = 0; c < CH; ++c) acc[g][c] = RoundF16(_mm512_fmadd_ps(vj[c], e, acc[g][c]));
         }
       }
     }
   }
+#pragma GCC unroll 16
   for (int g = 0; g < G; ++g) {
     const float inv = st[g].S == 0.0f ? 0.0f : 1.0f / st[g].S;
     const __m512 vinv = _mm512_set1_ps(inv);
+#pragma GCC unroll 16
     for (int c = 0; c < CH; ++c) _mm512_storeu_ps(out[g] + 16 * c, _mm512_mul_ps(acc[g][c], vinv));
   }
 }

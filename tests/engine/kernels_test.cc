@@ -168,7 +168,8 @@ const MatCase kMatCases[] = {
 TEST(KernelTest, MatMulRowsMatchesReferenceOnEveryTarget) {
   const int64_t kRows = 37;
   for (const MatCase& c : kMatCases) {
-    for (int64_t tokens : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17}) {
+    // Both sides of the decode/prefill crossover (24 tokens) and the prefill 8-token tile.
+    for (int64_t tokens : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17, 23, 24, 25, 33}) {
       MatMulChecker checker(c.type, kRows, c.n, tokens);
       ForEachTarget([&] {
         checker.CheckPrepare();
