@@ -190,6 +190,21 @@ CompletionRun::Event CompletionRun::Finish() {
   }
 }
 
+bool CompletionRun::Pump(std::string text, const std::function<bool(const std::string&)>& write) {
+  for (;;) {
+    if (!text.empty()) {
+      if (!write(text)) {
+        Cancel();
+        return false;
+      }
+      text.clear();
+    }
+    const Event ev = Wait(&text);
+    if (ev == Event::kClientGone) return false;
+    if (ev == Event::kDone && text.empty()) return true;
+  }
+}
+
 // ---- Router ----
 
 bool Router::Authorized(const httplib::Request& req, httplib::Response& res,

@@ -85,6 +85,9 @@ class CompletionRun {
   Event Wait(std::string* text);
   // Waits for the end, discarding text; kClientGone or kDone.
   Event Finish();
+  // Streams: hands `first` and then every new piece of text to `write` until the end.
+  // False when the client went away or a write failed (the run is then cancelled).
+  bool Pump(std::string first, const std::function<bool(const std::string&)>& write);
   // Valid after Wait returned kDone.
   const std::variant<CompletionResult, ServiceError>& outcome() const { return outcome_; }
   void Cancel() { request_.cancelled->store(true); }

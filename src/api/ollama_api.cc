@@ -355,18 +355,10 @@ bool WriteLine(httplib::DataSink& sink, const json& j) {
 }
 
 bool StreamNdjson(NdjsonStream& st, httplib::DataSink& sink) {
-  std::string text = std::move(st.first_text);
-  for (;;) {
-    if (!text.empty()) {
-      if (!WriteLine(sink, Line(st.model, st.chat, text, false))) {
-        st.run->Cancel();
-        return false;
-      }
-      text.clear();
-    }
-    CompletionRun::Event ev = st.run->Wait(&text);
-    if (ev == CompletionRun::Event::kClientGone) return false;
-    if (ev == CompletionRun::Event::kDone && text.empty()) break;
+  if (!st.run->Pump(std::move(st.first_text), [&](const std::string& text) {
+        return WriteLine(sink, Line(st.model, st.chat, text, false));
+      })) {
+    return false;
   }
   const auto& out = st.run->outcome();
   if (const auto* e = std::get_if<ServiceError>(&out)) {

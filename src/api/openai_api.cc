@@ -253,19 +253,13 @@ bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
 // Drains the run into server-sent events; false when the client went away.
 bool StreamSse(SseStream& st, httplib::DataSink& sink) {
   bool first = true;
-  std::string text = std::move(st.first_text);
-  for (;;) {
-    if (!text.empty()) {
-      if (!WriteEvent(sink, Dump(OpenAiChunk(st.id, text, first, nullptr, st.include_usage)))) {
-        st.run->Cancel();
-        return false;
-      }
-      first = false;
-      text.clear();
-    }
-    CompletionRun::Event ev = st.run->Wait(&text);
-    if (ev == CompletionRun::Event::kClientGone) return false;
-    if (ev == CompletionRun::Event::kDone && text.empty()) break;
+  if (!st.run->Pump(std::move(st.first_text), [&](const std::string& text) {
+        const bool ok =
+            WriteEvent(sink, Dump(OpenAiChunk(st.id, text, first, nullptr, st.include_usage)));
+        first = false;
+        return ok;
+      })) {
+    return false;
   }
   const auto& out = st.run->outcome();
   if (const auto* e = std::get_if<ServiceError>(&out)) {
