@@ -49,17 +49,14 @@ Plan MakePlan(const std::vector<Candidate>& cands, const Tokenizer& tok, const s
   // Best: a conversation whose exact text the prompt starts with; only the rest is new.
   const Candidate* best = nullptr;
   for (const Candidate& c : cands) {
-    if (c.text->empty() || !text.starts_with(*c.text)) continue;
+    if (c.tokens->empty() || c.text->empty() || !text.starts_with(*c.text)) continue;
     if (best == nullptr || c.text->size() > best->text->size() ||
         (c.text->size() == best->text->size() && c.slot >= 0 && best->slot < 0)) {
       best = &c;
     }
   }
   if (best != nullptr) {
-    p.tokens = *best->tokens;
-    std::vector<int32_t> rest =
-        tok.Encode(std::string_view(text).substr(best->text->size()), false, true);
-    p.tokens.insert(p.tokens.end(), rest.begin(), rest.end());
+    p.tokens = *ContinueByText(*best->tokens, *best->text, tok, text);
     p.reuse = best->tokens->size();
     p.extends = true;
   } else {  // otherwise the longest common token prefix
@@ -241,20 +238,13 @@ void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
 StatusOr<int64_t> Service::Impl::Prefill(Slot& s, const std::vector<int32_t>& tokens,
                                          const std::string& text, CompletionResult* r) {
   const auto t0 = SteadyClock::now();
-  size_t lcp = CommonPrefix(tokens, s.tokens);
-  if (lcp == tokens.size()) --lcp;  // evaluate at least one token to have logits
-  s.ctx->Truncate(static_cast<int64_t>(lcp));
-  s.tokens.resize(lcp);
-  s.text.clear();
   s.unsaved = true;
-  std::span<const int32_t> rest(tokens.data() + lcp, tokens.size() - lcp);
-  DM_RETURN_IF_ERROR(s.ctx->Eval(rest));
-  s.tokens = tokens;
-  s.text = text;
+  DM_ASSIGN_OR_RETURN(PrefillCounts counts,
+                      PrefillFromCommonPrefix(*s.ctx, s.tokens, s.text, tokens, text));
   s.prompt_tokens = tokens.size();
   r->prompt_tokens = static_cast<int64_t>(tokens.size());
-  r->cached_tokens = static_cast<int64_t>(lcp);
-  r->prefilled_tokens = static_cast<int64_t>(rest.size());
+  r->cached_tokens = static_cast<int64_t>(counts.reused);
+  r->prefilled_tokens = static_cast<int64_t>(counts.prefilled);
   r->prompt_seconds = Since(t0);
   return r->prefilled_tokens;
 }

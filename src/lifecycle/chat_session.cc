@@ -113,14 +113,9 @@ StatusOr<ChatSession::Prompt> ChatSession::RenderWindow(size_t window_start) {
   }
   Prompt p;
   DM_ASSIGN_OR_RETURN(p.text, model_->chat_template->Render(in));
-  // The cache spells a prefix of the new text: tokenize only the rest, so the turn
-  // reuses every cached token exactly (re-tokenizing generated text can differ).
-  if (!tokens_.empty() && !tokens_text_.empty() && p.text.starts_with(tokens_text_)) {
-    std::vector<int32_t> delta =
-        tok.Encode(std::string_view(p.text).substr(tokens_text_.size()), false, true);
-    p.tokens = tokens_;
-    p.tokens.insert(p.tokens.end(), delta.begin(), delta.end());
-    p.n_new = static_cast<int64_t>(delta.size());
+  if (auto continued = ContinueByText(tokens_, tokens_text_, tok, p.text)) {
+    p.n_new = static_cast<int64_t>(continued->size() - tokens_.size());
+    p.tokens = std::move(*continued);
     return p;
   }
   const bool renders_bos = ChatTemplate::StartsWithBos(p.text, in.bos_token);
@@ -167,20 +162,13 @@ StatusOr<ChatSession::Prompt> ChatSession::BuildPrompt(int64_t reserve, std::str
 
 StatusOr<int64_t> ChatSession::Prefill(const Prompt& p, TurnReport* report) {
   const auto t0 = std::chrono::steady_clock::now();
-  size_t lcp = CommonPrefix(p.tokens, tokens_);
-  if (lcp == p.tokens.size()) --lcp;  // evaluate at least one token to have logits
-  ctx_->Truncate(static_cast<int64_t>(lcp));
-  tokens_.resize(lcp);
   unsaved_ = true;
-  tokens_text_.clear();
-  std::span<const int32_t> rest(p.tokens.data() + lcp, p.tokens.size() - lcp);
-  DM_RETURN_IF_ERROR(ctx_->Eval(rest));
-  for (int32_t t : rest) sampler_->Accept(t);
-  tokens_ = p.tokens;
-  tokens_text_ = p.text;
+  DM_ASSIGN_OR_RETURN(PrefillCounts counts,
+                      PrefillFromCommonPrefix(*ctx_, tokens_, tokens_text_, p.tokens, p.text));
+  for (size_t i = counts.reused; i < p.tokens.size(); ++i) sampler_->Accept(p.tokens[i]);
   report->n_prompt = static_cast<int64_t>(p.tokens.size());
-  report->n_reused = static_cast<int64_t>(lcp);
-  report->n_prefilled = static_cast<int64_t>(rest.size());
+  report->n_reused = static_cast<int64_t>(counts.reused);
+  report->n_prefilled = static_cast<int64_t>(counts.prefilled);
   report->n_new = std::min(p.n_new, report->n_prefilled);
   report->n_recomputed = report->n_prefilled - report->n_new;
   report->prefill_seconds = SecondsSince(t0);

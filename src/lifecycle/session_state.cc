@@ -58,4 +58,32 @@ size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b
   return i;
 }
 
+std::optional<std::vector<int32_t>> ContinueByText(const std::vector<int32_t>& held,
+                                                   const std::string& held_text,
+                                                   const Tokenizer& tok, const std::string& text) {
+  if (held.empty() || held_text.empty() || !text.starts_with(held_text)) return std::nullopt;
+  std::vector<int32_t> out = held;
+  std::vector<int32_t> rest =
+      tok.Encode(std::string_view(text).substr(held_text.size()), false, true);
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
+}
+
+StatusOr<PrefillCounts> PrefillFromCommonPrefix(InferenceContext& ctx, std::vector<int32_t>& held,
+                                                std::string& held_text,
+                                                const std::vector<int32_t>& tokens,
+                                                const std::string& text) {
+  if (tokens.empty()) return Status::Error("the prompt is empty");
+  size_t lcp = CommonPrefix(tokens, held);
+  if (lcp == tokens.size()) --lcp;  // evaluate at least one token to have logits
+  ctx.Truncate(static_cast<int64_t>(lcp));
+  held.resize(lcp);
+  held_text.clear();
+  std::span<const int32_t> rest(tokens.data() + lcp, tokens.size() - lcp);
+  DM_RETURN_IF_ERROR(ctx.Eval(rest));  // leaves the cache at lcp on failure
+  held = tokens;
+  held_text = text;
+  return PrefillCounts{lcp, rest.size()};
+}
+
 }  // namespace dormouse

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "engine/context.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace dormouse {
 
@@ -23,5 +26,27 @@ StatusOr<SessionExtra> DecodeSessionExtra(const std::string& bytes);
 
 // Length of the longest common prefix of a and b.
 size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+
+// The tokens of `text` when it continues a cached sequence whose exact text is known
+// (`held_text`, a non-empty prefix of `text`): `held` followed by the tokens of the rest
+// only, so every cached token is reused (re-tokenizing generated text can differ from
+// what was generated). nullopt when `text` does not continue it.
+std::optional<std::vector<int32_t>> ContinueByText(const std::vector<int32_t>& held,
+                                                   const std::string& held_text,
+                                                   const Tokenizer& tok, const std::string& text);
+
+struct PrefillCounts {
+  size_t reused = 0;     // tokens kept from the cache
+  size_t prefilled = 0;  // tokens evaluated now
+};
+
+// Makes `ctx` hold `tokens` (non-empty): keeps the common prefix with what it holds
+// (`held`, which mirrors the cache), re-evaluating at least the last token so fresh
+// logits exist, and evaluates the rest. `held` and `held_text` follow the cache on
+// success (`text` being what `tokens` spell) and on failure (the text is then unknown).
+StatusOr<PrefillCounts> PrefillFromCommonPrefix(InferenceContext& ctx, std::vector<int32_t>& held,
+                                                std::string& held_text,
+                                                const std::vector<int32_t>& tokens,
+                                                const std::string& text);
 
 }  // namespace dormouse
