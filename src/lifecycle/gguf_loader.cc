@@ -1,5 +1,7 @@
 #include "lifecycle/gguf_loader.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -70,6 +72,27 @@ std::vector<std::string> GgufModelLoader::Names() const {
 
 StatusOr<uint64_t> GgufModelLoader::EstimateBytes(const std::string& name) {
   DM_ASSIGN_OR_RETURN(std::string path, PathOf(name));
+  struct stat st;
+  const bool have_stat = ::stat(path.c_str(), &st) == 0;
+  const int64_t mtime_ns =
+      have_stat ? int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec : 0;
+  if (have_stat) {
+    std::lock_guard<std::mutex> lock(estimates_mu_);
+    auto it = estimates_.find(path);
+    if (it != estimates_.end() && it->second.size == st.st_size &&
+        it->second.mtime_ns == mtime_ns) {
+      return it->second.bytes;
+    }
+  }
+  DM_ASSIGN_OR_RETURN(uint64_t bytes, EstimateFromHeader(path));
+  if (have_stat) {
+    std::lock_guard<std::mutex> lock(estimates_mu_);
+    estimates_[path] = {st.st_size, mtime_ns, bytes};
+  }
+  return bytes;
+}
+
+StatusOr<uint64_t> GgufModelLoader::EstimateFromHeader(const std::string& path) const {
   DM_ASSIGN_OR_RETURN(GgufFile g, GgufFile::OpenOrError(path));
   const GgufTensorInfo* embd = g.FindTensor("token_embd.weight");
   if (embd == nullptr || embd->dims.size() != 2) {

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,18 @@ class GgufModelLoader : public ModelLoader {
   void AfterUnload(const std::string& name, EjectLevel level) override;
 
  private:
+  StatusOr<uint64_t> EstimateFromHeader(const std::string& path) const;
+  // Estimates per file, valid while its size and mtime are unchanged: a load would
+  // otherwise parse the GGUF header twice (estimate, then load), every time.
+  struct Estimate {
+    int64_t size = 0, mtime_ns = 0;
+    uint64_t bytes = 0;
+  };
   Options options_;
   ThreadPool* pool_;
   TranscriptDb* hash_cache_;
+  std::mutex estimates_mu_;
+  std::map<std::string, Estimate> estimates_;
 };
 
 // Weights + KV caches + forward-pass buffers of `model` with the given context.
