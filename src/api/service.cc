@@ -54,7 +54,7 @@ void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
   s.unsaved = false;
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    index[s.session_id] = {lm.fingerprint, s.tokens, s.text, s.chat};
+    index[s.session_id] = {lm.fingerprint, s.tokens, s.text};
     for (const std::string& gone : r->evicted) index.erase(gone);
   }
   Count([&](ServiceMetrics& m) {

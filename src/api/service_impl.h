@@ -23,7 +23,6 @@ struct Slot {
   std::vector<int32_t> tokens;            // what the KV cache holds
   std::string text;                       // the exact text `tokens` spell ("" if unknown)
   bool unsaved = false;
-  bool chat = false;
   int64_t n_messages = 0;    // transcript messages recorded for the session
   size_t prompt_tokens = 0;  // of `tokens`, those of the last request's prompt
   std::chrono::steady_clock::time_point last_used{};
@@ -34,7 +33,6 @@ struct IndexedSnapshot {
   ModelFingerprint fingerprint;
   std::vector<int32_t> tokens;
   std::string text;
-  bool chat = false;
 };
 
 struct Job {

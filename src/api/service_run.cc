@@ -222,7 +222,6 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
 void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
   s.session_id = NewSessionId();
   s.n_messages = 0;
-  s.chat = req.chat;
   SessionRecord rec;
   rec.id = s.session_id;
   rec.name = "api-" + s.session_id;
@@ -274,7 +273,6 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
   for (int32_t t : g->tokens) s.text += tok.DecodeToken(t);
   s.tokens.insert(s.tokens.end(), g->tokens.begin(), g->tokens.end());
   s.unsaved = true;
-  s.chat = req.chat;
   s.last_used = SteadyClock::now();
   r.text = g->text;
   r.stop = g->reason;
