@@ -1,5 +1,6 @@
-// Holds the engine to llama.cpp's outputs in ../shared/reference/llama.cpp by the rules
-// A-D of ../shared/reference/README.md, for every model x prompt found there.
+// Holds the engine to llama.cpp's outputs by the rules A-D of ../shared/reference/README.md,
+// for every model x prompt in ../shared/reference/llama.cpp (models in ../shared/models) and
+// in ../shared/coverage/reference (models in ../shared/coverage/models).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,13 +19,30 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kShared = DM_SHARED_DIR;
 
-std::vector<std::string> ReferenceNames() {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(kShared / "reference" / "llama.cpp")) {
-    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
+// One reference: llama.cpp's output for one model x prompt.
+struct ReferenceCase {
+  std::string name;  // MODEL--PROMPT, prefixed "coverage_" for ../shared/coverage
+  fs::path json;
+  fs::path model;
+  fs::path prompt;
+};
+
+std::vector<ReferenceCase> ReferenceCases() {
+  std::vector<ReferenceCase> cases;
+  auto scan = [&](const fs::path& refs, const fs::path& models, const std::string& prefix) {
+    for (const auto& e : fs::directory_iterator(refs)) {
+      if (e.path().extension() != ".json") continue;
+      const std::string stem = e.path().stem().string();
+      const size_t sep = stem.find("--");
+      cases.push_back({prefix + stem, e.path(), models / (stem.substr(0, sep) + ".gguf"),
+                       kShared / "reference" / "prompts" / (stem.substr(sep + 2) + ".txt")});
+    }
+  };
+  scan(kShared / "reference" / "llama.cpp", kShared / "models", "");
+  scan(kShared / "coverage" / "reference", kShared / "coverage" / "models", "coverage_");
+  std::sort(cases.begin(), cases.end(),
+            [](const ReferenceCase& a, const ReferenceCase& b) { return a.name < b.name; });
+  return cases;
 }
 
 std::string ReadAll(const fs::path& p) {
@@ -36,15 +54,14 @@ int32_t Argmax(const float* v, int64_t n) {
   return static_cast<int32_t>(std::max_element(v, v + n) - v);
 }
 
-class ReferenceTest : public testing::TestWithParam<std::string> {};
+class ReferenceTest : public testing::TestWithParam<ReferenceCase> {};
 
 TEST_P(ReferenceTest, MatchesLlamaCpp) {
-  const std::string name = GetParam();
-  const size_t sep = name.find("--");
-  const fs::path model_path = kShared / "models" / (name.substr(0, sep) + ".gguf");
-  const fs::path prompt_path = kShared / "reference" / "prompts" / (name.substr(sep + 2) + ".txt");
-  nlohmann::json ref =
-      nlohmann::json::parse(ReadAll(kShared / "reference" / "llama.cpp" / (name + ".json")));
+  const ReferenceCase& c = GetParam();
+  const std::string& name = c.name;
+  const fs::path& model_path = c.model;
+  const fs::path& prompt_path = c.prompt;
+  nlohmann::json ref = nlohmann::json::parse(ReadAll(c.json));
 
   StatusOr<Model> model = Model::LoadOrError(model_path.string());
   ASSERT_TRUE(model.ok()) << model.status().message();
@@ -106,9 +123,9 @@ TEST_P(ReferenceTest, MatchesLlamaCpp) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModelsAndPrompts, ReferenceTest, testing::ValuesIn(ReferenceNames()),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           std::string s = info.param;
+INSTANTIATE_TEST_SUITE_P(AllModelsAndPrompts, ReferenceTest, testing::ValuesIn(ReferenceCases()),
+                         [](const testing::TestParamInfo<ReferenceCase>& info) {
+                           std::string s = info.param.name;
                            for (char& c : s) {
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            }
