@@ -27,6 +27,9 @@ struct ReferenceCase {
   fs::path prompt;
 };
 
+// gtest prints a failing parameter with this instead of its bytes.
+void PrintTo(const ReferenceCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<ReferenceCase> ReferenceCases() {
   std::vector<ReferenceCase> cases;
   auto scan = [&](const fs::path& refs, const fs::path& models, const std::string& prefix) {
