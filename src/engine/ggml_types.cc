@@ -17,6 +17,16 @@ std::optional<GgmlTypeTraits> TraitsOf(uint32_t raw_type) {
     case GgmlType::kQ4_K: return GgmlTypeTraits{"Q4_K", 256, 144};
     // Q6_K: 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, f16 d.
     case GgmlType::kQ6_K: return GgmlTypeTraits{"Q6_K", 256, 210};
+    // Q4_1: f16 d, f16 m, 16 bytes of nibbles.
+    case GgmlType::kQ4_1: return GgmlTypeTraits{"Q4_1", 32, 20};
+    // Q5_0: f16 d, 4 bytes of 5th bits, 16 bytes of nibbles.
+    case GgmlType::kQ5_0: return GgmlTypeTraits{"Q5_0", 32, 22};
+    // Q5_1: f16 d, f16 m, 4 bytes of 5th bits, 16 bytes of nibbles.
+    case GgmlType::kQ5_1: return GgmlTypeTraits{"Q5_1", 32, 24};
+    // IQ4_NL: f16 d, 16 bytes of nibbles indexing a 16-level table.
+    case GgmlType::kIQ4_NL: return GgmlTypeTraits{"IQ4_NL", 32, 18};
+    // IQ4_XS: f16 d, 2 + 4 bytes of 6-bit sub-block scales, 128 bytes of nibbles.
+    case GgmlType::kIQ4_XS: return GgmlTypeTraits{"IQ4_XS", 256, 136};
   }
   return std::nullopt;
 }
@@ -35,6 +45,8 @@ std::string TypeName(uint32_t raw_type) {
   return fmt::format("type {} (unknown)", raw_type);
 }
 
-const char* SupportedTypeList() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"; }
+const char* SupportedTypeList() {
+  return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS";
+}
 
 }  // namespace dormouse

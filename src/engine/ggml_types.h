@@ -11,9 +11,14 @@ enum class GgmlType : uint32_t {
   kF32 = 0,
   kF16 = 1,
   kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
   kQ8_0 = 8,
   kQ4_K = 12,
   kQ6_K = 14,
+  kIQ4_NL = 20,
+  kIQ4_XS = 23,
   kBF16 = 30,
 };
 
@@ -31,7 +36,7 @@ inline GgmlTypeTraits TraitsOf(GgmlType t) { return *TraitsOf(static_cast<uint32
 std::string TypeName(uint32_t raw_type);
 inline std::string TypeName(GgmlType t) { return TypeName(static_cast<uint32_t>(t)); }
 
-// "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K": for error messages about unsupported types.
+// "F32, F16, BF16, Q8_0, Q4_0, ...": for error messages about unsupported types.
 const char* SupportedTypeList();
 
 }  // namespace dormouse

@@ -17,10 +17,13 @@
 
 // Per-target bodies.
 #include "engine/kernels_internal.h"
+#include "engine/kernels_legacy.h"
 #include "engine/kernels_quant-inl.h"
+#include "engine/kernels_quant_legacy-inl.h"
 #include "engine/kernels_reference.h"
 #include "engine/kernels_vec-inl.h"
 #include "engine/kernels_vnni_decode-inl.h"
+#include "engine/kernels_vnni_decode_legacy-inl.h"
 #include "engine/kernels_vnni_prefill-inl.h"
 #include "engine/quants.h"
 
@@ -50,10 +53,16 @@ void PrepareActivationsT(GgmlType wtype, const float* x, int64_t n, void* out) {
       return ConvertF32ToBF16(x, static_cast<uint16_t*>(out), n);
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
+    case GgmlType::kIQ4_NL:
       return PrepareQ8_0(wtype, x, n, static_cast<uint8_t*>(out));
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kIQ4_XS:
       return PrepareQ8_K(x, n, static_cast<BlockQ8_K*>(out));
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+      return PrepareQ8_1(x, n, static_cast<uint8_t*>(out));
   }
 #endif
 }
@@ -72,6 +81,10 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
       break;
   }
 #if HWY_TARGET == HWY_AVX3_DL
+  if (IsLegacyQuant(wtype) && n_tokens >= kPrefillMinTokens) {  // no VNNI prefill kernels yet
+    return MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                               out_stride);
+  }
   if (n_tokens >= kPrefillMinTokens) {
     return vnni::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                                     out_stride);
@@ -125,6 +138,8 @@ size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
       return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
+    default:
+      if (IsLegacyQuant(wtype)) return PreparedRowBytesLegacy(wtype, n);
   }
   return 0;
 }

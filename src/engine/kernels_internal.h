@@ -14,11 +14,12 @@ namespace dormouse {
 //   F32 weights:  n floats.   F16 / BF16 weights: n f16 / bf16 values (as llama.cpp's
 //                 vec_dot_type: the activations are rounded to the weight's float type).
 //   Q4_K / Q6_K:  n / 256 BlockQ8_K (llama.cpp's quantize_row_q8_K).
-//   Q8_0 / Q4_0:  Q8_0 numerics (llama.cpp's quantize_row_q8_0) stored as arrays so SIMD code
-//                 loads them whole:  int8 qs[n] | float d[n/32] (the f16-rounded scale) |
-//                 int32 corr[n/32] = -offset * sum(qs of the block), where offset (128 for
-//                 Q8_0, 8 for Q4_0) is what the VNNI kernels add to weights to make them
-//                 unsigned. The reference ignores corr.
+//   Q8_0 / Q4_0 / Q5_0 / IQ4_NL:  Q8_0 numerics (llama.cpp's quantize_row_q8_0) stored as
+//                 arrays so SIMD code loads them whole:  int8 qs[n] | float d[n/32] (the
+//                 f16-rounded scale) | int32 corr[n/32] = -offset * sum(qs of the block),
+//                 where offset (128 for Q8_0 and IQ4_NL, 8 for Q4_0, 16 for Q5_0) is what the
+//                 VNNI kernels add to weights to make them unsigned. The reference ignores corr.
+//   Q4_1 / Q5_1 (Q8_1), IQ4_XS (Q8_K): see kernels_legacy.h.
 struct PreparedQ8_0 {
   const int8_t* qs;
   const float* d;
@@ -31,7 +32,9 @@ struct PreparedQ8_0 {
   }
   static size_t Bytes(int64_t n) { return static_cast<size_t>(n + 8 * (n / 32)); }
   // Weight offset folded into corr for weights of type t.
-  static int32_t Offset(GgmlType t) { return t == GgmlType::kQ8_0 ? 128 : 8; }
+  static int32_t Offset(GgmlType t) {
+    return t == GgmlType::kQ8_0 || t == GgmlType::kIQ4_NL ? 128 : t == GgmlType::kQ5_0 ? 16 : 8;
+  }
 };
 
 // Unaligned scalar loads for the prepared arrays (rows are packed at arbitrary offsets).

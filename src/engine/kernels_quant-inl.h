@@ -14,6 +14,7 @@
 
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
+#include "engine/quants_legacy.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -121,9 +122,16 @@ HWY_INLINE void RowQ6_K(const BlockQ6_K* w, int64_t n, const BlockQ8_K* const* a
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
+// The quants_legacy.h types (kernels_quant_legacy-inl.h).
+template <int NT>
+void LegacyRowsNT(GgmlType wtype, const uint8_t* w, int64_t n, int64_t r0, int64_t r1,
+                  const uint8_t* act, size_t arow, float* out, int64_t out_stride);
+
 template <int NT>
 HWY_INLINE void QuantRowsNT(GgmlType wtype, const uint8_t* w, int64_t n, int64_t r0, int64_t r1,
                             const uint8_t* act, size_t arow, float* out, int64_t out_stride) {
+  if (IsLegacyQuant(wtype))
+    return LegacyRowsNT<NT>(wtype, w, n, r0, r1, act, arow, out, out_stride);
   const size_t wrow = RowBytes(wtype, n);
   if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
     PreparedQ8_0 a[NT];

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/kernels_internal.h"
+#include "engine/kernels_legacy.h"
 #include "engine/quants.h"
 
 namespace dormouse::reference {
@@ -113,10 +114,16 @@ void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
     }
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
+    case GgmlType::kIQ4_NL:
       return PrepareQ8_0(wtype, x, n, out);
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kIQ4_XS:
       return QuantizeRowQ8_K(x, static_cast<BlockQ8_K*>(out), n);
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+      return PrepareQ8_1(x, n, out);
   }
   assert(false && "PrepareActivations: unsupported type");
 }
@@ -149,6 +156,8 @@ float DotRow(GgmlType wtype, const void* w, const void* act, int64_t n) {
       return DotQ4_K(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(act), n);
     case GgmlType::kQ6_K:
       return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(act), n);
+    default:
+      if (IsLegacyQuant(wtype)) return DotRowLegacy(wtype, w, act, n);
   }
   assert(false && "DotRow: unsupported type");
   return 0.0f;
@@ -158,6 +167,7 @@ void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int
                 const void* act, int64_t n_tokens, float* out, int64_t out_stride) {
   size_t wrow = RowBytes(wtype, n);
   size_t arow = wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0 ? PreparedQ8_0::Bytes(n)
+                : IsLegacyQuant(wtype) ? PreparedRowBytesLegacy(wtype, n)
                 : wtype == GgmlType::kQ4_K || wtype == GgmlType::kQ6_K
                     ? static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K)
                 : wtype == GgmlType::kF32 ? static_cast<size_t>(n) * 4

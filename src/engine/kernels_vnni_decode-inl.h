@@ -21,6 +21,7 @@
 #include "engine/kernels_internal.h"
 #include "engine/kernels_vnni_ops-inl.h"
 #include "engine/quants.h"
+#include "engine/quants_legacy.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -316,9 +317,17 @@ inline void RowQ6_K(const BlockQ6_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
 }
 
+// The quants_legacy.h types (kernels_vnni_decode_legacy-inl.h).
+template <int NT>
+void DecodeRowsLegacy(GgmlType wtype, const uint8_t* w, int64_t n, int64_t r0, int64_t r1,
+                      const uint8_t* act, size_t arow, float* out, int64_t out_stride);
+
 template <int NT>
 inline void DecodeRowsNT(GgmlType wtype, const uint8_t* w, int64_t n, int64_t r0, int64_t r1,
                          const uint8_t* act, size_t arow, float* out, int64_t out_stride) {
+  if (IsLegacyQuant(wtype)) {
+    return DecodeRowsLegacy<NT>(wtype, w, n, r0, r1, act, arow, out, out_stride);
+  }
   const size_t wrow = RowBytes(wtype, n);
   if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
     PreparedQ8_0 a[NT];

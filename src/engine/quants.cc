@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/quants_legacy.h"
+
 namespace dormouse {
 namespace {
 
@@ -261,6 +263,8 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
       return DequantizeRowQ4_K(static_cast<const BlockQ4_K*>(src), dst, n);
     case GgmlType::kQ6_K:
       return DequantizeRowQ6_K(static_cast<const BlockQ6_K*>(src), dst, n);
+    default:
+      if (DequantizeRowLegacy(type, src, dst, n)) return;
   }
   assert(false && "DequantizeRow: unsupported type");
 }
@@ -288,6 +292,8 @@ void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
       return QuantizeRowQ4_K(src, static_cast<BlockQ4_K*>(dst), n);
     case GgmlType::kQ6_K:
       return QuantizeRowQ6_K(src, static_cast<BlockQ6_K*>(dst), n);
+    default:
+      if (QuantizeRowLegacy(type, src, dst, n)) return;
   }
   assert(false && "QuantizeRow: unsupported type");
 }
