@@ -17,6 +17,12 @@ std::optional<GgmlTypeTraits> TraitsOf(uint32_t raw_type) {
     case GgmlType::kQ4_K: return GgmlTypeTraits{"Q4_K", 256, 144};
     // Q6_K: 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, f16 d.
     case GgmlType::kQ6_K: return GgmlTypeTraits{"Q6_K", 256, 210};
+    // Q2_K: 16 bytes of 4-bit scales/mins, 64 bytes of 2-bit quants, f16 d, f16 dmin.
+    case GgmlType::kQ2_K: return GgmlTypeTraits{"Q2_K", 256, 84};
+    // Q3_K: 32 bytes high bits, 64 bytes low 2 bits, 12 bytes of 6-bit scales, f16 d.
+    case GgmlType::kQ3_K: return GgmlTypeTraits{"Q3_K", 256, 110};
+    // Q5_K: f16 d, f16 dmin, 12 bytes of scales/mins, 32 bytes high bits, 128 bytes nibbles.
+    case GgmlType::kQ5_K: return GgmlTypeTraits{"Q5_K", 256, 176};
   }
   return std::nullopt;
 }
@@ -35,6 +41,6 @@ std::string TypeName(uint32_t raw_type) {
   return fmt::format("type {} (unknown)", raw_type);
 }
 
-const char* SupportedTypeList() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"; }
+const char* SupportedTypeList() { return "F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"; }
 
 }  // namespace dormouse

@@ -12,7 +12,10 @@ enum class GgmlType : uint32_t {
   kF16 = 1,
   kQ4_0 = 2,
   kQ8_0 = 8,
+  kQ2_K = 10,
+  kQ3_K = 11,
   kQ4_K = 12,
+  kQ5_K = 13,
   kQ6_K = 14,
   kBF16 = 30,
 };
@@ -31,7 +34,7 @@ inline GgmlTypeTraits TraitsOf(GgmlType t) { return *TraitsOf(static_cast<uint32
 std::string TypeName(uint32_t raw_type);
 inline std::string TypeName(GgmlType t) { return TypeName(static_cast<uint32_t>(t)); }
 
-// "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K": for error messages about unsupported types.
+// "F32, F16, BF16, Q8_0, Q4_0, Q2_K, ...": for error messages about unsupported types.
 const char* SupportedTypeList();
 
 }  // namespace dormouse

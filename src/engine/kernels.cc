@@ -17,6 +17,7 @@
 
 // Per-target bodies.
 #include "engine/kernels_internal.h"
+#include "engine/kernels_k-inl.h"
 #include "engine/kernels_quant-inl.h"
 #include "engine/kernels_reference.h"
 #include "engine/kernels_vec-inl.h"
@@ -53,6 +54,9 @@ void PrepareActivationsT(GgmlType wtype, const float* x, int64_t n, void* out) {
       return PrepareQ8_0(wtype, x, n, static_cast<uint8_t*>(out));
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
       return PrepareQ8_K(x, n, static_cast<BlockQ8_K*>(out));
   }
 #endif
@@ -76,8 +80,16 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
     return vnni::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                                     out_stride);
   }
+  if (IsKQuantLowBits(wtype)) {
+    return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                              out_stride);
+  }
   vnni::MatMulQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #else
+  if (IsKQuantLowBits(wtype)) {
+    return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                              out_stride);
+  }
   MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #endif
 }
@@ -124,6 +136,9 @@ size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
       return PreparedQ8_0::Bytes(n);
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
       return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
   }
   return 0;
