@@ -18,6 +18,7 @@
 // Per-target bodies.
 #include "engine/kernels_internal.h"
 #include "engine/kernels_legacy.h"
+#include "engine/kernels_k-inl.h"
 #include "engine/kernels_quant-inl.h"
 #include "engine/kernels_quant_legacy-inl.h"
 #include "engine/kernels_reference.h"
@@ -59,6 +60,9 @@ void PrepareActivationsT(GgmlType wtype, const float* x, int64_t n, void* out) {
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
     case GgmlType::kIQ4_XS:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
       return PrepareQ8_K(x, n, static_cast<BlockQ8_K*>(out));
     case GgmlType::kQ4_1:
     case GgmlType::kQ5_1:
@@ -89,8 +93,16 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
     return vnni::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                                     out_stride);
   }
+  if (IsKQuantLowBits(wtype)) {
+    return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                              out_stride);
+  }
   vnni::MatMulQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #else
+  if (IsKQuantLowBits(wtype)) {
+    return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                              out_stride);
+  }
   MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #endif
 }
@@ -137,6 +149,9 @@ size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
       return PreparedQ8_0::Bytes(n);
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
       return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
     default:
       if (IsLegacyQuant(wtype)) return PreparedRowBytesLegacy(wtype, n);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/kernels.h"
 #include "engine/kernels_internal.h"
 #include "engine/kernels_legacy.h"
 #include "engine/quants.h"
@@ -120,6 +121,9 @@ void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
     case GgmlType::kQ4_K:
     case GgmlType::kQ6_K:
     case GgmlType::kIQ4_XS:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
       return QuantizeRowQ8_K(x, static_cast<BlockQ8_K*>(out), n);
     case GgmlType::kQ4_1:
     case GgmlType::kQ5_1:
@@ -156,6 +160,12 @@ float DotRow(GgmlType wtype, const void* w, const void* act, int64_t n) {
       return DotQ4_K(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(act), n);
     case GgmlType::kQ6_K:
       return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(act), n);
+    case GgmlType::kQ2_K:
+      return DotQ2_K(static_cast<const BlockQ2_K*>(w), static_cast<const BlockQ8_K*>(act), n);
+    case GgmlType::kQ3_K:
+      return DotQ3_K(static_cast<const BlockQ3_K*>(w), static_cast<const BlockQ8_K*>(act), n);
+    case GgmlType::kQ5_K:
+      return DotQ5_K(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(act), n);
     default:
       if (IsLegacyQuant(wtype)) return DotRowLegacy(wtype, w, act, n);
   }
@@ -166,12 +176,7 @@ float DotRow(GgmlType wtype, const void* w, const void* act, int64_t n) {
 void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int64_t row_end,
                 const void* act, int64_t n_tokens, float* out, int64_t out_stride) {
   size_t wrow = RowBytes(wtype, n);
-  size_t arow = wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0 ? PreparedQ8_0::Bytes(n)
-                : IsLegacyQuant(wtype) ? PreparedRowBytesLegacy(wtype, n)
-                : wtype == GgmlType::kQ4_K || wtype == GgmlType::kQ6_K
-                    ? static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K)
-                : wtype == GgmlType::kF32 ? static_cast<size_t>(n) * 4
-                                          : static_cast<size_t>(n) * 2;
+  size_t arow = PreparedRowBytes(wtype, n);  // a pure function, the same for every target
   for (int64_t t = 0; t < n_tokens; ++t) {
     const void* a = static_cast<const uint8_t*>(act) + t * arow;
     for (int64_t r = row_begin; r < row_end; ++r) {

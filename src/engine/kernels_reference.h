@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "engine/ggml_types.h"
+#include "engine/quants_k.h"
 
 namespace dormouse::reference {
 
@@ -24,5 +25,10 @@ void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
 
 // The dot product of one weight row with one prepared activation row.
 float DotRow(GgmlType wtype, const void* w_row, const void* act_row, int64_t n);
+
+// Q2_K / Q3_K / Q5_K weights against Q8_K activations (kernels_reference_k.cc).
+float DotQ2_K(const BlockQ2_K* w, const BlockQ8_K* a, int64_t n);
+float DotQ3_K(const BlockQ3_K* w, const BlockQ8_K* a, int64_t n);
+float DotQ5_K(const BlockQ5_K* w, const BlockQ8_K* a, int64_t n);
 
 }  // namespace dormouse::reference

@@ -101,30 +101,35 @@ inline void PackQ0(const uint8_t* base, __m512i idx, int64_t nblocks, PanelQ0* p
   }
 }
 
+// d, dmin and the 6-bit scales/mins of a Q4_K (or Q5_K: same header) super-block.
+inline void PackQ4_KHeader(const uint8_t* blk, __m512i idx, SuperQ4_K* p) {
+  const __m512i hdr = Gather(idx, blk);
+  const __m512 d = HalfToFloat<false>(hdr);
+  p->dmin = HalfToFloat<true>(hdr);
+  const __m512i s0 = Gather(idx, blk + 4), s1 = Gather(idx, blk + 8), s2 = Gather(idx, blk + 12);
+  const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
+  for (int j = 0; j < 8; ++j) {
+    __m512i sc, m;
+    if (j < 4) {
+      sc = _mm512_and_si512(Byte(s0, j), m63);
+      m = _mm512_and_si512(Byte(s1, j), m63);
+    } else {
+      const __m512i b2 = Byte(s2, j - 4);
+      sc = _mm512_or_si512(_mm512_and_si512(b2, m15),
+                           _mm512_slli_epi32(_mm512_srli_epi32(Byte(s0, j - 4), 6), 4));
+      m = _mm512_or_si512(_mm512_srli_epi32(b2, 4),
+                          _mm512_slli_epi32(_mm512_srli_epi32(Byte(s1, j - 4), 6), 4));
+    }
+    p->scale[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+    p->minpair[j] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+  }
+}
+
 inline void PackQ4_K(const uint8_t* base, __m512i idx, int64_t nsb, SuperQ4_K* p) {
   const __m512i nib = _mm512_set1_epi8(0x0f);
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const uint8_t* blk = base + s * sizeof(BlockQ4_K);
-    const __m512i hdr = Gather(idx, blk);
-    const __m512 d = HalfToFloat<false>(hdr);
-    p->dmin = HalfToFloat<true>(hdr);
-    const __m512i s0 = Gather(idx, blk + 4), s1 = Gather(idx, blk + 8), s2 = Gather(idx, blk + 12);
-    const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
-    for (int j = 0; j < 8; ++j) {
-      __m512i sc, m;
-      if (j < 4) {
-        sc = _mm512_and_si512(Byte(s0, j), m63);
-        m = _mm512_and_si512(Byte(s1, j), m63);
-      } else {
-        const __m512i b2 = Byte(s2, j - 4);
-        sc = _mm512_or_si512(_mm512_and_si512(b2, m15),
-                             _mm512_slli_epi32(_mm512_srli_epi32(Byte(s0, j - 4), 6), 4));
-        m = _mm512_or_si512(_mm512_srli_epi32(b2, 4),
-                            _mm512_slli_epi32(_mm512_srli_epi32(Byte(s1, j - 4), 6), 4));
-      }
-      p->scale[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
-      p->minpair[j] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
-    }
+    PackQ4_KHeader(blk, idx, p);
     DM_UNROLL
     for (int c = 0; c < 4; ++c) {
       DM_UNROLL
@@ -283,6 +288,12 @@ inline void TileQ6_K(const SuperQ6_K* p, int64_t nsb, const BlockQ8_K* const* a,
   }
 }
 
+// Q2_K / Q3_K / Q5_K panels and tiles (kernels_vnni_k-inl.h).
+void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m512i idx, int64_t nsb, void* panel);
+template <int NT>
+void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb, const BlockQ8_K* const* a,
+                       int64_t s0, __m512* acc);
+
 // One token tile over one packed chunk: accumulators live in `out` between chunks.
 template <int NT>
 inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t u0,
@@ -304,8 +315,10 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
     for (int t = 0; t < NT; ++t) a[t] = reinterpret_cast<const BlockQ8_K*>(act + t * arow);
     if (wtype == GgmlType::kQ4_K) {
       TileQ4_K<NT>(static_cast<const SuperQ4_K*>(panel), units, a, u0, acc);
-    } else {
+    } else if (wtype == GgmlType::kQ6_K) {
       TileQ6_K<NT>(static_cast<const SuperQ6_K*>(panel), units, a, u0, acc);
+    } else {
+      TileKQuantLowBits<NT>(wtype, panel, units, a, u0, acc);
     }
   }
   DM_UNROLL
@@ -344,6 +357,11 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
           break;
         case GgmlType::kQ4_K:
           PackQ4_K(cb, idx, nu, reinterpret_cast<SuperQ4_K*>(panel));
+          break;
+        case GgmlType::kQ2_K:
+        case GgmlType::kQ3_K:
+        case GgmlType::kQ5_K:
+          PackKQuantLowBits(wtype, cb, idx, nu, panel);
           break;
         default:
           PackQ6_K(cb, idx, nu, reinterpret_cast<SuperQ6_K*>(panel));

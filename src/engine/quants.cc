@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/quants_legacy.h"
+#include "engine/quants_k.h"
 
 namespace dormouse {
 namespace {
@@ -263,6 +264,12 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
       return DequantizeRowQ4_K(static_cast<const BlockQ4_K*>(src), dst, n);
     case GgmlType::kQ6_K:
       return DequantizeRowQ6_K(static_cast<const BlockQ6_K*>(src), dst, n);
+    case GgmlType::kQ2_K:
+      return DequantizeRowQ2_K(static_cast<const BlockQ2_K*>(src), dst, n);
+    case GgmlType::kQ3_K:
+      return DequantizeRowQ3_K(static_cast<const BlockQ3_K*>(src), dst, n);
+    case GgmlType::kQ5_K:
+      return DequantizeRowQ5_K(static_cast<const BlockQ5_K*>(src), dst, n);
     default:
       if (DequantizeRowLegacy(type, src, dst, n)) return;
   }
@@ -292,6 +299,12 @@ void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
       return QuantizeRowQ4_K(src, static_cast<BlockQ4_K*>(dst), n);
     case GgmlType::kQ6_K:
       return QuantizeRowQ6_K(src, static_cast<BlockQ6_K*>(dst), n);
+    case GgmlType::kQ2_K:
+      return QuantizeRowQ2_K(src, static_cast<BlockQ2_K*>(dst), n);
+    case GgmlType::kQ3_K:
+      return QuantizeRowQ3_K(src, static_cast<BlockQ3_K*>(dst), n);
+    case GgmlType::kQ5_K:
+      return QuantizeRowQ5_K(src, static_cast<BlockQ5_K*>(dst), n);
     default:
       if (QuantizeRowLegacy(type, src, dst, n)) return;
   }

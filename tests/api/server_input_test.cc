@@ -168,7 +168,7 @@ TEST_F(ServerInputTest, ClientsThatStallAreDroppedAndOthersStillServed) {
   RawConnection half_headers(s->port());
   ASSERT_TRUE(half_headers.Send("POST /api/generate HTTP/1.1\r\nHost: x\r\n"));
   RawConnection silent(s->port());
-  ExpectHealthy(*s);  // served while three connections stall
+  ExpectHealthy(*s);                               // served while three connections stall
   std::string a = half_body.ReadUntil("}", 8000);  // through the JSON body, not just headers
   EXPECT_EQ(a.rfind("HTTP/1.1 400", 0), 0u) << a;
   EXPECT_NE(a.find("did not arrive within 1 s"), std::string::npos) << a;

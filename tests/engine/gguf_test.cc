@@ -189,7 +189,7 @@ TEST(GgufTest, RefusesBadTensorInfos) {
   ExpectError(GgufBuilder().TensorInfo("t", {1, 1, 1, 1, 1}, 0, 0).Bytes(), "5 dimensions");
   ExpectError(GgufBuilder().TensorInfo("t", {32}, 16, 0).Bytes(),
               "tensor 't': has unsupported type type 16 (IQ2_XXS) (supported: F32, F16, BF16, "
-              "Q8_0, Q4_0, Q4_K, Q6_K, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS)");
+              "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)");
   ExpectError(GgufBuilder().TensorInfo("t", {32}, 1234, 0).Bytes(), "type 1234 (unknown)");
   ExpectError(GgufBuilder().TensorInfo("t", {33}, 8, 0).Bytes(), "not a multiple of Q8_0's");
   ExpectError(GgufBuilder().U32("general.alignment", 3).Bytes(), "not a power of two");
