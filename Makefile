@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: run test deps build test-sanitize bench format clean
+.PHONY: run test deps build test-sanitize test-tsan fuzz bench format clean
 
 run: build
 	./$(BUILD)/dormouse run "$(MODEL)" -p "$(PROMPT)" -n 64 --temp 0
@@ -22,16 +22,49 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	$(MAKE) test-sanitize
 
-# Untrusted-input parsers (GGUF, tokenizer metadata) under AddressSanitizer + UBSan.
-# Untrusted-input parsers (GGUF, tokenizer metadata, chat templates, snapshots, transcripts),
-# the kernels and the lifecycle state machine, under AddressSanitizer + UBSan.
-SANITIZE_FILTER ?= Gguf*:Tok*:Model*Hostile*:Quant*:Kernel*:ChatTemplate*
+# Untrusted-input parsers (GGUF, tokenizer metadata, chat templates, snapshots, transcripts,
+# API requests), the sampler, the kernels and attention, and the lifecycle state machine,
+# under AddressSanitizer + UBSan.
+SANITIZE_FILTER ?= Gguf*:Tok*:PreTokenizer*:StreamDecoder*:Model*Hostile*:Quant*:Kernel*:ChatTemplate*:Sampler*:Attention*
+SANITIZE_API_FILTER ?= JsonParams*:OpenAi*:Ollama*
 test-sanitize: deps
-	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDORMOUSE_SANITIZE=ON >/dev/null
-	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests lifecycle_tests
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDORMOUSE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests lifecycle_tests api_tests
 	./build-asan/engine_tests --gtest_filter='$(SANITIZE_FILTER)' --gtest_brief=1
 	./build-asan/store_tests --gtest_brief=1
-	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*' --gtest_brief=1
+	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*:GgufLoader*' --gtest_brief=1
+	./build-asan/api_tests --gtest_filter='$(SANITIZE_API_FILTER)' --gtest_brief=1
+	$(MAKE) test-tsan
+
+# The threads of the server core (model manager, service workers, chat sessions) under
+# ThreadSanitizer. This build keeps assertions on (RelWithDebInfo alone adds -DNDEBUG), so
+# the programmer-error checks run in `make test` too. MemoryReclaim measures RSS, which
+# TSan's shadow memory distorts; the server-process tests would report races only in the
+# child's log.
+TSAN_LIFECYCLE_FILTER ?= -MemoryReclaim*
+TSAN_API_FILTER ?= ServiceTest*:Metrics*
+test-tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DDORMOUSE_TSAN=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-tsan -j$(JOBS) --target lifecycle_tests api_tests
+	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/lifecycle_tests --gtest_filter='$(TSAN_LIFECYCLE_FILTER)' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/api_tests --gtest_filter='$(TSAN_API_FILTER)' --gtest_brief=1
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS on its seeds in fuzz/corpus/<target>;
+# what a run finds is kept in build-fuzz/corpus/<target>, crashes in build-fuzz/crash-*.
+# Reproduce a crash: ./build-fuzz/<target> build-fuzz/crash-<target>-<hash>
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= gguf_fuzz jinja_fuzz vocab_fuzz snapshot_fuzz openai_request_fuzz ollama_request_fuzz
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	  -DDORMOUSE_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t && \
+	  ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
 
 bench: build
 	./$(BUILD)/dormouse bench ../shared/models/llama-58m-q8_0.gguf -t 2
@@ -41,4 +74,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -114,6 +114,13 @@ void PrefillArgs(benchmark::internal::Benchmark* b) {
   b->UseRealTime();
 }
 
+// Dispatch overhead of one empty Run (moved here from a unit test that only printed it).
+void BM_ThreadPoolEmptyRun(benchmark::State& state) {
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) pool.Run([](int, int) {});
+}
+
+BENCHMARK(BM_ThreadPoolEmptyRun)->Arg(2)->Arg(4)->UseRealTime();
 BENCHMARK(BM_Decode)->Apply(DecodeArgs);
 BENCHMARK(BM_Prefill)->Apply(PrefillArgs);
 

@@ -234,6 +234,38 @@ const json* ParamReader::Array(std::string_view key) {
   return v;
 }
 
+void CheckTypes(ParamReader& r, std::initializer_list<KnownField> fields) {
+  constexpr double kHuge = std::numeric_limits<double>::max();
+  for (const KnownField& f : fields) {
+    switch (f.type) {
+      case FieldType::kString:
+        r.String(f.key);
+        break;
+      case FieldType::kBool:
+        r.Bool(f.key);
+        break;
+      case FieldType::kNumber:
+        r.Number(f.key, -kHuge, kHuge);
+        break;
+      case FieldType::kInteger:
+        r.Integer(f.key, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+        break;
+      case FieldType::kObject:
+        r.Object(f.key);
+        break;
+      case FieldType::kArray:
+        r.Array(f.key);
+        break;
+      case FieldType::kStringOrObject:
+        if (const json* v = r.Raw(f.key); v != nullptr && !v->is_string() && !v->is_object()) {
+          r.Fail(f.key, fmt::format("{} must be a string or an object, got {}", r.Name(f.key),
+                                    JsonTypeName(*v)));
+        }
+        break;
+    }
+  }
+}
+
 void ReadSampling(ParamReader& r, double max_temperature, int64_t n_ctx, SamplerParams* p) {
   if (auto v = r.Number("temperature", 0, max_temperature)) p->temperature = static_cast<float>(*v);
   if (auto v = r.Number("top_p", 0, 1, /*lo_open=*/true)) p->top_p = static_cast<float>(*v);

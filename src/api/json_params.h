@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -92,6 +93,16 @@ class ParamReader {
   std::string prefix_;
   std::optional<ApiError> error_;
 };
+
+// The JSON type a known field must have, when the server accepts it but does not use it.
+enum class FieldType { kString, kBool, kNumber, kInteger, kObject, kArray, kStringOrObject };
+struct KnownField {
+  const char* key;
+  FieldType type;
+};
+// Fails `r` on the first present field of the wrong type: a client that sends "user": 5
+// has a bug it should hear about, even though the field changes nothing here.
+void CheckTypes(ParamReader& r, std::initializer_list<KnownField> fields);
 
 // Sampler fields both APIs share, read into `p`: temperature in [0, max_temperature],
 // top_p, top_k, min_p, repeat_penalty, repeat_last_n (-1: the whole context, n_ctx) and

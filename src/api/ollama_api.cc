@@ -35,6 +35,26 @@ std::optional<ApiError> ReadOptions(ParamReader& r, const Limits& limits, Comple
     q->max_tokens = *v < 0 ? -1 : *v;
   }
   if (auto v = o.Strings("stop", kOllamaMaxStop, limits.max_stop_bytes)) q->stop = *v;
+  // Ollama's other options: accepted and unused (the server sets its own context, batch
+  // and threads); only their types are checked.
+  CheckTypes(o, {{"num_keep", FieldType::kInteger},
+                 {"num_ctx", FieldType::kInteger},
+                 {"num_batch", FieldType::kInteger},
+                 {"num_gpu", FieldType::kInteger},
+                 {"main_gpu", FieldType::kInteger},
+                 {"num_thread", FieldType::kInteger},
+                 {"mirostat", FieldType::kInteger},
+                 {"mirostat_tau", FieldType::kNumber},
+                 {"mirostat_eta", FieldType::kNumber},
+                 {"typical_p", FieldType::kNumber},
+                 {"tfs_z", FieldType::kNumber},
+                 {"presence_penalty", FieldType::kNumber},
+                 {"frequency_penalty", FieldType::kNumber},
+                 {"penalize_newline", FieldType::kBool},
+                 {"numa", FieldType::kBool},
+                 {"use_mmap", FieldType::kBool},
+                 {"use_mlock", FieldType::kBool},
+                 {"low_vram", FieldType::kBool}});
   if (!o.ok()) return o.error();
   return std::nullopt;
 }
@@ -48,6 +68,10 @@ std::optional<ApiError> ReadCommon(ParamReader& r, const Limits& limits, OllamaR
   if (const json* f = r.Raw("format"); f != nullptr && !(f->is_string() && f->empty())) {
     r.Fail("format", "format (JSON output) is not supported by this server");
   }
+  if (const json* t = r.Raw("think"); t != nullptr && !t->is_boolean() && !t->is_string()) {
+    r.Fail("think", "think must be true, false or a level string, got " + JsonTypeName(*t));
+  }
+  CheckTypes(r, {{"truncate", FieldType::kBool}, {"shift", FieldType::kBool}});
   if (!r.ok()) return r.error();
   return ReadOptions(r, limits, &o->request);
 }
@@ -67,14 +91,20 @@ std::optional<ApiError> ReadChatMessages(ParamReader& r, const Limits& limits,
     const json& m = (*arr)[i];
     ParamReader mr(m, fmt::format("messages[{}].", i));
     if (!m.is_object()) {
-      return ApiError{400, fmt::format("messages[{}] must be an object", i), "messages"};
+      return ApiError{400,
+                      fmt::format("messages[{}] must be an object, got {}", i, JsonTypeName(m)),
+                      fmt::format("messages[{}]", i)};
     }
     ChatMessage cm;
     cm.role = mr.String("role").value_or("");
+    if (mr.ok() && cm.role.empty()) mr.Fail("role", mr.Name("role") + " is required");
     cm.content = mr.String("content").value_or("");
     if (const json* images = mr.Array("images"); images != nullptr && !images->empty()) {
       mr.Fail("images", "images are not supported by this server");
     }
+    CheckTypes(mr, {{"thinking", FieldType::kString},
+                    {"tool_name", FieldType::kString},
+                    {"tool_calls", FieldType::kArray}});
     if (!mr.ok()) return mr.error();
     if (cm.role != "system" && cm.role != "user" && cm.role != "assistant" && cm.role != "tool") {
       return ApiError{400,
@@ -147,6 +177,11 @@ std::variant<OllamaRequest, ApiError> ParseOllamaGenerate(const json& body, cons
   }
   if (const json* images = r.Array("images"); images != nullptr && !images->empty()) {
     r.Fail("images", "images are not supported by this server");
+  }
+  if (const json* c = r.Array("context"); c != nullptr && !c->empty()) {
+    r.Fail("context",
+           "context (token ids of an earlier reply) is not supported; send the "
+           "conversation to /api/chat instead");
   }
   if (auto t = r.String("template"); t && !t->empty()) {
     r.Fail("template", "template overrides are not supported; use raw: true with your own text");

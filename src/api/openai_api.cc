@@ -80,6 +80,16 @@ std::optional<ApiError> ReadMessages(ParamReader& r, const Limits& limits,
                       where + ".role", ""};
     }
     if (auto e = ReadContent(m, where, &cm.content)) return e;
+    // Only an assistant turn may lack content (it then only called tools).
+    if (cm.role != "assistant" && (!m.contains("content") || m["content"].is_null())) {
+      return ApiError{400, fmt::format("{}.content is required in a {} message", where, cm.role),
+                      where + ".content", ""};
+    }
+    ParamReader mr(m, where + ".");
+    CheckTypes(mr, {{"name", FieldType::kString},
+                    {"tool_call_id", FieldType::kString},
+                    {"tool_calls", FieldType::kArray}});
+    if (!mr.ok()) return mr.error();
     out->push_back(std::move(cm));
   }
   return std::nullopt;
@@ -115,6 +125,22 @@ std::optional<ApiError> ReadCommon(ParamReader& r, const Limits& limits, OpenAiR
     }
   }
   if (auto v = r.Bool("logprobs"); v && *v) r.Fail("logprobs", "logprobs are not supported");
+  if (auto v = r.Integer("top_logprobs", 0, 20); v && *v > 0) {
+    r.Fail("top_logprobs", "logprobs are not supported");
+  }
+  if (const json* bias = r.Object("logit_bias"); bias != nullptr && !bias->empty()) {
+    r.Fail("logit_bias", "logit_bias is not supported");
+  }
+  // Accepted and unused; only their types are checked.
+  CheckTypes(r, {{"user", FieldType::kString},
+                 {"store", FieldType::kBool},
+                 {"metadata", FieldType::kObject},
+                 {"parallel_tool_calls", FieldType::kBool},
+                 {"tool_choice", FieldType::kStringOrObject},
+                 {"service_tier", FieldType::kString},
+                 {"reasoning_effort", FieldType::kString},
+                 {"modalities", FieldType::kArray},
+                 {"prediction", FieldType::kObject}});
   if (!r.ok()) return r.error();
   return std::nullopt;
 }
@@ -166,6 +192,9 @@ std::variant<OpenAiRequest, ApiError> ParseOpenAiCompletion(const json& body,
                     "prompt", ""};
   }
   if (auto v = r.Bool("echo"); v && *v) r.Fail("echo", "echo is not supported");
+  if (auto v = r.String("suffix"); v && !v->empty()) {
+    r.Fail("suffix", "suffix (fill-in-the-middle) is not supported by this server");
+  }
   if (auto v = r.Integer("best_of", 1, 1000); v && *v != 1) r.Fail("best_of", "best_of must be 1");
   if (auto v = r.Integer("logprobs", 0, 20); v && *v > 0)
     r.Fail("logprobs", "logprobs are not supported");

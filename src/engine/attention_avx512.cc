@@ -13,6 +13,7 @@
 // "used uninitialized" once these loops are unrolled: a known false positive.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cmath>
@@ -267,9 +268,12 @@ DM_AVX512 bool AttendGroupOf(const AttentionArgs* a, int n, const AttentionScrat
 }  // namespace
 
 bool HaveAvx512() {
+  // clang before 15 does not know "f16c" here (and fails to compile: the fuzz build);
+  // CPUID leaf 1, ECX bit 29 is the same question.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") &&
-         __builtin_cpu_supports("fma");
+         __builtin_cpu_supports("avx512dq") && f16c && __builtin_cpu_supports("fma");
 }
 
 DM_AVX512 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* out) {

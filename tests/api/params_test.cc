@@ -273,6 +273,137 @@ TEST(OllamaParse, BadInputNamesTheField) {
       "messages");
 }
 
+// Every required field, and every known field sent with the wrong type, is a 400 that
+// names the field. One row per case: the body and the parameter the error must name.
+struct BadBody {
+  const char* body;
+  const char* param;
+};
+
+template <typename Parse>
+void ExpectEachNamesItsField(Parse parse, std::initializer_list<BadBody> rows) {
+  for (const BadBody& row : rows) {
+    SCOPED_TRACE(row.body);
+    auto v = parse(json::parse(row.body), kLimits);
+    ASSERT_TRUE(std::holds_alternative<ApiError>(v)) << "accepted";
+    const ApiError& e = std::get<ApiError>(v);
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.param, row.param) << e.message;
+    EXPECT_NE(e.message.find(row.param), std::string::npos) << e.message;
+  }
+}
+
+#define M R"("model": "m", )"
+#define MSG R"("messages": [{"role": "user", "content": "x"}], )"
+
+TEST(OpenAiParse, EveryRequiredOrMistypedFieldIsNamed) {
+  ExpectEachNamesItsField(
+      ParseOpenAiChat,
+      {
+          {R"({})", "model"},
+          {R"({"model": 5})", "model"},
+          {R"({"model": ""})", "model"},
+          {R"({)" M R"("messages": {}})", "messages"},
+          {R"({)" M R"("messages": [5]})", "messages[0]"},
+          {R"({)" M R"("messages": [{"content": "x"}]})", "messages[0].role"},
+          {R"({)" M R"("messages": [{"role": 1, "content": "x"}]})", "messages[0].role"},
+          {R"({)" M R"("messages": [{"role": "user"}]})", "messages[0].content"},
+          {R"({)" M R"("messages": [{"role": "system", "content": null}]})", "messages[0].content"},
+          {R"({)" M R"("messages": [{"role": "user", "content": 5}]})", "messages[0].content"},
+          {R"({)" M R"("messages": [{"role": "user", "content": "x", "name": 1}]})",
+           "messages[0].name"},
+          {R"({)" M MSG R"("top_p": "x"})", "top_p"},
+          {R"({)" M MSG R"("top_k": 1.5})", "top_k"},
+          {R"({)" M MSG R"("min_p": []})", "min_p"},
+          {R"({)" M MSG R"("repeat_penalty": "x"})", "repeat_penalty"},
+          {R"({)" M MSG R"("max_completion_tokens": "9"})", "max_completion_tokens"},
+          {R"({)" M MSG R"("stop": 5})", "stop"},
+          {R"({)" M MSG R"("stream_options": true})", "stream_options"},
+          {R"({)" M MSG R"("stream_options": {"include_usage": 1}})",
+           "stream_options.include_usage"},
+          {R"({)" M MSG R"("n": "1"})", "n"},
+          {R"({)" M MSG R"("presence_penalty": "0"})", "presence_penalty"},
+          {R"({)" M MSG R"("logprobs": 1})", "logprobs"},
+          {R"({)" M MSG R"("top_logprobs": 2})", "top_logprobs"},
+          {R"({)" M MSG R"("logit_bias": {"50256": -100}})", "logit_bias"},
+          {R"({)" M MSG R"("logit_bias": [1]})", "logit_bias"},
+          {R"({)" M MSG R"("user": 5})", "user"},
+          {R"({)" M MSG R"("store": "yes"})", "store"},
+          {R"({)" M MSG R"("metadata": "x"})", "metadata"},
+          {R"({)" M MSG R"("tool_choice": 1})", "tool_choice"},
+          {R"({)" M MSG R"("tools": {}})", "tools"},
+          {R"({)" M MSG R"("response_format": "text"})", "response_format"},
+      });
+  ExpectEachNamesItsField(ParseOpenAiCompletion,
+                          {
+                              {R"({"prompt": "x"})", "model"},
+                              {R"({"model": "m"})", "prompt"},
+                              {R"({)" M R"("prompt": {"a": 1}})", "prompt"},
+                              {R"({)" M R"("prompt": ["a", "b"]})", "prompt"},
+                              {R"({)" M R"("prompt": "x", "echo": "no"})", "echo"},
+                              {R"({)" M R"("prompt": "x", "suffix": "end"})", "suffix"},
+                              {R"({)" M R"("prompt": "x", "best_of": 2})", "best_of"},
+                              {R"({)" M R"("prompt": "x", "max_tokens": "5"})", "max_tokens"},
+                          });
+}
+
+TEST(OllamaParse, EveryRequiredOrMistypedFieldIsNamed) {
+  ExpectEachNamesItsField(
+      ParseOllamaChat,
+      {
+          {R"({"messages": []})", "model"},
+          {R"({"model": ["m"]})", "model"},
+          {R"({)" M R"("messages": [5]})", "messages[0]"},
+          {R"({)" M R"("messages": [{"content": "x"}]})", "messages[0].role"},
+          {R"({)" M R"("messages": [{"role": "user", "content": 1}]})", "messages[0].content"},
+          {R"({)" M R"("messages": [{"role": "user", "content": "x", "images": "a"}]})",
+           "messages[0].images"},
+          {R"({)" M R"("messages": [{"role": "user", "content": "x", "thinking": 1}]})",
+           "messages[0].thinking"},
+          {R"({)" M R"("stream": "no"})", "stream"},
+          {R"({)" M R"("keep_alive": true})", "keep_alive"},
+          {R"({)" M R"("keep_alive": "soon"})", "keep_alive"},
+          {R"({)" M R"("think": 1})", "think"},
+          {R"({)" M R"("tools": [{"type": "function"}]})", "tools"},
+          {R"({)" M R"("options": {"top_k": "4"}})", "options.top_k"},
+          {R"({)" M R"("options": {"seed": 1.5}})", "options.seed"},
+          {R"({)" M R"("options": {"stop": [1]}})", "options.stop"},
+          {R"({)" M R"("options": {"num_ctx": "4096"}})", "options.num_ctx"},
+          {R"({)" M R"("options": {"num_thread": 1.5}})", "options.num_thread"},
+          {R"({)" M R"("options": {"typical_p": "x"}})", "options.typical_p"},
+          {R"({)" M R"("options": {"use_mmap": 1}})", "options.use_mmap"},
+      });
+  ExpectEachNamesItsField(
+      ParseOllamaGenerate,
+      {
+          {R"({"prompt": "x"})", "model"},
+          {R"({)" M R"("prompt": ["x"]})", "prompt"},
+          {R"({)" M R"("system": 1})", "system"},
+          {R"({)" M R"("raw": "yes"})", "raw"},
+          {R"({)" M R"("suffix": 1})", "suffix"},
+          {R"({)" M R"("template": 1})", "template"},
+          {R"({)" M R"("context": [1, 2]})", "context"},
+          {R"({)" M R"("context": "x"})", "context"},
+          {R"({)" M R"("options": {"repeat_last_n": "64"}})", "options.repeat_last_n"},
+      });
+}
+
+TEST(OllamaParse, AcceptedUnusedFieldsOfTheRightTypePass) {
+  auto v = ParseOllamaChat(json::parse(R"({"model": "m", "think": false, "truncate": true,
+      "messages": [{"role": "user", "content": "x", "thinking": ""}],
+      "options": {"num_ctx": 4096, "num_thread": 4, "use_mmap": true, "typical_p": 0.9}})"),
+                           kLimits);
+  EXPECT_TRUE(std::holds_alternative<OllamaRequest>(v)) << ErrorOf(v).message;
+  auto o = ParseOpenAiChat(json::parse(R"({"model": "m", "user": "u", "store": false,
+      "logit_bias": {}, "tool_choice": "none", "top_logprobs": 0,
+      "messages": [{"role": "assistant", "content": null}, {"role": "user", "content": "x"}]})"),
+                           kLimits);
+  EXPECT_TRUE(std::holds_alternative<OpenAiRequest>(o)) << ErrorOf(o).message;
+}
+
+#undef M
+#undef MSG
+
 TEST(OllamaShape, StatsAndFormats) {
   CompletionResult r;
   r.stop = StopReason::kEndOfGeneration;

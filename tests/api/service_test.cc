@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "api/runtime.h"
@@ -179,15 +181,37 @@ TEST_F(ServiceTest, CancelStopsGenerationAndQueueOverflowIsRefused) {
     });
   });
   while (!inside) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  CompletionRequest queued = Chat({{"user", "queued"}}, 2);
-  std::thread second([&] { srv.service->Complete(queued, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it enter the queue
-  auto third = srv.service->Complete(Chat({{"user", "one too many"}}, 2), nullptr);
-  ASSERT_TRUE(std::holds_alternative<ServiceError>(third));
-  EXPECT_EQ(std::get<ServiceError>(third).kind, ErrorKind::kOverloaded);
+  // Two more requests race for the one queue place: whichever comes second is refused,
+  // and that refusal returns while the other one still waits behind the held worker.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ErrorKind> refused;
+  int succeeded = 0;
+  auto submit = [&](const char* text) {
+    auto r = srv.service->Complete(Chat({{"user", text}}, 2), nullptr);
+    std::lock_guard<std::mutex> lock(mu);
+    if (std::holds_alternative<ServiceError>(r)) {
+      refused.push_back(std::get<ServiceError>(r).kind);
+    } else {
+      ++succeeded;
+    }
+    cv.notify_all();
+  };
+  std::thread second(submit, "queued");
+  std::thread third(submit, "one too many");
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    // A hang guard, not an ordering: the refusal needs no worker time at all.
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return !refused.empty(); }));
+    EXPECT_EQ(succeeded, 0);  // the queued one cannot run while the worker is held
+  }
   release = true;
   first.join();
   second.join();
+  third.join();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0], ErrorKind::kOverloaded);
+  EXPECT_EQ(succeeded, 1);
   EXPECT_EQ(srv.service->Metrics().requests_rejected, 1);
 }
 

@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -76,16 +75,6 @@ TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
     });
   }
   for (int64_t k = 0; k < kItems; ++k) ASSERT_EQ(data[k], kRuns) << "item " << k;
-}
-
-TEST(ThreadPoolTest, MeasureEmptyRunLatency) {
-  ThreadPool pool(2);
-  for (int i = 0; i < 10000; ++i) pool.Run([](int, int) {});  // warm up
-  constexpr int kRuns = 200000;
-  const Clock::time_point start = Clock::now();
-  for (int i = 0; i < kRuns; ++i) pool.Run([](int, int) {});
-  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-  std::printf("[ measure  ] empty Run with 2 threads: %.0f ns\n", ns / kRuns);
 }
 
 TEST(ThreadPoolTest, ShareCoversRangeExactlyOnceOnGranuleBoundaries) {

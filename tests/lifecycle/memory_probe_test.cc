@@ -1,9 +1,12 @@
 #include "lifecycle/memory_probe.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include "disk_scratch.h"
 
 namespace dormouse {
 namespace {
@@ -61,7 +64,8 @@ TEST(MemoryProbeTest, CgroupLimitLowersAvailable) {
 
 TEST(MemoryProbeTest, PageCacheResidencyAndDrop) {
   namespace fs = std::filesystem;
-  fs::path f = fs::temp_directory_path() / "dm_probe_pages.bin";
+  const fs::path f = DiskScratchDir("dm_probe_pages_" + std::to_string(::getpid()) + ".bin");
+  if (f.empty()) GTEST_SKIP() << "no disk-backed scratch dir (all tmpfs): set DM_DISK_TMPDIR";
   {
     std::ofstream out(f, std::ios::binary);
     std::string block(1 << 20, 'x');

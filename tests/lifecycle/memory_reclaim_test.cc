@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "disk_scratch.h"
 #include "lifecycle/chat_session.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/memory_probe.h"
@@ -22,13 +23,16 @@ constexpr double kMiB = 1024.0 * 1024.0;
 class MemoryReclaimTest : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("dm_reclaim_" + std::to_string(::getpid()));
+    dir_ = DiskScratchDir("dm_reclaim_" + std::to_string(::getpid()));
+    if (dir_.empty()) GTEST_SKIP() << "no disk-backed scratch dir (all tmpfs): set DM_DISK_TMPDIR";
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     model_ = (dir_ / "llama-58m-q8_0.gguf").string();
     fs::copy_file(kShared / "models" / "llama-58m-q8_0.gguf", model_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
   fs::path dir_;
   std::string model_;
 };

@@ -290,15 +290,17 @@ TEST_F(ModelManagerTest, EjectDrainsInFlightRequests) {
   ASSERT_TRUE(lease.ok());
   std::atomic<bool> finished{false};
   std::thread worker([&, l = std::move(lease).value()]() mutable {
-    std::this_thread::sleep_for(milliseconds(50));  // "generating"
+    // "Generating" until the eject has begun, so the eject sees a lease in flight.
+    while (State("a") != ModelState::kEjecting) std::this_thread::yield();
     EXPECT_FALSE(l.cancel_requested());
     finished = true;
     l.Release();
   });
   auto r = manager->Eject("a", EjectLevel::kWarm, /*force=*/false);
+  const bool finished_when_eject_returned = finished;  // read before join() orders it
   worker.join();
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(finished);  // the eject waited for the request
+  EXPECT_TRUE(finished_when_eject_returned);  // the eject waited for the request
   EXPECT_TRUE(r->was_loaded);
   EXPECT_FALSE(r->cancelled_requests);
   EXPECT_EQ(State("a"), ModelState::kUnloaded);
@@ -309,15 +311,13 @@ TEST_F(ModelManagerTest, ForcedEjectCancelsInFlightRequests) {
   Make();
   auto lease = manager->Acquire("a");
   ASSERT_TRUE(lease.ok());
-  std::atomic<int> steps{0};
+  std::atomic<bool> generating{false};
   std::thread worker([&, l = std::move(lease).value()]() mutable {
-    while (!l.cancel_requested()) {  // "generating" until told to stop
-      ++steps;
-      std::this_thread::sleep_for(milliseconds(1));
-    }
-    l.Release();  // checkpointed and returned
+    generating = true;
+    while (!l.cancel_requested()) std::this_thread::yield();  // "generating" until told
+    l.Release();                                              // checkpointed and returned
   });
-  std::this_thread::sleep_for(milliseconds(20));
+  while (!generating) std::this_thread::yield();
   auto r = manager->Eject("a", EjectLevel::kCold, /*force=*/true);
   worker.join();
   ASSERT_TRUE(r.ok());

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -205,21 +206,31 @@ TEST_F(SnapshotTest, StoreSavesAtomicallyListsAndEvictsLeastRecentlyUsed) {
   auto store = SnapshotStore::OpenOrError(dir_.string(), 3 * one + one / 2).value();
   EXPECT_FALSE(SnapshotStore::CheckKey("../evil").ok());
   EXPECT_FALSE(store->Save("../evil", *fingerprint_, *a, tokens, "", {}).ok());
+  // Use times set explicitly (a, b, c: 30, 20, 10 s ago), not sleeps: a file's mtime
+  // has the kernel's coarse clock, and two saves 5 ms apart can share one.
+  int age = 30;
   for (const char* key : {"a", "b", "c"}) {
     auto r = store->Save(key, *fingerprint_, *a, tokens, "", {});
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_TRUE(r->evicted.empty());
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    fs::last_write_time(dir_ / (std::string(key) + ".dmkv"),
+                        fs::file_time_type::clock::now() - std::chrono::seconds(age));
+    age -= 10;
   }
   auto b = NewContext();
   ASSERT_TRUE(store->Restore("a", *fingerprint_, *b).ok());  // a is now the most recent
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto keys = [&] {
+    std::vector<std::string> k;
+    for (const SnapshotInfo& i : store->List()) k.push_back(i.key);
+    return k;
+  };
+  EXPECT_EQ(keys(), (std::vector<std::string>{"a", "c", "b"}));
   auto r = store->Save("d", *fingerprint_, *a, tokens, "", {});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->evicted, std::vector<std::string>{"b"});
-  std::vector<std::string> keys;
-  for (const SnapshotInfo& i : store->List()) keys.push_back(i.key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"d", "a", "c"}));
+  std::vector<std::string> left = keys();
+  std::sort(left.begin(), left.end());  // a and d were both used just now, in either order
+  EXPECT_EQ(left, (std::vector<std::string>{"a", "c", "d"}));
   for (const auto& e : fs::directory_iterator(dir_)) {
     EXPECT_EQ(e.path().extension(), ".dmkv") << "stray file " << e.path();
   }
