@@ -32,7 +32,8 @@ std::string RecordedName(const fs::path& gguf) {
 std::string ModelFileName(const std::string& name) {
   std::string out;
   for (char c : name) out += c == '/' ? std::string("--") : std::string(1, c);
-  return out + ".gguf";
+  const bool has_ext = out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
+  return has_ext ? out : out + ".gguf";
 }
 
 std::string PullRecordPath(const std::string& model_path) { return model_path + ".pull.json"; }

@@ -55,7 +55,8 @@ class Library {
   bool have_discovered_ = false;
 };
 
-// The file in the models directory for a model name: '/' becomes "--", plus ".gguf".
+// The file in the models directory for a model name: '/' becomes "--", plus ".gguf"
+// unless the name ends with it.
 std::string ModelFileName(const std::string& name);
 // The record beside a pulled model file: "<file>.pull.json".
 std::string PullRecordPath(const std::string& model_path);
