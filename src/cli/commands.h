@@ -17,5 +17,6 @@ void AddInfoCommand(CLI::App& app, Action* action);
 void AddChatCommand(CLI::App& app, Action* action);
 void AddServeCommand(CLI::App& app, Action* action);
 void AddBenchResumeCommand(CLI::App& app, Action* action);
+void AddLibraryCommands(CLI::App& app, Action* action);  // pull, list, rm, ps, stop
 
 }  // namespace dormouse::cli

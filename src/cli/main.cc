@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   dormouse::cli::AddChatCommand(app, &action);
   dormouse::cli::AddServeCommand(app, &action);
   dormouse::cli::AddBenchResumeCommand(app, &action);
+  dormouse::cli::AddLibraryCommands(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

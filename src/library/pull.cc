@@ -154,6 +154,7 @@ Status Receive(Transfer& t, HttpFetcher& http) {
   uint64_t written = 0, last_report = 0, at = offset;
   bool first = true;
   auto sink = [&](int status, const char* d, size_t n) {
+    if (t.o.cancel != nullptr && t.o.cancel->load()) return false;
     if (first && status == 200 && offset > 0) {
       // The server ignored the range and sends everything: start over.
       if (::ftruncate(t.file.fd(), 0) != 0 || ::lseek(t.file.fd(), 0, SEEK_SET) != 0) {
@@ -180,6 +181,9 @@ Status Receive(Transfer& t, HttpFetcher& http) {
   if (!write_error.ok()) {
     t.file.Remove();
     return Status::Errorf("{} (the partial download was removed)", write_error.message());
+  }
+  if (t.o.cancel != nullptr && t.o.cancel->load()) {
+    return Status::Errorf("the pull was cancelled after {} bytes; pull again to resume", at);
   }
   if (!r.ok()) {
     return Status::Errorf("the download broke off after {} bytes ({}); pull again to resume", at,

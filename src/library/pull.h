@@ -6,6 +6,7 @@
 // run at once (the second waits on the first's lock, then finds the model there).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,6 +40,8 @@ struct PullOptions {
   // Before downloading `bytes`: a warning to show when the model will not fit ("" = fits).
   std::function<std::string(uint64_t bytes)> fit_check;
   std::function<void(const std::string&)> on_warning;
+  // Set (from any thread) to stop the download; the partial file stays for a resume.
+  const std::atomic<bool>* cancel = nullptr;
   // Tests only: trust this CA file as well as the system's.
   std::string extra_ca_file;
   // Tests only: writes fail with ENOSPC after this many bytes (a full disk).

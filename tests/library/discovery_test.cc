@@ -20,38 +20,14 @@ namespace fs = std::filesystem;
 using testing_util::SharedModel;
 using testing_util::TempDir;
 
-void Write(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
-
-void CopyModel(const std::string& model, const fs::path& to) {
-  fs::create_directories(to.parent_path());
-  fs::copy_file(SharedModel(model), to, fs::copy_options::overwrite_existing);
-}
+using testing_util::CopyModel;
+using testing_util::MakeOllamaStore;
+using testing_util::Write;
 
 ino_t Inode(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
   return st.st_ino;
-}
-
-// ~/.ollama/models: manifests/<host>/<namespace>/<model>/<tag> naming blobs/sha256-<hex>.
-void MakeOllamaStore(const fs::path& root) {
-  const std::string hex(64, 'a');
-  CopyModel("stories260K", root / "blobs" / ("sha256-" + hex));
-  Write(root / "blobs" / ("sha256-" + std::string(64, 'b')), "{{ .Prompt }}");
-  Write(root / "manifests/registry.ollama.ai/library/stories/260k",
-        R"({"schemaVersion":2,"layers":[
-          {"mediaType":"application/vnd.ollama.image.template","digest":"sha256:)" +
-            std::string(64, 'b') + R"(","size":13},
-          {"mediaType":"application/vnd.ollama.image.model","digest":"sha256:)" +
-            hex + R"(","size":1}]})");
-  // A manifest whose blob is missing (a half-finished ollama pull) is skipped.
-  Write(root / "manifests/hf.co/someone/missing/latest",
-        R"({"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:)" +
-            std::string(64, 'c') + R"("}]})");
-  Write(root / "manifests/registry.ollama.ai/library/broken/latest", "not json");
 }
 
 TEST(Discovery, OllamaManifestsNameTheirBlobs) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "base/thread_pool.h"
@@ -33,6 +34,35 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+inline void Write(const std::filesystem::path& p, const std::string& text) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+inline void CopyModel(const std::string& model, const std::filesystem::path& to) {
+  std::filesystem::create_directories(to.parent_path());
+  std::filesystem::copy_file(SharedModel(model), to,
+                             std::filesystem::copy_options::overwrite_existing);
+}
+
+// ~/.ollama/models: manifests/<host>/<namespace>/<model>/<tag> naming blobs/sha256-<hex>.
+inline void MakeOllamaStore(const std::filesystem::path& root) {
+  const std::string hex(64, 'a');
+  CopyModel("stories260K", root / "blobs" / ("sha256-" + hex));
+  Write(root / "blobs" / ("sha256-" + std::string(64, 'b')), "{{ .Prompt }}");
+  Write(root / "manifests/registry.ollama.ai/library/stories/260k",
+        R"({"schemaVersion":2,"layers":[
+          {"mediaType":"application/vnd.ollama.image.template","digest":"sha256:)" +
+            std::string(64, 'b') + R"(","size":13},
+          {"mediaType":"application/vnd.ollama.image.model","digest":"sha256:)" +
+            hex + R"(","size":1}]})");
+  // A manifest whose blob is missing (a half-finished ollama pull) is skipped.
+  Write(root / "manifests/hf.co/someone/missing/latest",
+        R"({"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:)" +
+            std::string(64, 'c') + R"("}]})");
+  Write(root / "manifests/registry.ollama.ai/library/broken/latest", "not json");
+}
 
 // A header-valid GGUF of architecture `arch` with one small token embedding.
 inline void WriteTinyGguf(const std::filesystem::path& path, const std::string& arch) {
