@@ -74,6 +74,20 @@ TEST_F(LibraryCliTest, PullListRunRemove) {
   EXPECT_NE(gone.out.find("not found"), std::string::npos) << gone.out;
 }
 
+TEST_F(LibraryCliTest, ProgressBarWithSpeedAndEtaOnATerminal) {
+  if (Sh("command -v script").exit_code != 0) GTEST_SKIP() << "no script(1)";
+  // script(1) gives the pull a pseudo-terminal: the bar is redrawn in place.
+  const std::string inner = "env HOME=" + dir_.path().string() + " SSL_CERT_FILE=" + hub_.cert() +
+                            " DORMOUSE_REGISTRY=" + hub_.url() + " DORMOUSE_MODELS=" + models_ +
+                            " " + DM_BINARY + " pull stories:260k";
+  Result r = Sh("script -qec \"" + inner + "\" /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find('\r'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ETA"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("100%"), std::string::npos) << r.out;
+}
+
 TEST_F(LibraryCliTest, DiscoveredModelsAreListedAndNotRemovable) {
   testing_util::MakeOllamaStore(dir_.path() / "ollama");
   Result list =
