@@ -16,7 +16,8 @@ PACKAGES=(
   libxxhash-dev       # model fingerprints, snapshot checksums
   libzstd-dev
   libsqlite3-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev  # built with OpenSSL support (its pkg-config defines CPPHTTPLIB_OPENSSL_SUPPORT)
+  libssl-dev          # TLS for pulls, SHA-256 of downloads
   util-linux          # script(1), for the chat-on-a-terminal test
 )
 # End-to-end tests drive the server with the real openai/ollama npm clients. Machines of

@@ -26,6 +26,8 @@
 
 #include "api/json_params.h"
 #include "api/service.h"
+#include "library/library.h"
+#include "library/pull.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
@@ -48,6 +50,8 @@ struct ApiContext {
   GgufModelLoader* loader = nullptr;
   SnapshotStore* snapshots = nullptr;
   MemoryProbe* probe = nullptr;
+  Library* library = nullptr;  // pulls go into its models dir; none: /api/pull is a 501
+  PullEndpoints pull_endpoints;
   Limits limits;
   std::atomic<bool> stopping{false};  // /health answers 503 once set
 };
@@ -162,5 +166,6 @@ class HttpServer {
 void RegisterOpenAiRoutes(Router& router, ApiContext& ctx);
 void RegisterOllamaRoutes(Router& router, ApiContext& ctx);
 void RegisterDormouseRoutes(Router& router, ApiContext& ctx);
+void RegisterPullRoutes(Router& router, ApiContext& ctx);  // pull_api.cc
 
 }  // namespace dormouse::api

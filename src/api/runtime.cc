@@ -15,6 +15,7 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   GgufModelLoader::Options lo;
   lo.models_dir = o.models_dir;
   lo.files = o.files;
+  lo.more_models = o.more_models;
   lo.context = o.context;
   lo.contexts_per_model = o.contexts_per_model;
   // Sessions evaluate on their worker's own pool; the loader needs none.

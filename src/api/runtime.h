@@ -5,6 +5,7 @@
 // the tests use the same wiring.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,8 @@ struct RuntimeOptions {
   std::string data_dir;                      // "" = the default ($XDG_DATA_HOME/dormouse)
   std::string models_dir;                    // every *.gguf in it is a model
   std::map<std::string, std::string> files;  // name -> path, given one by one
+  // The library's models (pulled and discovered), asked on every lookup.
+  std::function<std::map<std::string, std::string>()> more_models;
   ContextParams context;
   int threads = 0;  // per loaded model; 0 = every core
   int64_t contexts_per_model = 4;

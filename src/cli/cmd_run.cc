@@ -27,7 +27,9 @@ struct RunOptions {
 int Run(const RunOptions& o) {
   ContextParams cp;
   cp.n_ctx = o.ctx;
-  StatusOr<Engine> loaded = LoadEngine(o.model, o.threads, cp);
+  StatusOr<std::string> path = ResolveModelPath(o.model);
+  if (!path.ok()) return Fail(path.status());
+  StatusOr<Engine> loaded = LoadEngine(*path, o.threads, cp);
   if (!loaded.ok()) return Fail(loaded.status());
   Engine& e = *loaded;
   SamplerParams sp;
@@ -67,7 +69,7 @@ int Run(const RunOptions& o) {
 void AddRunCommand(CLI::App& app, Action* action) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt, streaming it");
-  cmd->add_option("model", o->model, "GGUF model file")->required();
+  cmd->add_option("model", o->model, "GGUF model file, or a name from `dormouse list`")->required();
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
       ->check(CLI::Range(0, 1 << 24));

@@ -16,6 +16,8 @@
 #include "base/duration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "library/library.h"
+#include "library/pull.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/loaded_model.h"
 #include "lifecycle/model_manager.h"
@@ -43,6 +45,7 @@ struct ServeOptions {
   std::string max_body = "8M";
   std::string snapshot_budget = "0";
   bool compress = false;
+  bool no_discover = false;
 };
 
 // "0", "1048576", "512M", "4G", "1.5GiB", "64k": bytes (K, M, G, T are powers of 1024).
@@ -71,19 +74,13 @@ StatusOr<uint64_t> ParseSize(const std::string& text) {
   return bad();
 }
 
-StatusOr<std::unique_ptr<Runtime>> BuildRuntime(const ServeOptions& o) {
-  if (o.models_dir.empty() && o.models.empty()) {
-    return Status::Error("give the models: --models-dir DIR (every *.gguf in it) or -m FILE");
-  }
-  if (!o.models_dir.empty() && !std::filesystem::is_directory(o.models_dir)) {
-    return Status::Errorf("--models-dir {}: not a directory", o.models_dir);
-  }
+StatusOr<std::unique_ptr<Runtime>> BuildRuntime(const ServeOptions& o, Library* library) {
   RuntimeOptions ro;
   DM_ASSIGN_OR_RETURN(ro.keep_alive, ParseDuration(o.keep_alive));
   DM_ASSIGN_OR_RETURN(ro.memory_budget, ParseSize(o.memory_budget));
   DM_ASSIGN_OR_RETURN(ro.snapshot_budget, ParseSize(o.snapshot_budget));
   ro.data_dir = o.data_dir;
-  ro.models_dir = o.models_dir;
+  ro.more_models = [library] { return library->Paths(); };  // our dir + discovered
   for (const std::string& m : o.models) ro.files[ModelNameFromPath(m)] = m;
   ro.context.n_ctx = o.ctx;
   ro.threads = o.threads;
@@ -144,7 +141,10 @@ int Serve(const ServeOptions& o) {
   SignalWatcher::BlockSignals();  // before any thread starts, so all inherit the mask
   StatusOr<uint64_t> max_body = ParseSize(o.max_body);
   if (!max_body.ok()) return Fail(max_body.status());
-  StatusOr<std::unique_ptr<Runtime>> rt = BuildRuntime(o);
+  StatusOr<std::unique_ptr<Library>> library =
+      OpenLibrary(o.models_dir, o.data_dir, !o.no_discover);
+  if (!library.ok()) return Fail(library.status());
+  StatusOr<std::unique_ptr<Runtime>> rt = BuildRuntime(o, library->get());
   if (!rt.ok()) return Fail(rt.status());
   Runtime& core = **rt;
   api::ApiContext ctx;
@@ -153,6 +153,8 @@ int Serve(const ServeOptions& o) {
   ctx.loader = &core.loader();
   ctx.snapshots = &core.snapshots();
   ctx.probe = &core.probe();
+  ctx.library = library->get();
+  ctx.pull_endpoints = PullEndpoints::FromEnvironment();
   ctx.limits.max_tokens_cap = o.ctx > 0 ? o.ctx : 4096;
   api::HttpOptions ho;
   ho.host = o.host;
@@ -189,7 +191,12 @@ void AddServeCommand(CLI::App& app, Action* action) {
       app.add_subcommand("serve", "Serve models over OpenAI- and Ollama-compatible HTTP APIs");
   cmd->add_option("--host", o->host, "Address to listen on (default: loopback only)");
   cmd->add_option("--port", o->port, "Port (0: any free port)")->check(CLI::Range(0, 65535));
-  cmd->add_option("--models-dir", o->models_dir, "Serve every *.gguf in DIR (name: file name)");
+  cmd->add_option("--models-dir", o->models_dir,
+                  "Models directory: every *.gguf in it, and where pulls go "
+                  "(default: $XDG_DATA_HOME/dormouse/models)")
+      ->envname("DORMOUSE_MODELS");
+  cmd->add_flag("--no-discover", o->no_discover,
+                "Do not list the models of Ollama, LM Studio, GPT4All and the HF cache");
   cmd->add_option("-m,--model", o->models, "Serve this GGUF file (repeatable)");
   cmd->add_option("-t,--threads", o->threads, "Compute threads per model (default: all cores)")
       ->check(CLI::Range(0, 1024));

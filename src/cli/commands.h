@@ -18,5 +18,6 @@ void AddChatCommand(CLI::App& app, Action* action);
 void AddServeCommand(CLI::App& app, Action* action);
 void AddBenchResumeCommand(CLI::App& app, Action* action);
 void AddMakeGgufCommand(CLI::App& app, Action* action);
+void AddLibraryCommands(CLI::App& app, Action* action);  // pull, list, rm, ps, stop
 
 }  // namespace dormouse::cli

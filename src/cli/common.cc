@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -43,6 +44,36 @@ StatusOr<std::string> ReadFile(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad()) return Status::Errorf("{}: read error", path);
   return ss.str();
+}
+
+StatusOr<std::unique_ptr<Library>> OpenLibrary(const std::string& models_dir,
+                                               const std::string& data_dir, bool discover) {
+  LibraryOptions lo;
+  lo.models_dir = models_dir;
+  if (lo.models_dir.empty()) {
+    DM_ASSIGN_OR_RETURN(lo.models_dir, DefaultModelsDir(data_dir));
+  } else if (!std::filesystem::is_directory(lo.models_dir)) {
+    return Status::Errorf("--models-dir {}: not a directory", lo.models_dir);
+  }
+  lo.discover = discover;
+  if (discover) lo.stores = StoreDirs::FromEnvironment();
+  return std::make_unique<Library>(lo);
+}
+
+StatusOr<std::string> ResolveModelPath(const std::string& model, bool discover) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(model, ec)) return model;
+  const char* env = std::getenv("DORMOUSE_MODELS");
+  DM_ASSIGN_OR_RETURN(std::unique_ptr<Library> lib,
+                      OpenLibrary(env != nullptr ? env : "", "", discover));
+  StatusOr<LibraryEntry> e = lib->Find(model);
+  if (e.ok()) return e->path;
+  // A missing file: let the loader name the file problem.
+  const bool looks_like_path = model.find("hf.co/") != 0 &&
+                               (model.find('/') != std::string::npos ||
+                                (model.size() > 5 && model.substr(model.size() - 5) == ".gguf"));
+  if (looks_like_path) return model;
+  return e.status();
 }
 
 }  // namespace dormouse::cli

@@ -9,6 +9,7 @@
 #include "engine/context.h"
 #include "engine/model.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "library/library.h"
 
 namespace dormouse::cli {
 
@@ -28,5 +29,12 @@ StatusOr<Engine> LoadEngine(const std::string& path, int n_threads, ContextParam
 int Fail(const Status& status);
 
 StatusOr<std::string> ReadFile(const std::string& path);
+
+// The model library over `models_dir` ("" = the default, under the data dir) and, when
+// `discover`, the stores of other tools.
+StatusOr<std::unique_ptr<Library>> OpenLibrary(const std::string& models_dir,
+                                               const std::string& data_dir, bool discover);
+// A model argument: an existing file path as is, else a library name.
+StatusOr<std::string> ResolveModelPath(const std::string& model, bool discover = true);
 
 }  // namespace dormouse::cli

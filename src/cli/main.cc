@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   dormouse::cli::AddServeCommand(app, &action);
   dormouse::cli::AddBenchResumeCommand(app, &action);
   dormouse::cli::AddMakeGgufCommand(app, &action);
+  dormouse::cli::AddLibraryCommands(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -60,8 +60,10 @@ bool IsValidValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueT
 // Parses one file; friend of GgufFile so it can fill the private fields.
 class GgufParser {
  public:
-  GgufParser(GgufFile& out, const uint8_t* data, uint64_t size)
-      : out_(out), data_(data), size_(size) {}
+  // `file_size` > `size` when only a prefix of the file is in `data` (header-only parse):
+  // tensor ranges are checked against the whole file and tensors get no data pointer.
+  GgufParser(GgufFile& out, const uint8_t* data, uint64_t size, uint64_t file_size)
+      : out_(out), data_(data), size_(size), file_size_(file_size) {}
 
   Status Parse() {
     uint32_t magic = 0;
@@ -321,8 +323,9 @@ class GgufParser {
     if (!data_offset) return Status::Error("tensor data offset overflows");
     out_.data_offset_ = *data_offset;
     if (out_.tensors_.empty()) return Status::Ok();  // vocabulary-only file
-    if (out_.data_offset_ > size_) return Truncated("tensor data section");
-    const uint64_t data_size = size_ - out_.data_offset_;
+    if (out_.data_offset_ > file_size_) return Truncated("tensor data section");
+    const uint64_t data_size = file_size_ - out_.data_offset_;
+    const bool header_only = file_size_ != size_;
     for (GgufTensorInfo& t : out_.tensors_) {
       if (!RangeWithin(t.offset, t.n_bytes, data_size)) {
         return Status::Errorf(
@@ -330,7 +333,7 @@ class GgufParser {
             "file may be truncated)",
             t.name, t.offset, t.n_bytes, data_size);
       }
-      t.data = data_ + out_.data_offset_ + t.offset;
+      t.data = header_only ? nullptr : data_ + out_.data_offset_ + t.offset;
     }
     return Status::Ok();
   }
@@ -338,6 +341,7 @@ class GgufParser {
   GgufFile& out_;
   const uint8_t* data_;
   uint64_t size_;
+  uint64_t file_size_;
   uint64_t pos_ = 0;
 };
 
@@ -375,9 +379,24 @@ StatusOr<GgufFile> GgufFile::ParseBytesOrError(const uint8_t* data, uint64_t siz
   g.path_ = name;
   g.base_ = data;
   g.size_ = size;
-  GgufParser parser(g, data, size);
+  GgufParser parser(g, data, size, size);
   Status s = parser.Parse();
   if (!s.ok()) return s.WithContext(name);
+  return g;
+}
+
+StatusOr<GgufFile> GgufFile::ParseHeaderOrError(const uint8_t* data, uint64_t available,
+                                                uint64_t file_size, const std::string& name) {
+  if (available > file_size) {
+    return Status::Errorf("{}: {} header bytes for a {}-byte file", name, available, file_size);
+  }
+  GgufFile g;
+  g.path_ = name;
+  g.size_ = file_size;
+  GgufParser parser(g, data, available, file_size);
+  Status s = parser.Parse();
+  if (!s.ok()) return s.WithContext(name);
+  g.base_ = nullptr;  // `data` holds only the header; nothing may point into it
   return g;
 }
 

@@ -71,6 +71,12 @@ class GgufFile {
   // Parses bytes the caller keeps alive for the lifetime of the result (fuzzing).
   static StatusOr<GgufFile> ParseBytesOrError(const uint8_t* data, uint64_t size,
                                               const std::string& name);
+  // Parses metadata and tensor infos from the first `available` bytes of a
+  // `file_size`-byte file (a header read without mapping the file). Tensor ranges are
+  // checked against `file_size`; tensors have no data (data == nullptr). An error when
+  // the header does not fit in `available` bytes: read more and retry.
+  static StatusOr<GgufFile> ParseHeaderOrError(const uint8_t* data, uint64_t available,
+                                               uint64_t file_size, const std::string& name);
 
   GgufFile() = default;
   GgufFile(GgufFile&&) = default;

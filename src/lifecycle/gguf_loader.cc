@@ -39,6 +39,10 @@ GgufModelLoader::GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb
 StatusOr<std::string> GgufModelLoader::PathOf(const std::string& name) const {
   auto it = options_.files.find(name);
   if (it != options_.files.end()) return it->second;
+  if (options_.more_models) {
+    std::map<std::string, std::string> more = options_.more_models();
+    if (auto m = more.find(name); m != more.end()) return m->second;
+  }
   if (!IsSafeName(name)) {
     return Status::Errorf("'{}' is not a valid model name (letters, digits, '-', '_', '.')", name);
   }
@@ -57,6 +61,9 @@ StatusOr<std::string> GgufModelLoader::PathOf(const std::string& name) const {
 std::vector<std::string> GgufModelLoader::Names() const {
   std::vector<std::string> out;
   for (const auto& [name, path] : options_.files) out.push_back(name);
+  if (options_.more_models) {
+    for (const auto& [name, path] : options_.more_models()) out.push_back(name);
+  }
   if (!options_.models_dir.empty()) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(options_.models_dir, ec)) {

@@ -2,6 +2,7 @@
 // models directory or given one by one; estimates come from the GGUF header alone.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,8 +28,11 @@ class GgufModelLoader : public ModelLoader {
   struct Options {
     std::string models_dir;                    // every *.gguf in it is a model
     std::map<std::string, std::string> files;  // name -> path, from -m flags
-    ContextParams context;                     // what each session context will use
-    int64_t contexts_per_model = 1;            // live session contexts to budget for
+    // More models (name -> path), asked on every lookup so that models pulled or found
+    // on disk while the server runs appear without a restart: the library's.
+    std::function<std::map<std::string, std::string>()> more_models;
+    ContextParams context;           // what each session context will use
+    int64_t contexts_per_model = 1;  // live session contexts to budget for
   };
   GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb* hash_cache);
 

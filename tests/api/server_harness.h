@@ -36,16 +36,20 @@ inline std::string MakeTempDir() {
 class ServerProcess {
  public:
   // Starts `dormouse serve --port 0 --models-dir <shared> --data-dir <data> -t 2 <args>`.
-  // An empty data_dir gets a fresh temporary one (removed at the end).
+  // An empty data_dir gets a fresh temporary one (removed at the end); an empty
+  // models_dir is the shared models.
   static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args,
-                                              std::string data_dir = "") {
+                                              std::string data_dir = "",
+                                              std::string models_dir = "") {
     auto s = std::unique_ptr<ServerProcess>(new ServerProcess());
     s->base_ = MakeTempDir();
     s->data_dir_ = data_dir.empty() ? s->base_ + "/data" : data_dir;
     s->log_path_ = s->base_ + "/server.log";
     std::vector<std::string> argv = {
-        DM_BINARY,      "serve",      "--port",     "0",  "--models-dir",
-        SharedModels(), "--data-dir", s->data_dir_, "-t", "2"};
+        DM_BINARY,    "serve",        "--port",
+        "0",          "--models-dir", models_dir.empty() ? SharedModels() : models_dir,
+        "--data-dir", s->data_dir_,   "-t",
+        "2"};
     argv.insert(argv.end(), args.begin(), args.end());
     s->pid_ = fork();
     if (s->pid_ == 0) {

@@ -26,10 +26,10 @@ export function removeDir(dir) {
 }
 
 // Starts a server on a free loopback port; resolves once it listens.
-export async function startServer({ dataDir, args = [] }) {
-  const proc = spawn(BIN, ['serve', '--port', '0', '--models-dir', MODELS, '--data-dir', dataDir,
+export async function startServer({ dataDir, args = [], env = {}, modelsDir = MODELS }) {
+  const proc = spawn(BIN, ['serve', '--port', '0', '--models-dir', modelsDir, '--data-dir', dataDir,
                            '-t', '2', ...args],
-                     { stdio: ['ignore', 'ignore', 'pipe'] });
+                     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 20000);
