@@ -138,12 +138,19 @@ bool ClientGone(int fd) {
 CompletionRun::CompletionRun(Service* service, CompletionRequest request, int connection_fd)
     : request_(std::move(request)), fd_(connection_fd) {
   thread_ = std::thread([this, service] {
-    auto result = service->Complete(request_, [this](std::string_view piece) {
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_.append(piece);
-      cv_.notify_one();
-      return !request_.cancelled->load();
-    });
+    std::variant<CompletionResult, ServiceError> result;
+    try {  // this thread's top level: a throw becomes the request's 500, not a terminate
+      result = service->Complete(request_, [this](std::string_view piece) {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_.append(piece);
+        cv_.notify_one();
+        return !request_.cancelled->load();
+      });
+    } catch (const std::exception& ex) {
+      result = ServiceError{ErrorKind::kInternal, fmt::format("internal error: {}", ex.what())};
+    } catch (...) {
+      result = ServiceError{ErrorKind::kInternal, "internal error: unknown exception"};
+    }
     std::lock_guard<std::mutex> lock(mu_);
     outcome_ = std::move(result);
     done_ = true;

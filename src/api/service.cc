@@ -91,11 +91,7 @@ void Service::Impl::WorkerLoop(Worker* w) {
       w->queue.pop_front();
       w->running = job;
     }
-    // A client that left while its request waited gets nothing computed for it.
-    auto result = job->request->cancelled->load()
-                      ? std::variant<CompletionResult, ServiceError>(
-                            MakeError(ErrorKind::kBadRequest, "the client went away"))
-                      : Run(*w, *job->request, *job->sink);
+    auto result = RunCaught(*w, *job);
     if (job->request->cancelled->load()) Count([](ServiceMetrics& m) { m.requests_cancelled++; });
     if (auto* r = std::get_if<CompletionResult>(&result)) {
       r->total_seconds =
@@ -112,6 +108,34 @@ void Service::Impl::WorkerLoop(Worker* w) {
     job->done = true;
     job->cv.notify_all();
   }
+}
+
+// The worker's top level: whatever a request throws (bad_alloc in a load or a
+// generation) fails that request with a 500 naming the cause, and the worker goes on.
+// The slot it ran on may no longer mirror its cache, so it is dropped; the session's
+// transcript and last snapshot stay.
+std::variant<CompletionResult, ServiceError> Service::Impl::RunCaught(Worker& w, Job& job) {
+  w.active_slot = -1;
+  std::string what;
+  try {
+    // A client that left while its request waited gets nothing computed for it.
+    if (job.request->cancelled->load()) {
+      return MakeError(ErrorKind::kBadRequest, "the client went away");
+    }
+    return Run(w, *job.request, *job.sink);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+    what = "unknown exception";
+  }
+  std::cerr << "error: request to model '" << w.model << "' failed: " << what << "\n";
+  {
+    std::lock_guard<std::mutex> lock(w.slots_mu);
+    if (w.active_slot >= 0 && w.active_slot < static_cast<int>(w.slots.size())) {
+      w.slots[w.active_slot] = Slot{};
+    }
+  }
+  return MakeError(ErrorKind::kInternal, fmt::format("internal error: {}", what));
 }
 
 std::variant<CompletionResult, ServiceError> Service::Complete(const CompletionRequest& request,

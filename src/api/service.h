@@ -85,12 +85,19 @@ struct CompletionResult {
 // Called on the worker thread with each new piece of text; returning false cancels.
 using PieceSink = std::function<bool(std::string_view piece)>;
 
+// Test hooks, called on the model's worker thread; empty in production. A hook may block
+// (to hold a request at a known point) or throw (to inject a failure such as bad_alloc).
+struct ServiceHooks {
+  std::function<void(const CompletionRequest&)> on_piece;  // before a piece reaches the sink
+};
+
 struct ServiceOptions {
   int threads = 0;                 // compute threads per loaded model; 0 = every core
   int64_t contexts_per_model = 4;  // live slots per model
   int64_t max_queue = 16;          // waiting requests per model before 429
   ContextParams context;           // of every slot
   SnapshotWriteOptions snapshots;
+  ServiceHooks hooks;
 };
 
 struct SessionInfo {

@@ -58,6 +58,7 @@ struct Worker {
   std::mutex slots_mu;                 // never held while acquiring or ejecting the model
   const LoadedModel* bound = nullptr;  // the loaded instance the slots' contexts use
   std::vector<Slot> slots;
+  int active_slot = -1;  // the slot the running request uses (worker thread only)
 };
 
 struct Service::Impl {
@@ -81,6 +82,7 @@ struct Service::Impl {
 
   Worker* WorkerFor(const std::string& model);  // nullptr while shutting down
   void WorkerLoop(Worker* w);
+  std::variant<CompletionResult, ServiceError> RunCaught(Worker& w, Job& job);
   std::variant<CompletionResult, ServiceError> Run(Worker& w, const CompletionRequest& req,
                                                    const PieceSink& sink);
   // Saves the slot's conversation if it changed since the last save.

@@ -172,6 +172,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   // 3. The slot: continue a live one, or take one (restoring a snapshot into it).
   const int si = plan.slot >= 0 ? plan.slot : PickSlot(w, lm);
   Slot& s = w.slots[si];
+  w.active_slot = si;
   if (!s.ctx) {
     StatusOr<InferenceContext> ctx =
         InferenceContext::CreateOrError(*lm.model, options.context, w.pool.get());
@@ -266,6 +267,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
   }
   auto on_piece = [&](std::string_view piece) {
     if (req.cancelled->load() || lease.cancel_requested()) return false;
+    if (options.hooks.on_piece) options.hooks.on_piece(req);
     return !sink || sink(piece);
   };
   StatusOr<GenerateResult> g = dormouse::Generate(*s.ctx, sampler, tok, gp, on_piece);

@@ -2,6 +2,7 @@
 // models directory or given one by one; estimates come from the GGUF header alone.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,8 @@ class GgufModelLoader : public ModelLoader {
     std::map<std::string, std::string> files;  // name -> path, from -m flags
     ContextParams context;                     // what each session context will use
     int64_t contexts_per_model = 1;            // live session contexts to budget for
+    // Test hook, called before each load; may throw to inject a failure. Empty normally.
+    std::function<void(const std::string& name)> before_load;
   };
   GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb* hash_cache);
 
