@@ -87,7 +87,8 @@ struct Service::Impl {
                                                    const PieceSink& sink);
   // Saves the slot's conversation if it changed since the last save.
   void SaveSlot(Slot& s, const LoadedModel& lm);
-  int PickSlot(Worker& w, const LoadedModel& lm);
+  int PickSlot(Worker& w, const LoadedModel& lm, int keep);
+  void ForkSlot(const Slot& from, Slot& to, size_t n);
   void StartSession(Slot& s, const CompletionRequest& req);
   StatusOr<int64_t> Prefill(Slot& s, const std::vector<int32_t>& tokens, const std::string& text,
                             CompletionResult* r);
