@@ -32,8 +32,15 @@ void Service::Impl::LoadIndex() {
       continue;
     }
     StatusOr<SessionExtra> e = DecodeSessionExtra(h->extra);
-    index[info.key] = {h->fingerprint, std::move(h->tokens), e.ok() ? e->text : ""};
+    index[info.key] = {h->fingerprint, std::move(h->tokens), e.ok() ? e->text : "",
+                       OwnerOf(info.key)};
   }
+}
+
+std::string Service::Impl::OwnerOf(const std::string& id) {
+  std::lock_guard<std::mutex> lock(db_mu);
+  StatusOr<std::optional<SessionRecord>> rec = db->GetSession(id);
+  return rec.ok() && rec->has_value() ? (*rec)->owner : "";
 }
 
 void Service::Impl::Count(const std::function<void(ServiceMetrics&)>& f) {
@@ -54,7 +61,7 @@ void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
   s.unsaved = false;
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    index[s.session_id] = {lm.fingerprint, s.tokens, s.text};
+    index[s.session_id] = {lm.fingerprint, s.tokens, s.text, s.owner};
     for (const std::string& gone : r->evicted) index.erase(gone);
   }
   Count([&](ServiceMetrics& m) {

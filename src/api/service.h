@@ -62,6 +62,9 @@ struct CompletionRequest {
   SamplerParams sampling;
   std::vector<std::string> stop;
   KeepAlive keep_alive = KeepAlive::Default();
+  // Who may see and continue the conversation: the SHA-256 hex of the client's API key
+  // when the server has keys (nullopt when it has none: every session is everyone's).
+  std::optional<std::string> owner;
   // Set by the adapter when the client went away; generation stops at the next token.
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
@@ -108,7 +111,12 @@ struct SessionInfo {
   uint64_t snapshot_bytes = 0;
   double updated_at = 0;
   int64_t n_messages = 0;
+  std::string owner;  // see CompletionRequest::owner; never shown to clients
 };
+
+// Which sessions a caller sees: nullopt, all of them (no API keys); else those whose
+// owner is this key hash.
+using SessionScope = std::optional<std::string>;
 
 // A Prometheus-style latency histogram: fixed bounds, cumulative counts that only grow.
 struct LatencyHistogram {
@@ -152,14 +160,17 @@ class Service {
                                                  bool force);
 
   std::vector<std::string> ModelNames() const;
-  std::vector<SessionInfo> Sessions() const;
-  std::optional<SessionInfo> Session(const std::string& id) const;
+  // Sessions visible in `scope`; one outside it is reported as absent.
+  std::vector<SessionInfo> Sessions(const SessionScope& scope = std::nullopt) const;
+  std::optional<SessionInfo> Session(const std::string& id,
+                                     const SessionScope& scope = std::nullopt) const;
   // Messages of a session's transcript, oldest first.
   StatusOr<std::vector<std::pair<std::string, std::string>>> Transcript(
-      const std::string& id) const;
+      const std::string& id, const SessionScope& scope = std::nullopt) const;
   // Forgets the session everywhere (live context, snapshot, transcript); NotFound-kind
   // error when there is no such session.
-  std::optional<ServiceError> DeleteSession(const std::string& id);
+  std::optional<ServiceError> DeleteSession(const std::string& id,
+                                            const SessionScope& scope = std::nullopt);
   ServiceMetrics Metrics() const;
 
   // Stops accepting requests, finishes or checkpoints in-flight ones, saves every live

@@ -20,6 +20,7 @@ namespace dormouse {
 struct Slot {
   std::unique_ptr<InferenceContext> ctx;  // null until first used, and after an eject
   std::string session_id;                 // empty: free
+  std::string owner;                      // of the session (SessionRecord::owner)
   std::vector<int32_t> tokens;            // what the KV cache holds
   std::string text;                       // the exact text `tokens` spell ("" if unknown)
   bool unsaved = false;
@@ -33,6 +34,7 @@ struct IndexedSnapshot {
   ModelFingerprint fingerprint;
   std::vector<int32_t> tokens;
   std::string text;
+  std::string owner;
 };
 
 struct Job {
@@ -100,6 +102,8 @@ struct Service::Impl {
   void Record(Slot& s, const CompletionRequest& req, const std::string& reply, size_t prompt_known);
   void Count(const std::function<void(ServiceMetrics&)>& f);
   void LoadIndex();
+  // The session's owner from its transcript ("" when unknown). Takes db_mu.
+  std::string OwnerOf(const std::string& id);
 };
 
 // Reads "<kind>: message" style errors into the adapters' categories.

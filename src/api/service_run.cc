@@ -113,18 +113,22 @@ int Service::Impl::PickSlot(Worker& w, const LoadedModel& lm, int keep) {
   return best;
 }
 
-// Live slots, then snapshots of this exact model that are not live (caller holds index_mu).
+// Live slots, then snapshots of this exact model that are not live (caller holds index_mu);
+// with API keys, only the caller's own conversations.
 static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnapshot>& index,
-                                         Worker& w, const LoadedModel& lm) {
+                                         Worker& w, const LoadedModel& lm,
+                                         const SessionScope& owner) {
   std::vector<Candidate> out;
   std::set<std::string> live;
   for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
     const Slot& s = w.slots[i];
     if (s.session_id.empty() || s.tokens.empty()) continue;
-    out.push_back({i, s.session_id, &s.tokens, &s.text, s.prompt_tokens});
     live.insert(s.session_id);
+    if (owner && s.owner != *owner) continue;
+    out.push_back({i, s.session_id, &s.tokens, &s.text, s.prompt_tokens});
   }
   for (const auto& [key, snap] : index) {
+    if (owner && snap.owner != *owner) continue;
     if (live.count(key) == 0 && snap.fingerprint == lm.fingerprint) {
       out.push_back({-1, key, &snap.tokens, &snap.text});
     }
@@ -167,7 +171,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   Plan plan;
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    plan = MakePlan(Candidates(index, w, lm), tok, text, add_bos);
+    plan = MakePlan(Candidates(index, w, lm, req.owner), tok, text, add_bos);
   }
   const int64_t n_ctx = options.context.n_ctx > 0
                             ? options.context.n_ctx
@@ -194,12 +198,19 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   if (fork && si != plan.slot) ForkSlot(w.slots[plan.slot], s, plan.reuse);
   if (!plan.snapshot.empty()) {
     const auto t0 = SteadyClock::now();
+    std::string index_owner;
+    {
+      std::lock_guard<std::mutex> lock(index_mu);
+      auto it = index.find(plan.snapshot);
+      if (it != index.end()) index_owner = it->second.owner;
+    }
     StatusOr<SnapshotHeader> h = snapshots->Restore(plan.snapshot, lm.fingerprint, *s.ctx);
     StatusOr<SessionExtra> extra = h.ok() ? DecodeSessionExtra(h->extra) : h.status();
     if (h.ok() && extra.ok()) {
       s.tokens = std::move(h->tokens);
       s.text = std::move(extra->text);
       s.session_id = plan.snapshot;
+      s.owner = index_owner;
       s.unsaved = false;
       s.n_messages = 0;
       std::lock_guard<std::mutex> lock(db_mu);
@@ -250,9 +261,11 @@ void Service::Impl::ForkSlot(const Slot& from, Slot& to, size_t n) {
 
 void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
   s.session_id = NewSessionId();
+  s.owner = req.owner.value_or("");
   s.n_messages = 0;
   SessionRecord rec;
   rec.id = s.session_id;
+  rec.owner = s.owner;
   rec.name = "api-" + s.session_id;
   rec.model = req.model;
   for (const ChatMessage& m : req.messages) {

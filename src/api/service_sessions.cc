@@ -6,7 +6,7 @@
 
 namespace dormouse {
 
-std::vector<SessionInfo> Service::Sessions() const {
+std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
   Impl& d = *impl_;
   std::map<std::string, SessionInfo> by_id;
   {
@@ -20,6 +20,7 @@ std::vector<SessionInfo> Service::Sessions() const {
         i.state = "transcript";
         i.updated_at = r.updated_at;
         i.n_messages = r.n_messages;
+        i.owner = r.owner;
       }
     }
   }
@@ -30,7 +31,10 @@ std::vector<SessionInfo> Service::Sessions() const {
     i.snapshot_bytes = snap.bytes;
     std::lock_guard<std::mutex> lock(d.index_mu);
     auto it = d.index.find(snap.key);
-    if (it != d.index.end()) i.n_tokens = static_cast<int64_t>(it->second.tokens.size());
+    if (it != d.index.end()) {
+      i.n_tokens = static_cast<int64_t>(it->second.tokens.size());
+      i.owner = it->second.owner;
+    }
   }
   std::lock_guard<std::mutex> lock(d.workers_mu);
   for (const auto& [model, w] : d.workers) {
@@ -42,25 +46,30 @@ std::vector<SessionInfo> Service::Sessions() const {
       i.model = model;
       i.state = "live";
       i.n_tokens = static_cast<int64_t>(s.tokens.size());
+      i.owner = s.owner;
     }
   }
   std::vector<SessionInfo> out;
-  for (auto& [id, info] : by_id) out.push_back(std::move(info));
+  for (auto& [id, info] : by_id) {
+    if (!scope || info.owner == *scope) out.push_back(std::move(info));
+  }
   std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
     return a.updated_at > b.updated_at || (a.updated_at == b.updated_at && a.id < b.id);
   });
   return out;
 }
 
-std::optional<SessionInfo> Service::Session(const std::string& id) const {
-  for (SessionInfo& i : Sessions()) {
+std::optional<SessionInfo> Service::Session(const std::string& id,
+                                            const SessionScope& scope) const {
+  for (SessionInfo& i : Sessions(scope)) {
     if (i.id == id) return std::move(i);
   }
   return std::nullopt;
 }
 
 StatusOr<std::vector<std::pair<std::string, std::string>>> Service::Transcript(
-    const std::string& id) const {
+    const std::string& id, const SessionScope& scope) const {
+  if (scope && !Session(id, scope)) return Status::Errorf("no session '{}'", id);
   std::lock_guard<std::mutex> lock(impl_->db_mu);
   DM_ASSIGN_OR_RETURN(std::vector<MessageRecord> msgs, impl_->db->Messages(id));
   std::vector<std::pair<std::string, std::string>> out;
@@ -68,8 +77,12 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> Service::Transcript(
   return out;
 }
 
-std::optional<ServiceError> Service::DeleteSession(const std::string& id) {
+std::optional<ServiceError> Service::DeleteSession(const std::string& id,
+                                                   const SessionScope& scope) {
   Impl& d = *impl_;
+  if (scope && !Session(id, scope)) {
+    return MakeError(ErrorKind::kNotFound, fmt::format("no session '{}'", id));
+  }
   bool existed = false;
   {
     std::lock_guard<std::mutex> lock(d.workers_mu);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/http_server.h"
 #include "api/runtime.h"
@@ -19,7 +20,7 @@ namespace dormouse::testing {
 class InProcessServer {
  public:
   // `options` gets a fresh data dir and the shared models unless they are set.
-  explicit InProcessServer(RuntimeOptions options, std::string api_key = "") {
+  explicit InProcessServer(RuntimeOptions options, std::vector<std::string> api_keys = {}) {
     namespace fs = std::filesystem;
     std::string tmpl = (fs::temp_directory_path() / "dormouse-inproc-XXXXXX").string();
     dir_ = mkdtemp(tmpl.data()) ? tmpl : "";
@@ -36,7 +37,7 @@ class InProcessServer {
     ctx_.probe = &rt_->probe();
     api::HttpOptions ho;
     ho.port = 0;
-    ho.api_key = std::move(api_key);
+    ho.api_keys = std::move(api_keys);
     ho.threads = 8;
     server_ = std::make_unique<api::HttpServer>(ho, &ctx_);
     port_ = server_->Bind().value();
