@@ -48,8 +48,39 @@ void Service::Impl::Count(const std::function<void(ServiceMetrics&)>& f) {
   f(metrics);
 }
 
+void Worker::Publish() {
+  auto view = std::make_shared<LiveView>();
+  for (const Slot& s : slots) {
+    if (!s.session_id.empty()) {
+      view->push_back({s.session_id, s.owner, static_cast<int64_t>(s.tokens.size())});
+    }
+  }
+  std::lock_guard<std::mutex> lock(published_mu);
+  published = std::move(view);
+}
+
+std::shared_ptr<const LiveView> Worker::Published() const {
+  std::lock_guard<std::mutex> lock(published_mu);
+  return published;
+}
+
+bool Service::Impl::Forgotten(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(forgotten_mu);
+  return forgotten.count(id) > 0;
+}
+
+void Service::Impl::DropForgotten(Worker& w) {
+  for (Slot& s : w.slots) {
+    if (!s.session_id.empty() && Forgotten(s.session_id)) {
+      s.session_id.clear();
+      s.unsaved = false;
+    }
+  }
+}
+
 void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
   if (!s.unsaved || !s.ctx || s.session_id.empty() || s.tokens.empty()) return;
+  if (Forgotten(s.session_id)) return;  // deleted meanwhile: nothing to keep
   std::string extra = EncodeSessionExtra({"", s.text, 0});
   StatusOr<SnapshotSaveResult> r =
       snapshots->Save(s.session_id, lm.fingerprint, *s.ctx, s.tokens, extra, options.snapshots);
@@ -141,6 +172,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::RunCaught(Worker& w,
     if (w.active_slot >= 0 && w.active_slot < static_cast<int>(w.slots.size())) {
       w.slots[w.active_slot] = Slot{};
     }
+    w.Publish();
   }
   return MakeError(ErrorKind::kInternal, fmt::format("internal error: {}", what));
 }
@@ -184,12 +216,14 @@ void Service::OnEject(const std::string& model, ModelHandle& handle, Reason reas
   if (w == nullptr) return;
   const LoadedModel& lm = *static_cast<LoadedModelHandle&>(handle).model;
   std::lock_guard<std::mutex> lock(w->slots_mu);
+  d.DropForgotten(*w);
   for (Slot& s : w->slots) {
     d.SaveSlot(s, lm);
     s = Slot{};  // frees the context and its KV cache
   }
   w->slots.clear();
   w->bound = nullptr;
+  w->Publish();
 }
 
 std::variant<EjectReport, ServiceError> Service::Unload(const std::string& model, EjectLevel level,

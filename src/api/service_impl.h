@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "api/service.h"
@@ -37,6 +38,13 @@ struct IndexedSnapshot {
   std::string owner;
 };
 
+// A live session as the worker last published it.
+struct LiveSession {
+  std::string id, owner;
+  int64_t n_tokens = 0;
+};
+using LiveView = std::vector<LiveSession>;
+
 struct Job {
   const CompletionRequest* request = nullptr;
   const PieceSink* sink = nullptr;
@@ -57,10 +65,18 @@ struct Worker {
   bool stop = false;
   Job* running = nullptr;  // guarded by queue_mu
 
+  // The worker thread owns the slots: it takes slots_mu only against the eject hook
+  // (which runs when no request holds the model). Request threads read `published`.
   std::mutex slots_mu;                 // never held while acquiring or ejecting the model
   const LoadedModel* bound = nullptr;  // the loaded instance the slots' contexts use
   std::vector<Slot> slots;
   int active_slot = -1;  // the slot the running request uses (worker thread only)
+
+  // An immutable copy of the slots' sessions, replaced (never changed) by Publish().
+  mutable std::mutex published_mu;  // guards the pointer only, held for a copy of it
+  std::shared_ptr<const LiveView> published = std::make_shared<const LiveView>();
+  void Publish();  // caller holds slots_mu
+  std::shared_ptr<const LiveView> Published() const;
 };
 
 struct Service::Impl {
@@ -78,6 +94,14 @@ struct Service::Impl {
 
   mutable std::mutex index_mu;
   std::map<std::string, IndexedSnapshot> index;  // snapshot key (session id) -> tokens, text
+
+  // Sessions deleted by request threads; the worker drops their slots and never saves
+  // them again (it owns the slots, so deletion is a message, not a lock).
+  mutable std::mutex forgotten_mu;
+  std::set<std::string> forgotten;
+  bool Forgotten(const std::string& id) const;
+  void DropForgotten(Worker& w);  // worker thread, slots_mu held
+  std::vector<std::pair<std::string, std::shared_ptr<const LiveView>>> LiveViews() const;
 
   mutable std::mutex metrics_mu;
   ServiceMetrics metrics;

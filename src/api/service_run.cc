@@ -154,6 +154,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
     w.bound = &lm;
     r.load_seconds = lm.load_seconds;
   }
+  DropForgotten(w);
   // 1. The prompt text.
   std::string text = req.prompt;
   std::string bos = tok.bos() >= 0 ? tok.TokenText(tok.bos()) : "";
@@ -240,7 +241,10 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
       continuing && !req.chat && req.prompt.starts_with(s.text) ? s.text.size() : 0;
   StatusOr<int64_t> prefilled = Prefill(s, plan.tokens, text, &r);
   if (!prefilled.ok()) return Err(ErrorKind::kInternal, prefilled.status().message());
-  return Generate(s, lm, req, sink, *lease, std::move(r), known);
+  w.Publish();  // listings show the session while it generates
+  auto out = Generate(s, lm, req, sink, *lease, std::move(r), known);
+  w.Publish();
+  return out;
 }
 
 // Gives `to` the first `n` cached positions of `from`, which stays as it is. On failure

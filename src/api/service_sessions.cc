@@ -6,6 +6,15 @@
 
 namespace dormouse {
 
+// Every worker's published slots (a pointer copy each; no slot is locked).
+std::vector<std::pair<std::string, std::shared_ptr<const LiveView>>> Service::Impl::LiveViews()
+    const {
+  std::vector<std::pair<std::string, std::shared_ptr<const LiveView>>> out;
+  std::lock_guard<std::mutex> lock(workers_mu);
+  for (const auto& [model, w] : workers) out.emplace_back(model, w->Published());
+  return out;
+}
+
 std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
   Impl& d = *impl_;
   std::map<std::string, SessionInfo> by_id;
@@ -36,16 +45,14 @@ std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
       i.owner = it->second.owner;
     }
   }
-  std::lock_guard<std::mutex> lock(d.workers_mu);
-  for (const auto& [model, w] : d.workers) {
-    std::lock_guard<std::mutex> slots_lock(w->slots_mu);
-    for (const Slot& s : w->slots) {
-      if (s.session_id.empty()) continue;
-      SessionInfo& i = by_id[s.session_id];
-      i.id = s.session_id;
+  for (const auto& [model, view] : d.LiveViews()) {
+    for (const LiveSession& s : *view) {
+      if (d.Forgotten(s.id)) continue;
+      SessionInfo& i = by_id[s.id];
+      i.id = s.id;
       i.model = model;
       i.state = "live";
-      i.n_tokens = static_cast<int64_t>(s.tokens.size());
+      i.n_tokens = s.n_tokens;
       i.owner = s.owner;
     }
   }
@@ -84,17 +91,13 @@ std::optional<ServiceError> Service::DeleteSession(const std::string& id,
     return MakeError(ErrorKind::kNotFound, fmt::format("no session '{}'", id));
   }
   bool existed = false;
-  {
-    std::lock_guard<std::mutex> lock(d.workers_mu);
-    for (const auto& [model, w] : d.workers) {
-      std::lock_guard<std::mutex> slots_lock(w->slots_mu);
-      for (Slot& s : w->slots) {
-        if (s.session_id != id) continue;
-        s.session_id.clear();
-        s.unsaved = false;
-        existed = true;
-      }
-    }
+  bool first_delete = false;
+  {  // the workers drop its slots before their next request (or eject) and never save it
+    std::lock_guard<std::mutex> lock(d.forgotten_mu);
+    first_delete = d.forgotten.insert(id).second;
+  }
+  for (const auto& [model, view] : d.LiveViews()) {
+    for (const LiveSession& s : *view) existed |= first_delete && s.id == id;
   }
   {
     std::lock_guard<std::mutex> lock(d.index_mu);
