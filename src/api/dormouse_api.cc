@@ -199,11 +199,12 @@ void HandleEject(ApiContext& ctx, httplib::Response& res, const json& body) {
 
 void HandleSession(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
-  std::optional<SessionInfo> s = ctx.service->Session(id);
+  const SessionScope scope = ScopeOf(ctx, req);
+  std::optional<SessionInfo> s = ctx.service->Session(id, scope);
   if (!s) return SendError(res, ErrorShape::kOllama, {404, "no session '" + id + "'", "id"});
   json j = SessionJson(*s);
   json messages = json::array();
-  auto t = ctx.service->Transcript(id);
+  auto t = ctx.service->Transcript(id, scope);
   if (t.ok()) {
     for (const auto& [role, content] : *t)
       messages.push_back({{"role", role}, {"content", content}});
@@ -228,9 +229,11 @@ void RegisterDormouseRoutes(Router& router, ApiContext& ctx) {
               [c](const httplib::Request&, httplib::Response& res, const json& body) {
                 HandleEject(*c, res, body);
               });
-  router.Get("/api/sessions", shape, [c](const httplib::Request&, httplib::Response& res) {
+  router.Get("/api/sessions", shape, [c](const httplib::Request& req, httplib::Response& res) {
     json list = json::array();
-    for (const SessionInfo& s : c->service->Sessions()) list.push_back(SessionJson(s));
+    for (const SessionInfo& s : c->service->Sessions(ScopeOf(*c, req))) {
+      list.push_back(SessionJson(s));
+    }
     SendJson(res, {{"sessions", list}});
   });
   router.Get(
@@ -239,7 +242,7 @@ void RegisterDormouseRoutes(Router& router, ApiContext& ctx) {
   router.Delete(R"(/api/sessions/([A-Za-z0-9_-]{1,64}))", shape,
                 [c](const httplib::Request& req, httplib::Response& res) {
                   const std::string id = req.matches[1];
-                  if (auto e = c->service->DeleteSession(id)) {
+                  if (auto e = c->service->DeleteSession(id, ScopeOf(*c, req))) {
                     return SendError(res, ErrorShape::kOllama, FromServiceError(*e));
                   }
                   SendJson(res, {{"deleted", id}});

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/sha256.h"
+
 namespace dormouse::api {
 
 using nlohmann::json;
@@ -59,6 +61,14 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   unsigned char diff = 0;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
+}
+
+// The key of 'Authorization: Bearer KEY', or "".
+std::string BearerToken(const httplib::Request& req) {
+  const std::string auth = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  if (auth.size() <= prefix.size() || auth.compare(0, prefix.size(), prefix) != 0) return "";
+  return auth.substr(prefix.size());
 }
 
 }  // namespace
@@ -138,12 +148,19 @@ bool ClientGone(int fd) {
 CompletionRun::CompletionRun(Service* service, CompletionRequest request, int connection_fd)
     : request_(std::move(request)), fd_(connection_fd) {
   thread_ = std::thread([this, service] {
-    auto result = service->Complete(request_, [this](std::string_view piece) {
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_.append(piece);
-      cv_.notify_one();
-      return !request_.cancelled->load();
-    });
+    std::variant<CompletionResult, ServiceError> result;
+    try {  // this thread's top level: a throw becomes the request's 500, not a terminate
+      result = service->Complete(request_, [this](std::string_view piece) {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_.append(piece);
+        cv_.notify_one();
+        return !request_.cancelled->load();
+      });
+    } catch (const std::exception& ex) {
+      result = ServiceError{ErrorKind::kInternal, fmt::format("internal error: {}", ex.what())};
+    } catch (...) {
+      result = ServiceError{ErrorKind::kInternal, "internal error: unknown exception"};
+    }
     std::lock_guard<std::mutex> lock(mu_);
     outcome_ = std::move(result);
     done_ = true;
@@ -207,15 +224,19 @@ bool CompletionRun::Pump(std::string text, const std::function<bool(const std::s
 
 // ---- Router ----
 
+SessionScope ScopeOf(const ApiContext& ctx, const httplib::Request& req) {
+  if (!ctx.scoped_sessions) return std::nullopt;
+  return Sha256Hex(BearerToken(req));
+}
+
 bool Router::Authorized(const httplib::Request& req, httplib::Response& res,
                         ErrorShape shape) const {
-  if (key_.empty()) return true;
+  if (keys_.empty()) return true;
   const std::string auth = req.get_header_value("Authorization");
-  const std::string prefix = "Bearer ";
-  if (auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
-      ConstantTimeEquals(auth.substr(prefix.size()), key_)) {
-    return true;
-  }
+  const std::string token = BearerToken(req);
+  bool match = false;
+  for (const std::string& key : keys_) match |= !token.empty() && ConstantTimeEquals(token, key);
+  if (match) return true;
   ApiError e{401,
              auth.empty() ? "missing API key: send the header 'Authorization: Bearer <key>'"
                           : "invalid API key",
@@ -264,7 +285,8 @@ HttpServer::HttpServer(HttpOptions options, ApiContext* ctx)
   // Idle keep-alive connections hold an HTTP thread, and shutdown waits for them: short.
   s.set_keep_alive_timeout(2);
   InstallErrorHandlers();
-  router_ = std::make_unique<Router>(&s, options_.api_key);
+  ctx_->scoped_sessions = !options_.api_keys.empty();
+  router_ = std::make_unique<Router>(&s, options_.api_keys);
   RegisterOpenAiRoutes(*router_, *ctx_);
   RegisterOllamaRoutes(*router_, *ctx_);
   RegisterDormouseRoutes(*router_, *ctx_);

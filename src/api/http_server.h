@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include "api/json_params.h"
 #include "api/service.h"
@@ -54,7 +55,12 @@ struct ApiContext {
   PullEndpoints pull_endpoints;
   Limits limits;
   std::atomic<bool> stopping{false};  // /health answers 503 once set
+  bool scoped_sessions = false;       // API keys are set: sessions belong to a key
 };
+
+// The session scope of an (authorized) request: the SHA-256 hex of its bearer key when
+// the server has API keys, nullopt (everything) when it has none.
+SessionScope ScopeOf(const ApiContext& ctx, const httplib::Request& req);
 
 // OpenAI nests the error ({"error": {"message", "type", "param", "code"}}); Ollama and
 // the dormouse API use {"error": "message"}.
@@ -115,8 +121,8 @@ class Router {
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   using JsonHandler =
       std::function<void(const httplib::Request&, httplib::Response&, const nlohmann::json&)>;
-  Router(httplib::Server* server, std::string api_key)
-      : server_(server), key_(std::move(api_key)) {}
+  Router(httplib::Server* server, std::vector<std::string> api_keys)
+      : server_(server), keys_(std::move(api_keys)) {}
 
   void Get(const std::string& pattern, ErrorShape shape, Handler h, bool open = false);
   void Delete(const std::string& pattern, ErrorShape shape, Handler h);
@@ -128,13 +134,15 @@ class Router {
 
  private:
   httplib::Server* server_;
-  std::string key_;
+  std::vector<std::string> keys_;  // any one of them passes; none: the API is open
 };
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 11435;  // 0: any free port
-  std::string api_key;
+  // Clients send one of these as 'Authorization: Bearer KEY'; each key sees only the
+  // sessions it created. Empty: no check.
+  std::vector<std::string> api_keys;
   size_t max_body_bytes = 8u << 20;
   int timeout_seconds = 30;  // per read and per write: a stalled client is dropped
   int threads = 32;          // HTTP threads (connections served at once)

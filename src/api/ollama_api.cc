@@ -432,6 +432,7 @@ void HandleCompletion(ApiContext& ctx, ModelCatalog& catalog, const httplib::Req
   auto st = std::make_shared<NdjsonStream>();
   st->model = o.request.model;
   st->chat = chat;
+  o.request.owner = ScopeOf(ctx, req);
   st->run =
       std::make_shared<CompletionRun>(ctx.service, std::move(o.request), FindConnectionFd(req));
   auto ev = o.stream ? st->run->Wait(&st->first_text) : st->run->Finish();

@@ -312,6 +312,7 @@ void HandleCompletion(ApiContext& ctx, const httplib::Request& req, httplib::Res
   auto st = std::make_shared<SseStream>();
   st->id = NewOpenAiResponseId(o.request.model, chat);
   st->include_usage = o.include_usage;
+  o.request.owner = ScopeOf(ctx, req);
   st->run =
       std::make_shared<CompletionRun>(ctx.service, std::move(o.request), FindConnectionFd(req));
   // Wait for the first text (streaming) or the end, so errors get their status code.

@@ -18,6 +18,7 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   lo.more_models = o.more_models;
   lo.context = o.context;
   lo.contexts_per_model = o.contexts_per_model;
+  lo.before_load = o.before_load;
   // Sessions evaluate on their worker's own pool; the loader needs none.
   rt->loader_ = std::make_unique<GgufModelLoader>(lo, nullptr, rt->db_.get());
   ModelManager::Options mo;
@@ -30,6 +31,7 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   so.max_queue = o.max_queue;
   so.context = o.context;
   so.snapshots.compress = o.compress_snapshots;
+  so.hooks = o.hooks;
   rt->service_ = std::make_unique<Service>(so, rt->loader_.get(), rt->manager_.get(), rt->db_.get(),
                                            rt->snapshots_.get());
   Service* service = rt->service_.get();

@@ -35,6 +35,9 @@ struct RuntimeOptions {
   uint64_t snapshot_budget = 0;  // bytes of snapshots on disk; 0 = unlimited
   bool compress_snapshots = false;
   bool start_timer = true;  // keep-alive and pressure checks every 200 ms
+  // Tests: fault injection and holding points (see ServiceHooks, GgufModelLoader::Options).
+  ServiceHooks hooks;
+  std::function<void(const std::string& model)> before_load;
 };
 
 class Runtime {

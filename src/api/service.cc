@@ -32,8 +32,15 @@ void Service::Impl::LoadIndex() {
       continue;
     }
     StatusOr<SessionExtra> e = DecodeSessionExtra(h->extra);
-    index[info.key] = {h->fingerprint, std::move(h->tokens), e.ok() ? e->text : ""};
+    index[info.key] = {h->fingerprint, std::move(h->tokens), e.ok() ? e->text : "",
+                       OwnerOf(info.key)};
   }
+}
+
+std::string Service::Impl::OwnerOf(const std::string& id) {
+  std::lock_guard<std::mutex> lock(db_mu);
+  StatusOr<std::optional<SessionRecord>> rec = db->GetSession(id);
+  return rec.ok() && rec->has_value() ? (*rec)->owner : "";
 }
 
 void Service::Impl::Count(const std::function<void(ServiceMetrics&)>& f) {
@@ -41,8 +48,39 @@ void Service::Impl::Count(const std::function<void(ServiceMetrics&)>& f) {
   f(metrics);
 }
 
+void Worker::Publish() {
+  auto view = std::make_shared<LiveView>();
+  for (const Slot& s : slots) {
+    if (!s.session_id.empty()) {
+      view->push_back({s.session_id, s.owner, static_cast<int64_t>(s.tokens.size())});
+    }
+  }
+  std::lock_guard<std::mutex> lock(published_mu);
+  published = std::move(view);
+}
+
+std::shared_ptr<const LiveView> Worker::Published() const {
+  std::lock_guard<std::mutex> lock(published_mu);
+  return published;
+}
+
+bool Service::Impl::Forgotten(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(forgotten_mu);
+  return forgotten.count(id) > 0;
+}
+
+void Service::Impl::DropForgotten(Worker& w) {
+  for (Slot& s : w.slots) {
+    if (!s.session_id.empty() && Forgotten(s.session_id)) {
+      s.session_id.clear();
+      s.unsaved = false;
+    }
+  }
+}
+
 void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
   if (!s.unsaved || !s.ctx || s.session_id.empty() || s.tokens.empty()) return;
+  if (Forgotten(s.session_id)) return;  // deleted meanwhile: nothing to keep
   std::string extra = EncodeSessionExtra({"", s.text, 0});
   StatusOr<SnapshotSaveResult> r =
       snapshots->Save(s.session_id, lm.fingerprint, *s.ctx, s.tokens, extra, options.snapshots);
@@ -54,7 +92,7 @@ void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
   s.unsaved = false;
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    index[s.session_id] = {lm.fingerprint, s.tokens, s.text};
+    index[s.session_id] = {lm.fingerprint, s.tokens, s.text, s.owner};
     for (const std::string& gone : r->evicted) index.erase(gone);
   }
   Count([&](ServiceMetrics& m) {
@@ -91,11 +129,7 @@ void Service::Impl::WorkerLoop(Worker* w) {
       w->queue.pop_front();
       w->running = job;
     }
-    // A client that left while its request waited gets nothing computed for it.
-    auto result = job->request->cancelled->load()
-                      ? std::variant<CompletionResult, ServiceError>(
-                            MakeError(ErrorKind::kBadRequest, "the client went away"))
-                      : Run(*w, *job->request, *job->sink);
+    auto result = RunCaught(*w, *job);
     if (job->request->cancelled->load()) Count([](ServiceMetrics& m) { m.requests_cancelled++; });
     if (auto* r = std::get_if<CompletionResult>(&result)) {
       r->total_seconds =
@@ -112,6 +146,35 @@ void Service::Impl::WorkerLoop(Worker* w) {
     job->done = true;
     job->cv.notify_all();
   }
+}
+
+// The worker's top level: whatever a request throws (bad_alloc in a load or a
+// generation) fails that request with a 500 naming the cause, and the worker goes on.
+// The slot it ran on may no longer mirror its cache, so it is dropped; the session's
+// transcript and last snapshot stay.
+std::variant<CompletionResult, ServiceError> Service::Impl::RunCaught(Worker& w, Job& job) {
+  w.active_slot = -1;
+  std::string what;
+  try {
+    // A client that left while its request waited gets nothing computed for it.
+    if (job.request->cancelled->load()) {
+      return MakeError(ErrorKind::kBadRequest, "the client went away");
+    }
+    return Run(w, *job.request, *job.sink);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+    what = "unknown exception";
+  }
+  std::cerr << "error: request to model '" << w.model << "' failed: " << what << "\n";
+  {
+    std::lock_guard<std::mutex> lock(w.slots_mu);
+    if (w.active_slot >= 0 && w.active_slot < static_cast<int>(w.slots.size())) {
+      w.slots[w.active_slot] = Slot{};
+    }
+    w.Publish();
+  }
+  return MakeError(ErrorKind::kInternal, fmt::format("internal error: {}", what));
 }
 
 std::variant<CompletionResult, ServiceError> Service::Complete(const CompletionRequest& request,
@@ -153,12 +216,14 @@ void Service::OnEject(const std::string& model, ModelHandle& handle, Reason reas
   if (w == nullptr) return;
   const LoadedModel& lm = *static_cast<LoadedModelHandle&>(handle).model;
   std::lock_guard<std::mutex> lock(w->slots_mu);
+  d.DropForgotten(*w);
   for (Slot& s : w->slots) {
     d.SaveSlot(s, lm);
     s = Slot{};  // frees the context and its KV cache
   }
   w->slots.clear();
   w->bound = nullptr;
+  w->Publish();
 }
 
 std::variant<EjectReport, ServiceError> Service::Unload(const std::string& model, EjectLevel level,

@@ -62,6 +62,9 @@ struct CompletionRequest {
   SamplerParams sampling;
   std::vector<std::string> stop;
   KeepAlive keep_alive = KeepAlive::Default();
+  // Who may see and continue the conversation: the SHA-256 hex of the client's API key
+  // when the server has keys (nullopt when it has none: every session is everyone's).
+  std::optional<std::string> owner;
   // Set by the adapter when the client went away; generation stops at the next token.
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
@@ -85,12 +88,19 @@ struct CompletionResult {
 // Called on the worker thread with each new piece of text; returning false cancels.
 using PieceSink = std::function<bool(std::string_view piece)>;
 
+// Test hooks, called on the model's worker thread; empty in production. A hook may block
+// (to hold a request at a known point) or throw (to inject a failure such as bad_alloc).
+struct ServiceHooks {
+  std::function<void(const CompletionRequest&)> on_piece;  // before a piece reaches the sink
+};
+
 struct ServiceOptions {
   int threads = 0;                 // compute threads per loaded model; 0 = every core
   int64_t contexts_per_model = 4;  // live slots per model
   int64_t max_queue = 16;          // waiting requests per model before 429
   ContextParams context;           // of every slot
   SnapshotWriteOptions snapshots;
+  ServiceHooks hooks;
 };
 
 struct SessionInfo {
@@ -101,7 +111,12 @@ struct SessionInfo {
   uint64_t snapshot_bytes = 0;
   double updated_at = 0;
   int64_t n_messages = 0;
+  std::string owner;  // see CompletionRequest::owner; never shown to clients
 };
+
+// Which sessions a caller sees: nullopt, all of them (no API keys); else those whose
+// owner is this key hash.
+using SessionScope = std::optional<std::string>;
 
 // A Prometheus-style latency histogram: fixed bounds, cumulative counts that only grow.
 struct LatencyHistogram {
@@ -145,14 +160,17 @@ class Service {
                                                  bool force);
 
   std::vector<std::string> ModelNames() const;
-  std::vector<SessionInfo> Sessions() const;
-  std::optional<SessionInfo> Session(const std::string& id) const;
+  // Sessions visible in `scope`; one outside it is reported as absent.
+  std::vector<SessionInfo> Sessions(const SessionScope& scope = std::nullopt) const;
+  std::optional<SessionInfo> Session(const std::string& id,
+                                     const SessionScope& scope = std::nullopt) const;
   // Messages of a session's transcript, oldest first.
   StatusOr<std::vector<std::pair<std::string, std::string>>> Transcript(
-      const std::string& id) const;
+      const std::string& id, const SessionScope& scope = std::nullopt) const;
   // Forgets the session everywhere (live context, snapshot, transcript); NotFound-kind
   // error when there is no such session.
-  std::optional<ServiceError> DeleteSession(const std::string& id);
+  std::optional<ServiceError> DeleteSession(const std::string& id,
+                                            const SessionScope& scope = std::nullopt);
   ServiceMetrics Metrics() const;
 
   // Stops accepting requests, finishes or checkpoints in-flight ones, saves every live

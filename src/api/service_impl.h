@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "api/service.h"
@@ -20,6 +21,7 @@ namespace dormouse {
 struct Slot {
   std::unique_ptr<InferenceContext> ctx;  // null until first used, and after an eject
   std::string session_id;                 // empty: free
+  std::string owner;                      // of the session (SessionRecord::owner)
   std::vector<int32_t> tokens;            // what the KV cache holds
   std::string text;                       // the exact text `tokens` spell ("" if unknown)
   bool unsaved = false;
@@ -33,7 +35,15 @@ struct IndexedSnapshot {
   ModelFingerprint fingerprint;
   std::vector<int32_t> tokens;
   std::string text;
+  std::string owner;
 };
+
+// A live session as the worker last published it.
+struct LiveSession {
+  std::string id, owner;
+  int64_t n_tokens = 0;
+};
+using LiveView = std::vector<LiveSession>;
 
 struct Job {
   const CompletionRequest* request = nullptr;
@@ -55,9 +65,18 @@ struct Worker {
   bool stop = false;
   Job* running = nullptr;  // guarded by queue_mu
 
+  // The worker thread owns the slots: it takes slots_mu only against the eject hook
+  // (which runs when no request holds the model). Request threads read `published`.
   std::mutex slots_mu;                 // never held while acquiring or ejecting the model
   const LoadedModel* bound = nullptr;  // the loaded instance the slots' contexts use
   std::vector<Slot> slots;
+  int active_slot = -1;  // the slot the running request uses (worker thread only)
+
+  // An immutable copy of the slots' sessions, replaced (never changed) by Publish().
+  mutable std::mutex published_mu;  // guards the pointer only, held for a copy of it
+  std::shared_ptr<const LiveView> published = std::make_shared<const LiveView>();
+  void Publish();  // caller holds slots_mu
+  std::shared_ptr<const LiveView> Published() const;
 };
 
 struct Service::Impl {
@@ -76,16 +95,26 @@ struct Service::Impl {
   mutable std::mutex index_mu;
   std::map<std::string, IndexedSnapshot> index;  // snapshot key (session id) -> tokens, text
 
+  // Sessions deleted by request threads; the worker drops their slots and never saves
+  // them again (it owns the slots, so deletion is a message, not a lock).
+  mutable std::mutex forgotten_mu;
+  std::set<std::string> forgotten;
+  bool Forgotten(const std::string& id) const;
+  void DropForgotten(Worker& w);  // worker thread, slots_mu held
+  std::vector<std::pair<std::string, std::shared_ptr<const LiveView>>> LiveViews() const;
+
   mutable std::mutex metrics_mu;
   ServiceMetrics metrics;
 
   Worker* WorkerFor(const std::string& model);  // nullptr while shutting down
   void WorkerLoop(Worker* w);
+  std::variant<CompletionResult, ServiceError> RunCaught(Worker& w, Job& job);
   std::variant<CompletionResult, ServiceError> Run(Worker& w, const CompletionRequest& req,
                                                    const PieceSink& sink);
   // Saves the slot's conversation if it changed since the last save.
   void SaveSlot(Slot& s, const LoadedModel& lm);
-  int PickSlot(Worker& w, const LoadedModel& lm);
+  int PickSlot(Worker& w, const LoadedModel& lm, int keep);
+  void ForkSlot(const Slot& from, Slot& to, size_t n);
   void StartSession(Slot& s, const CompletionRequest& req);
   StatusOr<int64_t> Prefill(Slot& s, const std::vector<int32_t>& tokens, const std::string& text,
                             CompletionResult* r);
@@ -97,6 +126,8 @@ struct Service::Impl {
   void Record(Slot& s, const CompletionRequest& req, const std::string& reply, size_t prompt_known);
   void Count(const std::function<void(ServiceMetrics&)>& f);
   void LoadIndex();
+  // The session's owner from its transcript ("" when unknown). Takes db_mu.
+  std::string OwnerOf(const std::string& id);
 };
 
 // Reads "<kind>: message" style errors into the adapters' categories.

@@ -13,7 +13,7 @@ namespace dormouse {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-constexpr size_t kMinUsefulReuse = 64;  // below this a diverging match is not worth a slot
+constexpr size_t kMinUsefulReuse = 64;  // below this a diverging snapshot is not worth a read
 
 double Since(SteadyClock::time_point t0) {
   return std::chrono::duration<double>(SteadyClock::now() - t0).count();
@@ -68,13 +68,19 @@ Plan MakePlan(const std::vector<Candidate>& cands, const Tokenizer& tok, const s
         best = &c;
       }
     }
-    // Continuing: the whole cached conversation matches, or all of it but the last reply
-    // (clients that resend their prompt without the completion they got).
+    // Continuing: the whole cached conversation matches, or a longer prompt matches all
+    // of it but the last reply (clients that resend the conversation with the reply they
+    // got spelled differently). The same prompt again is another conversation (another
+    // client, or a regenerate): it forks, reusing the rows, with its own session.
     if (best != nullptr) {
       p.extends = p.reuse == best->tokens->size() ||
-                  (best->prompt_tokens > 0 && p.reuse >= best->prompt_tokens);
+                  (best->prompt_tokens > 0 && p.reuse >= best->prompt_tokens &&
+                   p.tokens.size() > best->prompt_tokens);
     }
-    if (best != nullptr && !p.extends && p.reuse < kMinUsefulReuse) best = nullptr;
+    // Forking a live slot costs a copy of rows; a snapshot costs a read from disk.
+    if (best != nullptr && !p.extends && best->slot < 0 && p.reuse < kMinUsefulReuse) {
+      best = nullptr;
+    }
   }
   if (best != nullptr) {
     p.slot = best->slot;
@@ -92,30 +98,37 @@ ServiceError Err(ErrorKind kind, std::string message) {
 
 }  // namespace
 
-// A free slot, or the least recently used one (its conversation saved first).
-int Service::Impl::PickSlot(Worker& w, const LoadedModel& lm) {
-  int best = 0;
+// A free slot, or the least recently used one (its conversation saved first); not
+// `keep` unless it is the only slot.
+int Service::Impl::PickSlot(Worker& w, const LoadedModel& lm, int keep) {
+  int best = -1;
   for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
+    if (i == keep) continue;
     if (w.slots[i].session_id.empty()) return i;
-    if (w.slots[i].last_used < w.slots[best].last_used) best = i;
+    if (best < 0 || w.slots[i].last_used < w.slots[best].last_used) best = i;
   }
+  if (best < 0) best = keep >= 0 ? keep : 0;
   SaveSlot(w.slots[best], lm);
   w.slots[best].session_id.clear();
   return best;
 }
 
-// Live slots, then snapshots of this exact model that are not live (caller holds index_mu).
+// Live slots, then snapshots of this exact model that are not live (caller holds index_mu);
+// with API keys, only the caller's own conversations.
 static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnapshot>& index,
-                                         Worker& w, const LoadedModel& lm) {
+                                         Worker& w, const LoadedModel& lm,
+                                         const SessionScope& owner) {
   std::vector<Candidate> out;
   std::set<std::string> live;
   for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
     const Slot& s = w.slots[i];
     if (s.session_id.empty() || s.tokens.empty()) continue;
-    out.push_back({i, s.session_id, &s.tokens, &s.text, s.prompt_tokens});
     live.insert(s.session_id);
+    if (owner && s.owner != *owner) continue;
+    out.push_back({i, s.session_id, &s.tokens, &s.text, s.prompt_tokens});
   }
   for (const auto& [key, snap] : index) {
+    if (owner && snap.owner != *owner) continue;
     if (live.count(key) == 0 && snap.fingerprint == lm.fingerprint) {
       out.push_back({-1, key, &snap.tokens, &snap.text});
     }
@@ -141,6 +154,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
     w.bound = &lm;
     r.load_seconds = lm.load_seconds;
   }
+  DropForgotten(w);
   // 1. The prompt text.
   std::string text = req.prompt;
   std::string bos = tok.bos() >= 0 ? tok.TokenText(tok.bos()) : "";
@@ -158,7 +172,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   Plan plan;
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    plan = MakePlan(Candidates(index, w, lm), tok, text, add_bos);
+    plan = MakePlan(Candidates(index, w, lm, req.owner), tok, text, add_bos);
   }
   const int64_t n_ctx = options.context.n_ctx > 0
                             ? options.context.n_ctx
@@ -169,9 +183,12 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
                fmt::format("the prompt has {} tokens; the context of model '{}' holds {}",
                            plan.tokens.size(), req.model, n_ctx));
   }
-  // 3. The slot: continue a live one, or take one (restoring a snapshot into it).
-  const int si = plan.slot >= 0 ? plan.slot : PickSlot(w, lm);
+  // 3. The slot: continue a live one, fork a live one into another slot, or take one
+  // (restoring a snapshot into it).
+  const bool fork = plan.slot >= 0 && !plan.extends;
+  const int si = plan.slot >= 0 && !fork ? plan.slot : PickSlot(w, lm, plan.slot);
   Slot& s = w.slots[si];
+  w.active_slot = si;
   if (!s.ctx) {
     StatusOr<InferenceContext> ctx =
         InferenceContext::CreateOrError(*lm.model, options.context, w.pool.get());
@@ -179,14 +196,22 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
     s.ctx = std::make_unique<InferenceContext>(std::move(ctx).value());
     s.tokens.clear();
   }
+  if (fork && si != plan.slot) ForkSlot(w.slots[plan.slot], s, plan.reuse);
   if (!plan.snapshot.empty()) {
     const auto t0 = SteadyClock::now();
+    std::string index_owner;
+    {
+      std::lock_guard<std::mutex> lock(index_mu);
+      auto it = index.find(plan.snapshot);
+      if (it != index.end()) index_owner = it->second.owner;
+    }
     StatusOr<SnapshotHeader> h = snapshots->Restore(plan.snapshot, lm.fingerprint, *s.ctx);
     StatusOr<SessionExtra> extra = h.ok() ? DecodeSessionExtra(h->extra) : h.status();
     if (h.ok() && extra.ok()) {
       s.tokens = std::move(h->tokens);
       s.text = std::move(extra->text);
       s.session_id = plan.snapshot;
+      s.owner = index_owner;
       s.unsaved = false;
       s.n_messages = 0;
       std::lock_guard<std::mutex> lock(db_mu);
@@ -207,7 +232,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
       plan.extends = false;
     }
   }
-  if (plan.slot >= 0 && !plan.extends) SaveSlot(s, lm);  // a fork: keep the old branch
+  if (fork && si == plan.slot) SaveSlot(s, lm);  // a fork in place: keep the old branch
   if (req.cancelled->load()) return Err(ErrorKind::kBadRequest, "the client went away");
   const bool continuing = plan.extends && !s.session_id.empty();
   if (!continuing) StartSession(s, req);
@@ -216,14 +241,35 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
       continuing && !req.chat && req.prompt.starts_with(s.text) ? s.text.size() : 0;
   StatusOr<int64_t> prefilled = Prefill(s, plan.tokens, text, &r);
   if (!prefilled.ok()) return Err(ErrorKind::kInternal, prefilled.status().message());
-  return Generate(s, lm, req, sink, *lease, std::move(r), known);
+  w.Publish();  // listings show the session while it generates
+  auto out = Generate(s, lm, req, sink, *lease, std::move(r), known);
+  w.Publish();
+  return out;
+}
+
+// Gives `to` the first `n` cached positions of `from`, which stays as it is. On failure
+// `to` is left empty and the prompt is prefilled from scratch.
+void Service::Impl::ForkSlot(const Slot& from, Slot& to, size_t n) {
+  n = std::min(n, from.tokens.size());
+  to.session_id.clear();
+  to.text.clear();
+  to.unsaved = false;
+  if (Status st = CopyCachedRows(*from.ctx, *to.ctx, static_cast<int64_t>(n)); !st.ok()) {
+    std::cerr << "warning: fork of session " << from.session_id << ": " << st.message() << "\n";
+    to.ctx->Truncate(0);
+    to.tokens.clear();
+    return;
+  }
+  to.tokens.assign(from.tokens.begin(), from.tokens.begin() + static_cast<ptrdiff_t>(n));
 }
 
 void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
   s.session_id = NewSessionId();
+  s.owner = req.owner.value_or("");
   s.n_messages = 0;
   SessionRecord rec;
   rec.id = s.session_id;
+  rec.owner = s.owner;
   rec.name = "api-" + s.session_id;
   rec.model = req.model;
   for (const ChatMessage& m : req.messages) {
@@ -266,6 +312,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
   }
   auto on_piece = [&](std::string_view piece) {
     if (req.cancelled->load() || lease.cancel_requested()) return false;
+    if (options.hooks.on_piece) options.hooks.on_piece(req);
     return !sink || sink(piece);
   };
   StatusOr<GenerateResult> g = dormouse::Generate(*s.ctx, sampler, tok, gp, on_piece);

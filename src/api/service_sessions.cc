@@ -6,7 +6,16 @@
 
 namespace dormouse {
 
-std::vector<SessionInfo> Service::Sessions() const {
+// Every worker's published slots (a pointer copy each; no slot is locked).
+std::vector<std::pair<std::string, std::shared_ptr<const LiveView>>> Service::Impl::LiveViews()
+    const {
+  std::vector<std::pair<std::string, std::shared_ptr<const LiveView>>> out;
+  std::lock_guard<std::mutex> lock(workers_mu);
+  for (const auto& [model, w] : workers) out.emplace_back(model, w->Published());
+  return out;
+}
+
+std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
   Impl& d = *impl_;
   std::map<std::string, SessionInfo> by_id;
   {
@@ -20,6 +29,7 @@ std::vector<SessionInfo> Service::Sessions() const {
         i.state = "transcript";
         i.updated_at = r.updated_at;
         i.n_messages = r.n_messages;
+        i.owner = r.owner;
       }
     }
   }
@@ -30,37 +40,43 @@ std::vector<SessionInfo> Service::Sessions() const {
     i.snapshot_bytes = snap.bytes;
     std::lock_guard<std::mutex> lock(d.index_mu);
     auto it = d.index.find(snap.key);
-    if (it != d.index.end()) i.n_tokens = static_cast<int64_t>(it->second.tokens.size());
+    if (it != d.index.end()) {
+      i.n_tokens = static_cast<int64_t>(it->second.tokens.size());
+      i.owner = it->second.owner;
+    }
   }
-  std::lock_guard<std::mutex> lock(d.workers_mu);
-  for (const auto& [model, w] : d.workers) {
-    std::lock_guard<std::mutex> slots_lock(w->slots_mu);
-    for (const Slot& s : w->slots) {
-      if (s.session_id.empty()) continue;
-      SessionInfo& i = by_id[s.session_id];
-      i.id = s.session_id;
+  for (const auto& [model, view] : d.LiveViews()) {
+    for (const LiveSession& s : *view) {
+      if (d.Forgotten(s.id)) continue;
+      SessionInfo& i = by_id[s.id];
+      i.id = s.id;
       i.model = model;
       i.state = "live";
-      i.n_tokens = static_cast<int64_t>(s.tokens.size());
+      i.n_tokens = s.n_tokens;
+      i.owner = s.owner;
     }
   }
   std::vector<SessionInfo> out;
-  for (auto& [id, info] : by_id) out.push_back(std::move(info));
+  for (auto& [id, info] : by_id) {
+    if (!scope || info.owner == *scope) out.push_back(std::move(info));
+  }
   std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
     return a.updated_at > b.updated_at || (a.updated_at == b.updated_at && a.id < b.id);
   });
   return out;
 }
 
-std::optional<SessionInfo> Service::Session(const std::string& id) const {
-  for (SessionInfo& i : Sessions()) {
+std::optional<SessionInfo> Service::Session(const std::string& id,
+                                            const SessionScope& scope) const {
+  for (SessionInfo& i : Sessions(scope)) {
     if (i.id == id) return std::move(i);
   }
   return std::nullopt;
 }
 
 StatusOr<std::vector<std::pair<std::string, std::string>>> Service::Transcript(
-    const std::string& id) const {
+    const std::string& id, const SessionScope& scope) const {
+  if (scope && !Session(id, scope)) return Status::Errorf("no session '{}'", id);
   std::lock_guard<std::mutex> lock(impl_->db_mu);
   DM_ASSIGN_OR_RETURN(std::vector<MessageRecord> msgs, impl_->db->Messages(id));
   std::vector<std::pair<std::string, std::string>> out;
@@ -68,20 +84,20 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> Service::Transcript(
   return out;
 }
 
-std::optional<ServiceError> Service::DeleteSession(const std::string& id) {
+std::optional<ServiceError> Service::DeleteSession(const std::string& id,
+                                                   const SessionScope& scope) {
   Impl& d = *impl_;
+  if (scope && !Session(id, scope)) {
+    return MakeError(ErrorKind::kNotFound, fmt::format("no session '{}'", id));
+  }
   bool existed = false;
-  {
-    std::lock_guard<std::mutex> lock(d.workers_mu);
-    for (const auto& [model, w] : d.workers) {
-      std::lock_guard<std::mutex> slots_lock(w->slots_mu);
-      for (Slot& s : w->slots) {
-        if (s.session_id != id) continue;
-        s.session_id.clear();
-        s.unsaved = false;
-        existed = true;
-      }
-    }
+  bool first_delete = false;
+  {  // the workers drop its slots before their next request (or eject) and never save it
+    std::lock_guard<std::mutex> lock(d.forgotten_mu);
+    first_delete = d.forgotten.insert(id).second;
+  }
+  for (const auto& [model, view] : d.LiveViews()) {
+    for (const LiveSession& s : *view) existed |= first_delete && s.id == id;
   }
   {
     std::lock_guard<std::mutex> lock(d.index_mu);

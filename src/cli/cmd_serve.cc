@@ -36,7 +36,7 @@ struct ServeOptions {
   std::string keep_alive = "5m";
   std::string memory_budget = "0";
   std::string data_dir;
-  std::string api_key;
+  std::vector<std::string> api_keys;
   int64_t ctx = 0;
   int64_t parallel = 4;
   int64_t max_queue = 16;
@@ -159,7 +159,7 @@ int Serve(const ServeOptions& o) {
   api::HttpOptions ho;
   ho.host = o.host;
   ho.port = o.port;
-  ho.api_key = o.api_key;
+  ho.api_keys = o.api_keys;
   ho.max_body_bytes = static_cast<size_t>(*max_body);
   ho.timeout_seconds = o.timeout;
   ho.threads = o.http_threads;
@@ -175,7 +175,7 @@ int Serve(const ServeOptions& o) {
     std::cerr << fmt::format("dormouse: listening on http://{}:{} ({} models; data in {}){}\n",
                              o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host,
                              *port, core.loader().Names().size(), core.data_dir(),
-                             o.api_key.empty() ? "" : "; API key required");
+                             o.api_keys.empty() ? "" : "; API key required");
     server.Serve();  // returns once stopped and every in-flight request is answered
   }
   rt->reset();  // saves sessions, ejects models
@@ -207,9 +207,11 @@ void AddServeCommand(CLI::App& app, Action* action) {
                   "Memory for all loaded models (e.g. 4G; 0 = no limit)");
   cmd->add_option("--data-dir", o->data_dir,
                   "Transcripts and snapshots (default: $XDG_DATA_HOME/dormouse)");
-  cmd->add_option("--api-key", o->api_key,
-                  "Require 'Authorization: Bearer KEY' on every endpoint but /health")
-      ->envname("DORMOUSE_API_KEY");
+  cmd->add_option("--api-key", o->api_keys,
+                  "Require 'Authorization: Bearer KEY' on every endpoint but /health "
+                  "(repeatable, or comma-separated; each key sees only its own sessions)")
+      ->envname("DORMOUSE_API_KEY")
+      ->delimiter(',');
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size (default: model's, max 4096)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));
   cmd->add_option("--parallel", o->parallel, "Live contexts (conversations) per model")

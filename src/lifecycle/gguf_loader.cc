@@ -114,6 +114,7 @@ StatusOr<uint64_t> GgufModelLoader::EstimateFromHeader(const std::string& path) 
 
 StatusOr<std::shared_ptr<ModelHandle>> GgufModelLoader::Load(const std::string& name) {
   DM_ASSIGN_OR_RETURN(std::string path, PathOf(name));
+  if (options_.before_load) options_.before_load(name);
   DM_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> m, LoadModel(path, pool_, hash_cache_));
   m->name = name;
   return std::shared_ptr<ModelHandle>(std::make_shared<LoadedModelHandle>(std::move(m)));

@@ -33,6 +33,8 @@ class GgufModelLoader : public ModelLoader {
     std::function<std::map<std::string, std::string>()> more_models;
     ContextParams context;           // what each session context will use
     int64_t contexts_per_model = 1;  // live session contexts to budget for
+    // Test hook, called before each load; may throw to inject a failure. Empty normally.
+    std::function<void(const std::string& name)> before_load;
   };
   GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb* hash_cache);
 

@@ -1,6 +1,7 @@
 #include "lifecycle/model_manager.h"
 
 #include <algorithm>
+#include <iostream>
 
 namespace dormouse {
 namespace {
@@ -111,34 +112,7 @@ StatusOr<ModelManager::Lease> ModelManager::Acquire(const std::string& name, Kee
     }
     if (s == ModelState::kReady || s == ModelState::kBusy) break;
     // Unloaded: this caller loads; others wait for it.
-    SetState(e, ModelState::kLoading, Reason::kRequest, 0);
-    lock.unlock();
-    StatusOr<uint64_t> need = loader_->EstimateBytes(name);
-    lock.lock();
-    Status room = need.ok() ? MakeRoom(lock, name, *need) : need.status();
-    const Clock::TimePoint t0 = clock_->Now();
-    StatusOr<std::shared_ptr<ModelHandle>> handle = std::shared_ptr<ModelHandle>();
-    if (room.ok()) {
-      e.status.bytes = *need;
-      lock.unlock();
-      handle = loader_->Load(name);
-      lock.lock();
-    } else {
-      handle = room;
-    }
-    const double took = Seconds(clock_->Now() - t0);
-    if (!handle.ok()) {
-      SetState(e, ModelState::kUnloaded, Reason::kLoadFailed, took, handle.status().message());
-      e.status.bytes = 0;
-      cv_.notify_all();
-      return handle.status();
-    }
-    e.handle = std::move(handle).value();
-    e.cancel = std::make_shared<std::atomic<bool>>(false);
-    e.status.loads++;
-    e.status.last_load_seconds = took;
-    SetState(e, ModelState::kReady, Reason::kRequest, took, "loaded");
-    cv_.notify_all();
+    DM_RETURN_IF_ERROR(LoadCaught(lock, e, name));
   }
   e.status.leases++;
   e.keep_alive = ka;
@@ -150,6 +124,60 @@ StatusOr<ModelManager::Lease> ModelManager::Acquire(const std::string& name, Kee
   lease.handle_ = e.handle;
   lease.cancel_ = e.cancel;
   return lease;
+}
+
+// Loads the model while `lock` is released. A failure, or an exception thrown by the
+// loader (bad_alloc), leaves it unloaded and wakes the waiters, so a later request
+// retries; the exception then goes on to the caller's top level, which reports it.
+Status ModelManager::LoadCaught(Lock& lock, Entry& e, const std::string& name) {
+  SetState(e, ModelState::kLoading, Reason::kRequest, 0);
+  Clock::TimePoint t0 = clock_->Now();
+  auto fail = [&](const std::string& why) {
+    SetState(e, ModelState::kUnloaded, Reason::kLoadFailed, Seconds(clock_->Now() - t0), why);
+    e.status.bytes = 0;
+    cv_.notify_all();
+  };
+  StatusOr<std::shared_ptr<ModelHandle>> handle = std::shared_ptr<ModelHandle>();
+  try {
+    handle = LoadUnlocked(lock, e, name, &t0);
+  } catch (const std::exception& ex) {
+    if (!lock.owns_lock()) lock.lock();
+    fail(fmt::format("exception during load: {}", ex.what()));
+    throw;
+  } catch (...) {
+    if (!lock.owns_lock()) lock.lock();
+    fail("unknown exception during load");
+    throw;
+  }
+  if (!handle.ok()) {
+    fail(handle.status().message());
+    return handle.status();
+  }
+  const double took = Seconds(clock_->Now() - t0);
+  e.handle = std::move(handle).value();
+  e.cancel = std::make_shared<std::atomic<bool>>(false);
+  e.status.loads++;
+  e.status.last_load_seconds = took;
+  SetState(e, ModelState::kReady, Reason::kRequest, took, "loaded");
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+// Estimate, room in the budget, then the load itself (timed from `*t0`, set here).
+StatusOr<std::shared_ptr<ModelHandle>> ModelManager::LoadUnlocked(Lock& lock, Entry& e,
+                                                                  const std::string& name,
+                                                                  Clock::TimePoint* t0) {
+  lock.unlock();
+  StatusOr<uint64_t> need = loader_->EstimateBytes(name);
+  lock.lock();
+  DM_RETURN_IF_ERROR(need.status());
+  DM_RETURN_IF_ERROR(MakeRoom(lock, name, *need));
+  e.status.bytes = *need;
+  *t0 = clock_->Now();
+  lock.unlock();
+  StatusOr<std::shared_ptr<ModelHandle>> handle = loader_->Load(name);
+  lock.lock();
+  return handle;
 }
 
 void ModelManager::Release(const std::string& name) {
@@ -273,7 +301,15 @@ StatusOr<EjectReport> ModelManager::EjectLocked(Lock& lock, const std::string& n
   EjectHook hook = hook_;
   lock.unlock();
   r.before = probe_->Process();
-  if (hook) hook(name, *handle, reason);
+  if (hook) {
+    try {  // a hook that throws must not leave the model stuck in "ejecting"
+      hook(name, *handle, reason);
+    } catch (const std::exception& ex) {
+      std::cerr << "error: eject hook of model '" << name << "': " << ex.what() << "\n";
+    } catch (...) {
+      std::cerr << "error: eject hook of model '" << name << "': unknown exception\n";
+    }
+  }
   handle.reset();
   TrimAllocator();
   loader_->AfterUnload(name, level);
@@ -333,7 +369,13 @@ void ModelManager::StartTimer(std::chrono::milliseconds period) {
     std::unique_lock<std::mutex> lock(timer_mu_);
     while (!timer_cv_.wait_for(lock, period, [&] { return timer_stop_; })) {
       lock.unlock();
-      Tick();
+      try {  // the timer's top level: a failed tick is logged, the next one runs
+        Tick();
+      } catch (const std::exception& ex) {
+        std::cerr << "error: lifecycle timer: " << ex.what() << "\n";
+      } catch (...) {
+        std::cerr << "error: lifecycle timer: unknown exception\n";
+      }
       lock.lock();
     }
   });

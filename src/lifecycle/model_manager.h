@@ -185,6 +185,9 @@ class ModelManager {
   using Lock = std::unique_lock<std::mutex>;
 
   void Release(const std::string& name);
+  Status LoadCaught(Lock& lock, Entry& e, const std::string& name);
+  StatusOr<std::shared_ptr<ModelHandle>> LoadUnlocked(Lock& lock, Entry& e, const std::string& name,
+                                                      Clock::TimePoint* t0);
   Status MakeRoom(Lock& lock, const std::string& name, uint64_t need);
   std::optional<std::string> CheapestIdle(const std::string& except) const;
   StatusOr<EjectReport> EjectLocked(Lock& lock, const std::string& name, EjectLevel level,

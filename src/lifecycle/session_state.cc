@@ -69,6 +69,25 @@ std::optional<std::vector<int32_t>> ContinueByText(const std::vector<int32_t>& h
   return out;
 }
 
+Status CopyCachedRows(const InferenceContext& from, InferenceContext& to, int64_t n) {
+  const KvCache& a = from.kv();
+  KvCache& b = to.kv();
+  if (n < 0 || n > from.n_past() || n > b.n_ctx()) {
+    return Status::Errorf(
+        "cannot copy {} cached positions (the source holds {}, the target fits {})", n,
+        from.n_past(), b.n_ctx());
+  }
+  if (a.type() != b.type() || a.n_layer() != b.n_layer() || a.kv_dim() != b.kv_dim()) {
+    return Status::Error("cannot copy cached rows between contexts of different layouts");
+  }
+  for (int64_t il = 0; il < a.n_layer(); ++il) {
+    std::span<const uint8_t> k = a.KRows(il, n), v = a.VRows(il, n);
+    std::memcpy(b.MutableKRows(il, n).data(), k.data(), k.size());
+    std::memcpy(b.MutableVRows(il, n).data(), v.data(), v.size());
+  }
+  return to.AdoptRestoredRows(n);
+}
+
 StatusOr<PrefillCounts> PrefillFromCommonPrefix(InferenceContext& ctx, std::vector<int32_t>& held,
                                                 std::string& held_text,
                                                 const std::vector<int32_t>& tokens,

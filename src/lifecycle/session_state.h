@@ -35,6 +35,11 @@ std::optional<std::vector<int32_t>> ContinueByText(const std::vector<int32_t>& h
                                                    const std::string& held_text,
                                                    const Tokenizer& tok, const std::string& text);
 
+// Forks a cache: copies the KV rows of positions [0, n) of `from` into `to` (same model
+// and KV layout) and makes `to` hold exactly those positions. A conversation that shares
+// a prefix with a live one starts from a copy, and the other keeps its context.
+Status CopyCachedRows(const InferenceContext& from, InferenceContext& to, int64_t n);
+
 struct PrefillCounts {
   size_t reused = 0;     // tokens kept from the cache
   size_t prefilled = 0;  // tokens evaluated now

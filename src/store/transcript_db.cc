@@ -62,6 +62,11 @@ CREATE TABLE model_hashes (
   stored_at REAL NOT NULL
 );
 )sql",
+    // 2: the hash of the API key that created a server session ("" when none): such a
+    // session is visible only with that key.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == TranscriptDb::kSchemaVersion);
 
@@ -79,6 +84,7 @@ SessionRecord ReadSessionRow(const Statement& st) {
   s.created_at = st.ColumnDouble(5);
   s.updated_at = st.ColumnDouble(6);
   s.n_messages = st.ColumnInt(7);
+  s.owner = st.ColumnText(8);
   return s;
 }
 
@@ -247,12 +253,13 @@ StatusOr<SessionRecord> TranscriptDb::CreateSession(const SessionRecord& s) {
 
   DM_ASSIGN_OR_RETURN(Statement st, db_->Prepare("INSERT INTO sessions (id, name, model, "
                                                  "system_prompt, sampling_json, created_at, "
-                                                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                                 "updated_at, owner) VALUES (?, ?, ?, ?, ?, ?, "
+                                                 "?, ?)",
                                                  "create session"));
   for (int attempt = 0;; ++attempt) {
     if (generate_id) out.id = RandomId();
     DM_RETURN_IF_ERROR(st.BindAll(out.id, out.name, out.model, out.system_prompt, out.sampling_json,
-                                  out.created_at, out.updated_at));
+                                  out.created_at, out.updated_at, out.owner));
     Status run = st.Run();
     if (run.ok()) return out;
     if (st.last_error() == SQLITE_CONSTRAINT_UNIQUE) {
@@ -278,21 +285,21 @@ StatusOr<std::optional<SessionRecord>> TranscriptDb::ReadSession(const char* sql
 StatusOr<std::optional<SessionRecord>> TranscriptDb::FindSessionByName(const std::string& name) {
   return ReadSession(
       "SELECT id, name, model, system_prompt, sampling_json, created_at, "
-      "updated_at, n_messages FROM sessions WHERE name = ?",
+      "updated_at, n_messages, owner FROM sessions WHERE name = ?",
       name, "find session by name");
 }
 
 StatusOr<std::optional<SessionRecord>> TranscriptDb::GetSession(const std::string& id) {
   return ReadSession(
       "SELECT id, name, model, system_prompt, sampling_json, created_at, "
-      "updated_at, n_messages FROM sessions WHERE id = ?",
+      "updated_at, n_messages, owner FROM sessions WHERE id = ?",
       id, "get session");
 }
 
 StatusOr<std::vector<SessionRecord>> TranscriptDb::ListSessions() {
   DM_ASSIGN_OR_RETURN(Statement st,
                       db_->Prepare("SELECT id, name, model, system_prompt, sampling_json, "
-                                   "created_at, updated_at, n_messages FROM sessions "
+                                   "created_at, updated_at, n_messages, owner FROM sessions "
                                    "ORDER BY updated_at DESC, rowid DESC",
                                    "list sessions"));
   std::vector<SessionRecord> out;

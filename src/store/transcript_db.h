@@ -51,6 +51,9 @@ struct SessionRecord {
   std::string sampling_json;
   double created_at = 0, updated_at = 0;  // unix seconds
   int64_t n_messages = 0;                 // filled by the store; ignored on input
+  // Server sessions: SHA-256 hex of the API key that created the session ("" when none).
+  // Set at creation only.
+  std::string owner;
 };
 
 struct MessageRecord {
@@ -63,7 +66,7 @@ struct MessageRecord {
 class TranscriptDb {
  public:
   static constexpr const char* kFileName = "dormouse.db";
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   static constexpr int kBusyTimeoutMs = 5000;
 
   // Opens (creating it and data_dir, mode 0700, if missing) <data_dir>/dormouse.db.

@@ -237,5 +237,41 @@ TEST_F(ServiceTest, DifferentModelsRunSideBySideAndSessionsCanBeDeleted) {
   EXPECT_EQ(again->kind, ErrorKind::kNotFound);
 }
 
+// Two clients whose first turns are identical are two conversations: separate session
+// ids and transcripts. The second still reuses the first's cached rows (a fork into
+// another slot), and each later turn continues its own session.
+TEST_F(ServiceTest, IdenticalFirstTurnsOfTwoClientsAreSeparateSessionsThatShareRows) {
+  Server srv(data_);
+  const std::vector<ChatMessage> first = {{"system", "You are terse."}, {"user", "Hello there."}};
+  // Different reply lengths, so each client's second turn continues only its own reply.
+  CompletionResult a1 = Ok(srv.service->Complete(Chat(first, 8), nullptr));
+  CompletionResult b1 = Ok(srv.service->Complete(Chat(first, 4), nullptr));
+  EXPECT_NE(a1.session_id, b1.session_id);
+  EXPECT_GE(b1.cached_tokens, b1.prompt_tokens - 1);  // all but the token re-evaluated
+  EXPECT_EQ(b1.prefilled_tokens, b1.prompt_tokens - b1.cached_tokens);
+
+  auto next = [](std::vector<ChatMessage> m, const CompletionResult& r, const std::string& u) {
+    m.push_back({"assistant", r.text});
+    m.push_back({"user", u});
+    return m;
+  };
+  CompletionResult a2 = Ok(srv.service->Complete(Chat(next(first, a1, "From A."), 4), nullptr));
+  CompletionResult b2 = Ok(srv.service->Complete(Chat(next(first, b1, "From B."), 4), nullptr));
+  EXPECT_EQ(a2.session_id, a1.session_id);
+  EXPECT_EQ(b2.session_id, b1.session_id);
+  EXPECT_GE(a2.cached_tokens, a1.prompt_tokens + a1.completion_tokens - 1);  // its own live rows
+  EXPECT_FALSE(a2.restored_from_snapshot);
+
+  auto users = [&](const std::string& id) {
+    std::vector<std::string> out;
+    for (const auto& [role, content] : srv.service->Transcript(id).value()) {
+      if (role == "user") out.push_back(content);
+    }
+    return out;
+  };
+  EXPECT_EQ(users(a1.session_id), (std::vector<std::string>{"Hello there.", "From A."}));
+  EXPECT_EQ(users(b1.session_id), (std::vector<std::string>{"Hello there.", "From B."}));
+}
+
 }  // namespace
 }  // namespace dormouse

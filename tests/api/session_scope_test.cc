@@ -1,0 +1,97 @@
+// With API keys, a session belongs to the key that created it: another key neither
+// lists, shows, deletes nor continues it, and the database keeps only a hash of the key.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/sha256.h"
+#include "in_process_server.h"
+
+namespace dormouse {
+namespace {
+
+using nlohmann::json;
+using testing::InProcessServer;
+
+const char* kModel = "qwen2-20m-q8_0";
+const char* kKeyA = "key-of-alice-0123456789";
+const char* kKeyB = "key-of-bob-9876543210";
+
+httplib::Headers Auth(const char* key) { return {{"Authorization", std::string("Bearer ") + key}}; }
+
+json Messages(const std::vector<std::pair<std::string, std::string>>& m) {
+  json out = json::array();
+  for (const auto& [role, content] : m) out.push_back({{"role", role}, {"content", content}});
+  return out;
+}
+
+json Chat(httplib::Client& c, const char* key, const json& messages) {
+  json body = {{"model", kModel}, {"messages", messages}, {"max_tokens", 4}, {"temperature", 0}};
+  auto r = c.Post("/v1/chat/completions", Auth(key), body.dump(), "application/json");
+  if (!r || r->status != 200) {
+    ADD_FAILURE() << (r ? r->body : "no response");
+    return json();
+  }
+  return json::parse(r->body);
+}
+
+std::vector<std::string> ListedIds(httplib::Client& c, const char* key) {
+  auto r = c.Get("/api/sessions", Auth(key));
+  std::vector<std::string> ids;
+  if (!r || r->status != 200) {
+    ADD_FAILURE() << (r ? r->body : "no response");
+    return ids;
+  }
+  const json body = json::parse(r->body);
+  for (const json& s : body["sessions"]) ids.push_back(s["id"]);
+  return ids;
+}
+
+TEST(SessionScopeTest, ASessionIsVisibleOnlyWithTheKeyThatCreatedIt) {
+  RuntimeOptions o;
+  InProcessServer srv(o, {kKeyA, kKeyB});
+  httplib::Client c = srv.Client();
+  const json first = Messages({{"system", "You are terse."}, {"user", "Hello there."}});
+  json a = Chat(c, kKeyA, first);
+  json b = Chat(c, kKeyB, first);
+  const std::string ida = a["dormouse"]["session_id"], idb = b["dormouse"]["session_id"];
+  EXPECT_NE(ida, idb);
+  EXPECT_EQ(ListedIds(c, kKeyA), std::vector<std::string>{ida});
+  EXPECT_EQ(ListedIds(c, kKeyB), std::vector<std::string>{idb});
+
+  auto show = c.Get("/api/sessions/" + ida, Auth(kKeyB));
+  ASSERT_TRUE(show);
+  EXPECT_EQ(show->status, 404);
+  auto del = c.Delete("/api/sessions/" + ida, Auth(kKeyB));
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 404);
+  auto own = c.Get("/api/sessions/" + ida, Auth(kKeyA));
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->status, 200);
+
+  // B resends A's whole conversation: it is B's own new session, not a turn of A's.
+  json next = first;
+  next.push_back({{"role", "assistant"}, {"content", a["choices"][0]["message"]["content"]}});
+  next.push_back({{"role", "user"}, {"content", "And then?"}});
+  json b2 = Chat(c, kKeyB, next);
+  EXPECT_NE(b2["dormouse"]["session_id"], ida);
+  json a2 = Chat(c, kKeyA, next);
+  EXPECT_EQ(a2["dormouse"]["session_id"], ida);
+
+  // The database holds the key's hash, never the key (in the file or its WAL).
+  auto rec = srv.runtime().db().GetSession(ida);
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->owner, Sha256Hex(kKeyA));
+  for (const char* suffix : {"", "-wal"}) {
+    std::ifstream f(srv.runtime().data_dir() + "/" + TranscriptDb::kFileName + suffix,
+                    std::ios::binary);
+    std::stringstream bytes;
+    bytes << f.rdbuf();
+    EXPECT_EQ(bytes.str().find(kKeyA), std::string::npos) << suffix;
+  }
+}
+
+}  // namespace
+}  // namespace dormouse
