@@ -268,6 +268,7 @@ HttpServer::HttpServer(HttpOptions options, ApiContext* ctx)
   RegisterOpenAiRoutes(*router_, *ctx_);
   RegisterOllamaRoutes(*router_, *ctx_);
   RegisterDormouseRoutes(*router_, *ctx_);
+  RegisterAppRoutes(*router_, *ctx_);
 }
 
 HttpServer::~HttpServer() { Stop(); }

@@ -30,6 +30,7 @@
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
 #include "store/snapshot_store.h"
+#include "store/transcript_db.h"
 
 namespace httplib {
 class Server;
@@ -37,7 +38,13 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
+namespace dormouse {
+class EventBus;
+}
+
 namespace dormouse::api {
+
+class SettingsStore;
 
 inline constexpr const char* kDormouseVersion = "0.1.0";
 
@@ -48,6 +55,11 @@ struct ApiContext {
   GgufModelLoader* loader = nullptr;
   SnapshotStore* snapshots = nullptr;
   MemoryProbe* probe = nullptr;
+  // For the browser app's routes (app_api.h); those routes answer 503 while unset.
+  EventBus* events = nullptr;
+  SettingsStore* settings = nullptr;
+  TranscriptDb* app_db = nullptr;  // a connection of the app routes' own
+  std::mutex app_db_mu;
   Limits limits;
   std::atomic<bool> stopping{false};  // /health answers 503 once set
 };
@@ -162,5 +174,6 @@ class HttpServer {
 void RegisterOpenAiRoutes(Router& router, ApiContext& ctx);
 void RegisterOllamaRoutes(Router& router, ApiContext& ctx);
 void RegisterDormouseRoutes(Router& router, ApiContext& ctx);
+void RegisterAppRoutes(Router& router, ApiContext& ctx);  // app_api.cc
 
 }  // namespace dormouse::api
