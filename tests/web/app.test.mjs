@@ -327,3 +327,31 @@ test('screenshots: settings, narrow window, dark theme; first-token time', async
     removeDir(data);
   }
 });
+
+test('the tab hidden for the set time ejects the model (Page Visibility API)', async () => {
+  const data = tempDir();
+  const server = await startServer({ dataDir: data });
+  const b = await openBrowser();
+  try {
+    // A fraction of a minute, so the test does not wait minutes.
+    const set = await postJson(server.url, '/api/settings', { hidden_tab_eject_minutes: 0.005 });
+    assert.equal(set.status, 200, set.text);
+    const load = await postJson(server.url, '/api/generate', { model: TEXT_MODEL, prompt: '' });
+    assert.equal(load.status, 200, load.text);
+    const { page } = b;
+    await openApp(page, server.url);
+    await page.selectOption('#model', TEXT_MODEL);
+    const card = modelCard(page, TEXT_MODEL);
+    await card.locator('[data-testid="model-state"]', { hasText: 'ready' }).waitFor();
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await card.locator('[data-testid="model-state"]', { hasText: 'unloaded' }).waitFor({ timeout: 10000 });
+    await page.locator('[data-testid="notice"]', { hasText: 'the tab was hidden' }).waitFor();
+  } finally {
+    await b.close();
+    await server.stop();
+    removeDir(data);
+  }
+});

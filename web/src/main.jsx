@@ -285,14 +285,17 @@ function App() {
           onRename={rename} onDelete={remove} />
       </div>
       <main class="main">
-        {showSettings && settings &&
-          <Settings settings={settings} onSave={saveSettings} onReset={resetSettings}
-            onClose={() => setShowSettings(false)} />}
         <ConversationOptions options={conv.options} onChange={setOptions} />
         <Chat messages={conv.messages} streaming={streaming} error={error} notice={notice}
           onSend={sendText} onStop={() => abortRef.current?.abort()} onRegenerate={regenerate}
           onEditLast={editLast} canSend={!!model} modelName={model} />
       </main>
+      {showSettings && settings && (
+        <div class="overlay">
+          <Settings settings={settings} onSave={saveSettings} onReset={resetSettings}
+            onClose={() => setShowSettings(false)} />
+        </div>
+      )}
       <aside id="memory" class="side-right" tabIndex={-1}>
         <MemoryPanel status={live.status} receivedAt={live.at} progress={live.progress}
           connected={live.connected} current={model} busy={busy} lastEject={lastEject}

@@ -1,5 +1,5 @@
 // Server settings (applied at once, kept in the data dir) and this conversation's options.
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 
 const MiB = 1024 * 1024;
 
@@ -22,6 +22,8 @@ export function Settings({ settings, onSave, onReset, onClose }) {
     hidden_tab_eject_minutes: settings.hidden_tab_eject_minutes,
   });
   const set = (k) => (e) => setForm({ ...form, [k]: Number(e.currentTarget.value) });
+  const first = useRef(null);
+  useEffect(() => { first.current?.focus(); }, []);
   const save = (e) => {
     e.preventDefault();
     onSave({
@@ -33,11 +35,12 @@ export function Settings({ settings, onSave, onReset, onClose }) {
     });
   };
   return (
-    <form class="settings" onSubmit={save} aria-labelledby="settings-title" data-testid="settings">
+    <form class="settings" onSubmit={save} aria-labelledby="settings-title" data-testid="settings"
+      role="dialog" aria-modal="true" onKeyDown={(e) => e.key === 'Escape' && onClose()}>
       <h2 id="settings-title">Settings</h2>
       <Field id="s-keep" label="Keep a model loaded after its last reply (minutes)"
         hint="-1 keeps it loaded; 0 ejects right after each reply.">
-        <input id="s-keep" type="number" step="any" min="-1" value={form.keep_alive_minutes}
+        <input id="s-keep" ref={first} type="number" step="any" min="-1" value={form.keep_alive_minutes}
           onInput={set('keep_alive_minutes')} aria-describedby="s-keep-hint" />
       </Field>
       <Field id="s-budget" label="Memory budget for all models (MiB)" hint="0: no limit.">
