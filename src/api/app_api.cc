@@ -1,6 +1,7 @@
 #include "api/app_api.h"
 
 #include <httplib.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -181,8 +182,6 @@ json StatusJson(ApiContext& ctx, const ProcessMemory& process, const SystemMemor
           {"pid", static_cast<int64_t>(getpid())},
           {"models", models}};
 }
-
-void RegisterConversationRoutes(Router& router, ApiContext& ctx);  // app_sessions.cc
 
 void RegisterAppRoutes(Router& router, ApiContext& ctx) {
   ApiContext* c = &ctx;

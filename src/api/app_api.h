@@ -21,6 +21,9 @@
 
 namespace dormouse::api {
 
+// /api/conversations, POST /api/sessions/{id} and /api/search (app_sessions.cc).
+void RegisterConversationRoutes(Router& router, ApiContext& ctx);
+
 // The "status" object of /api/status and /api/events.
 nlohmann::json StatusJson(ApiContext& ctx, const ProcessMemory& process,
                           const SystemMemory& system);

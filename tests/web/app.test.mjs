@@ -68,6 +68,14 @@ test('chat, eject, restore, reload and continue (one conversation)', async (t) =
     const q1 = 'Once upon a time there was a little dormouse';
     let reply1 = '';
 
+    await t.test('the picker shows each model\'s architecture, size, quantization, memory and state', async () => {
+      const option = await page.locator(`#model option[value="${TEXT_MODEL}"]`).innerText();
+      const m = (await getJson(server.url, '/api/models')).body.models.find((x) => x.name === TEXT_MODEL);
+      for (const part of [m.architecture, m.parameters, m.quantization, 'MiB file', 'needs', m.state]) {
+        assert.ok(option.includes(part), `"${option}" lacks ${part}`);
+      }
+    });
+
     await t.test('the streamed text equals the server\'s greedy reply', async () => {
       const shown = await sendMessage(page, q1);
       const expected = await serverReply(plain.url, [{ role: 'user', content: q1 }]);
@@ -117,6 +125,8 @@ test('chat, eject, restore, reload and continue (one conversation)', async (t) =
       assert.equal(await page.locator('[data-testid="conversation"]').count(), 1);
       await item.locator('.conv-open').click();
       await page.locator('[data-testid="msg-user"]').nth(1).waitFor();
+      assert.equal(await page.inputValue('#o-temp'), '0');  // the conversation's own options
+      assert.equal(await page.inputValue('#o-max'), String(MAX_TOKENS));
       assert.equal(await page.locator('[data-testid="msg-user"]').count(), 2);
       const before = await page.locator('[data-testid="reply"]').count();
       await sendMessage(page, 'And they lived happily');
@@ -266,7 +276,15 @@ test('keyboard only: send a message and eject, without the mouse', async () => {
     await page.locator('.messages[aria-busy="false"]').waitFor({ timeout: 60000 });
     assert.equal(await page.locator('[data-testid="restore-note"]').first().innerText(), 'stopped');
     const card = modelCard(page, TEXT_MODEL);
-    await card.locator('[data-testid="model-state"]', { hasText: /ready|busy/ }).waitFor();
+    await card.getByRole('button', { name: `Eject ${TEXT_MODEL}`, exact: true }).isEnabled();
+    await page.waitForFunction((n) => {
+      const b = document.querySelector(`[aria-label="Eject ${n}"]`);
+      return b && !b.disabled;
+    }, TEXT_MODEL, { timeout: 30000 })
+      .catch(async (e) => {
+        await screenshot(page, 'keyboard-failure');
+        throw new Error(`${e.message}\nstatus: ${JSON.stringify((await getJson(server.url, '/api/status')).body.models.find((m) => m.name === TEXT_MODEL))}`);
+      });
     let found = false;
     for (let i = 0; i < 80 && !found; i++) {
       await page.keyboard.press('Tab');
@@ -328,7 +346,7 @@ test('screenshots: settings, narrow window, dark theme; first-token time', async
   }
 });
 
-test('the tab hidden for the set time ejects the model (Page Visibility API)', async () => {
+test('Load from the panel; the tab hidden for the set time ejects the model (Page Visibility API)', async () => {
   const data = tempDir();
   const server = await startServer({ dataDir: data });
   const b = await openBrowser();
@@ -336,12 +354,11 @@ test('the tab hidden for the set time ejects the model (Page Visibility API)', a
     // A fraction of a minute, so the test does not wait minutes.
     const set = await postJson(server.url, '/api/settings', { hidden_tab_eject_minutes: 0.005 });
     assert.equal(set.status, 200, set.text);
-    const load = await postJson(server.url, '/api/generate', { model: TEXT_MODEL, prompt: '' });
-    assert.equal(load.status, 200, load.text);
     const { page } = b;
     await openApp(page, server.url);
     await page.selectOption('#model', TEXT_MODEL);
     const card = modelCard(page, TEXT_MODEL);
+    await card.getByRole('button', { name: `Load ${TEXT_MODEL}` }).click();  // the panel's Load
     await card.locator('[data-testid="model-state"]', { hasText: 'ready' }).waitFor();
     await page.evaluate(() => {
       Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
@@ -349,6 +366,47 @@ test('the tab hidden for the set time ejects the model (Page Visibility API)', a
     });
     await card.locator('[data-testid="model-state"]', { hasText: 'unloaded' }).waitFor({ timeout: 10000 });
     await page.locator('[data-testid="notice"]', { hasText: 'the tab was hidden' }).waitFor();
+  } finally {
+    await b.close();
+    await server.stop();
+    removeDir(data);
+  }
+});
+
+test('regenerate, edit and resend the last message, copy a reply', async () => {
+  const data = tempDir();
+  const server = await startServer({ dataDir: data });
+  const b = await openBrowser();
+  try {
+    const { page, context } = b;
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    await openApp(page, server.url);
+    await pickGreedy(page);
+    const first = await sendMessage(page, 'The rabbit hopped');
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await page.locator('.messages[aria-busy="false"]').waitFor({ timeout: 60000 });
+    assert.equal(words(await lastReply(page).innerText()), words(first), 'greedy: the same reply again');
+    assert.equal(await page.locator('[data-testid="msg-assistant"]').count(), 1);
+
+    await page.getByRole('button', { name: 'Edit' }).click();
+    assert.equal(await page.inputValue('#prompt'), 'The rabbit hopped');
+    await page.fill('#prompt', 'The fox slept');
+    await page.locator('#prompt').press('Enter');
+    await page.locator('[data-testid="msg-user"]', { hasText: 'The fox slept' }).waitFor();
+    await page.locator('.messages[aria-busy="false"]').waitFor({ timeout: 60000 });
+    assert.equal(await page.locator('[data-testid="msg-user"]').count(), 1);
+    const edited = (await lastReply(page).innerText()).trim();
+    // The discarded branches are gone: one conversation, holding the edited turn.
+    await page.locator('[data-testid="conversation"]', { hasText: 'The fox slept' }).waitFor();
+    const list = (await getJson(server.url, '/api/conversations')).body.conversations;
+    assert.equal(list.length, 1, JSON.stringify(list));
+    const expected = await serverReply(server.url, [{ role: 'user', content: 'The fox slept' }]);
+    assert.equal(words(edited), words(expected));
+
+    await page.locator('[data-testid="msg-assistant"]').last()
+      .getByRole('button', { name: /^Copy/ }).click();
+    assert.equal(words(await page.evaluate(() => navigator.clipboard.readText())), words(edited));
+    assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
     await server.stop();

@@ -82,9 +82,12 @@ function App() {
 
   const start = useCallback(async () => {
     try {
-      await refreshModels();
-      setSettings(await get('/api/settings'));
-      await refreshConvs();
+      const [models, s, list] = await Promise.all(
+        [get('/api/models'), get('/api/settings'), get('/api/conversations')]);
+      setModels(models.models);
+      setModel((cur) => (models.models.some((m) => m.name === cur) ? cur : models.models[0]?.name || ''));
+      setSettings(s);
+      setConvs(list.conversations);
       setNeedKey(null);
     } catch (e) { fail(e); }
   }, []);
