@@ -52,7 +52,9 @@ function ModelCard({ model, receivedAt, progress, busy, onEject, onLoad }) {
         <span class={`state state-${model.state}`} data-testid="model-state">{model.state}</span>
       </div>
       <dl class="figures">
-        <dt>holds</dt><dd data-testid="model-bytes">{bytes(model.bytes)}</dd>
+        <dt>holds</dt>
+        <dd data-testid="model-bytes" title="weights, KV caches and buffers, as budgeted at load">
+          {bytes(model.bytes)}</dd>
         <dt>keep-alive</dt><dd><Countdown model={model} receivedAt={receivedAt} />
           {model.state === 'unloaded' ? '–' : ''}</dd>
       </dl>
