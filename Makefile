@@ -31,7 +31,7 @@ test-sanitize: deps
 	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests lifecycle_tests
 	./build-asan/engine_tests --gtest_filter='$(SANITIZE_FILTER)' --gtest_brief=1
 	./build-asan/store_tests --gtest_brief=1
-	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*' --gtest_brief=1
+	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*:EventBus*:MemorySampler*' --gtest_brief=1
 
 bench: build
 	./$(BUILD)/dormouse bench ../shared/models/llama-58m-q8_0.gguf -t 2
