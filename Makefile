@@ -32,7 +32,7 @@ test-sanitize: deps
 	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests lifecycle_tests api_tests
 	./build-asan/engine_tests --gtest_filter='$(SANITIZE_FILTER)' --gtest_brief=1
 	./build-asan/store_tests --gtest_brief=1
-	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*:GgufLoader*' --gtest_brief=1
+	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*:GgufLoader*:EventBus*:MemorySampler*' --gtest_brief=1
 	./build-asan/api_tests --gtest_filter='$(SANITIZE_API_FILTER)' --gtest_brief=1
 	$(MAKE) test-tsan
 

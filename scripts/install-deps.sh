@@ -19,6 +19,7 @@ PACKAGES=(
   libcpp-httplib-dev  # built with OpenSSL support (its pkg-config defines CPPHTTPLIB_OPENSSL_SUPPORT)
   libssl-dev          # TLS for pulls, SHA-256 of downloads
   util-linux          # script(1), for the chat-on-a-terminal test
+  chromium            # headless browser for the web app's end-to-end tests (tests/web)
 )
 # End-to-end tests drive the server with the real openai/ollama npm clients. Machines of
 # this kind ship Node.js and npm; take Debian's only where they are missing, so a newer

@@ -291,6 +291,7 @@ HttpServer::HttpServer(HttpOptions options, ApiContext* ctx)
   RegisterOllamaRoutes(*router_, *ctx_);
   RegisterDormouseRoutes(*router_, *ctx_);
   RegisterPullRoutes(*router_, *ctx_);
+  RegisterAppRoutes(*router_, *ctx_);
 }
 
 HttpServer::~HttpServer() { Stop(); }

@@ -33,6 +33,7 @@
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
 #include "store/snapshot_store.h"
+#include "store/transcript_db.h"
 
 namespace httplib {
 class Server;
@@ -40,7 +41,13 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
+namespace dormouse {
+class EventBus;
+}
+
 namespace dormouse::api {
+
+class SettingsStore;
 
 inline constexpr const char* kDormouseVersion = "0.1.0";
 
@@ -53,6 +60,11 @@ struct ApiContext {
   MemoryProbe* probe = nullptr;
   Library* library = nullptr;  // pulls go into its models dir; none: /api/pull is a 501
   PullEndpoints pull_endpoints;
+  // For the browser app's routes (app_api.h); those routes answer 503 while unset.
+  EventBus* events = nullptr;
+  SettingsStore* settings = nullptr;
+  TranscriptDb* app_db = nullptr;  // a connection of the app routes' own
+  std::mutex app_db_mu;
   Limits limits;
   std::atomic<bool> stopping{false};  // /health answers 503 once set
   bool scoped_sessions = false;       // API keys are set: sessions belong to a key
@@ -175,5 +187,6 @@ void RegisterOpenAiRoutes(Router& router, ApiContext& ctx);
 void RegisterOllamaRoutes(Router& router, ApiContext& ctx);
 void RegisterDormouseRoutes(Router& router, ApiContext& ctx);
 void RegisterPullRoutes(Router& router, ApiContext& ctx);  // pull_api.cc
+void RegisterAppRoutes(Router& router, ApiContext& ctx);   // app_api.cc
 
 }  // namespace dormouse::api

@@ -542,8 +542,7 @@ void RegisterOllamaRoutes(Router& router, ApiContext& ctx) {
   router.Get("/api/version", shape, [](Req, Res res) {
     SendJson(res, {{"version", kDormouseVersion}});
   });
-  router.Get("/", shape,
-             [](Req, Res res) { res.set_content("dormouse is running", "text/plain"); });
+  // "/" ("dormouse is running" for tools that ping it, as Ollama's) is in app_api.cc.
 }
 
 }  // namespace dormouse::api

@@ -38,13 +38,34 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   rt->manager_->SetEjectHook([service](const std::string& model, ModelHandle& h, Reason r) {
     service->OnEject(model, h, r);
   });
+  rt->manager_->SetEventBus(&rt->events_);
+  rt->settings_ =
+      std::make_unique<api::SettingsStore>(rt->data_dir_, rt->manager_.get(), &rt->probe_);
+  DM_ASSIGN_OR_RETURN(rt->app_db_, TranscriptDb::OpenOrError(rt->data_dir_));
+  MemorySampler::Sources src;
+  src.probe = &rt->probe_;
+  src.manager = rt->manager_.get();
+  GgufModelLoader* loader = rt->loader_.get();
+  src.file_size_of = [loader](const std::string& name) -> uint64_t {
+    StatusOr<std::string> path = loader->PathOf(name);
+    std::error_code ec;
+    const uint64_t n = path.ok() ? std::filesystem::file_size(*path, ec) : 0;
+    return ec ? 0 : n;
+  };
+  src.resident_of = [loader](const std::string& name) -> uint64_t {
+    StatusOr<std::string> path = loader->PathOf(name);
+    return path.ok() ? MappedFileRss(*path) : 0;
+  };
+  rt->sampler_ = std::make_unique<MemorySampler>(&rt->events_, std::move(src));
   if (o.start_timer) rt->manager_->StartTimer(std::chrono::milliseconds(200));
   return rt;
 }
 
 Runtime::~Runtime() {
+  sampler_.reset();                    // reads the manager
   if (service_) service_->Shutdown();  // finishes or checkpoints, saves, ejects
-  manager_.reset();                    // its eject hook still reaches the service
+  manager_.reset();                    // its eject hook still reaches the service; its
+                                       // shutdown transitions still reach events_
   service_.reset();
 }
 

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "api/service.h"
+#include "api/settings.h"
 #include "base/duration.h"
+#include "lifecycle/events.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
@@ -52,6 +54,11 @@ class Runtime {
   ModelManager& manager() { return *manager_; }
   Service& service() { return *service_; }
   ProcMemoryProbe& probe() { return probe_; }
+  // For the browser app's routes: lifecycle events, run-time settings, and a transcript
+  // connection of their own.
+  EventBus& events() { return events_; }
+  api::SettingsStore& settings() { return *settings_; }
+  TranscriptDb& app_db() { return *app_db_; }
 
  private:
   Runtime() = default;
@@ -63,6 +70,10 @@ class Runtime {
   ProcMemoryProbe probe_;
   std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<Service> service_;
+  EventBus events_;  // ~Runtime resets the manager (which publishes here) first
+  std::unique_ptr<MemorySampler> sampler_;
+  std::unique_ptr<api::SettingsStore> settings_;
+  std::unique_ptr<TranscriptDb> app_db_;
 };
 
 }  // namespace dormouse

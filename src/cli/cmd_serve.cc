@@ -155,6 +155,9 @@ int Serve(const ServeOptions& o) {
   ctx.probe = &core.probe();
   ctx.library = library->get();
   ctx.pull_endpoints = PullEndpoints::FromEnvironment();
+  ctx.events = &core.events();
+  ctx.settings = &core.settings();
+  ctx.app_db = &core.app_db();
   ctx.limits.max_tokens_cap = o.ctx > 0 ? o.ctx : 4096;
   api::HttpOptions ho;
   ho.host = o.host;
@@ -172,10 +175,12 @@ int Serve(const ServeOptions& o) {
       server.Stop();
       core.service().Shutdown();
     });
-    std::cerr << fmt::format("dormouse: listening on http://{}:{} ({} models; data in {}){}\n",
-                             o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host,
-                             *port, core.loader().Names().size(), core.data_dir(),
-                             o.api_keys.empty() ? "" : "; API key required");
+    std::cerr << fmt::format(
+        "dormouse: listening on http://{}:{} ({} models; data in {}){}; "
+        "open that address in a browser for the app\n",
+        o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, *port,
+        core.loader().Names().size(), core.data_dir(),
+        o.api_keys.empty() ? "" : "; API key required");
     server.Serve();  // returns once stopped and every in-flight request is answered
   }
   rt->reset();  // saves sessions, ejects models

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <iostream>
 
+#include "lifecycle/events.h"
+
 namespace dormouse {
 namespace {
 
@@ -90,12 +92,28 @@ void ModelManager::SetEjectHook(EjectHook hook) {
   hook_ = std::move(hook);
 }
 
+void ModelManager::SetEventBus(EventBus* bus) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_ = bus;
+}
+
+void ModelManager::SetPolicy(const Options& options) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_ = options;
+}
+
+ModelManager::Options ModelManager::options() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return options_;
+}
+
 void ModelManager::SetState(Entry& e, ModelState to, Reason reason, double seconds,
                             std::string detail) {
   TransitionRecord t{e.status.name, e.status.state,   to, reason, clock_->Now(),
                      seconds,       std::move(detail)};
   e.status.state = to;
   e.status.last_transition = t;
+  if (events_ != nullptr) events_->Publish(t);
   if (history_.size() >= kMaxHistory) history_.erase(history_.begin());
   history_.push_back(std::move(t));
 }

@@ -127,6 +127,12 @@ class ModelManager {
   ModelManager& operator=(const ModelManager&) = delete;
 
   void SetEjectHook(EjectHook hook);
+  // Every transition is also published here (under the manager's lock: Publish only
+  // queues). Set before the first Acquire.
+  void SetEventBus(class EventBus* bus);
+  // Replaces the policy (keep-alive default, budget, pressure) at run time; models already
+  // idle keep the expiry they were given.
+  void SetPolicy(const Options& options);
 
   class Lease {
    public:
@@ -171,7 +177,7 @@ class ModelManager {
   std::vector<ModelStatus> List() const;
   std::optional<ModelStatus> Find(const std::string& name) const;
   std::vector<TransitionRecord> History() const;
-  const Options& options() const { return options_; }
+  Options options() const;
   MemoryProbe& probe() const { return *probe_; }
 
  private:
@@ -201,6 +207,7 @@ class ModelManager {
   MemoryProbe* probe_;
   ModelLoader* loader_;
   EjectHook hook_;
+  class EventBus* events_ = nullptr;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # End-to-end tests: the real server driven by the official `openai` and `ollama` npm
 # client libraries (pinned in package.json / package-lock.json, installed here, never
-# globally). Usage: tests/e2e/run.sh PATH/TO/dormouse
+# globally). Usage: tests/e2e/run.sh PATH/TO/dormouse [TEST_DIR]
+# TEST_DIR (default: this one) holds the *.test.mjs files and their package.json; the
+# browser app's tests (tests/web) run through here too.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 PATH/TO/dormouse" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -x "$1" ]; then
+  echo "usage: $0 PATH/TO/dormouse [TEST_DIR]" >&2
   exit 2
 fi
 BIN=$(realpath "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODELS=${DORMOUSE_MODELS:-$(realpath "$HERE/../../../shared/models")}
-cd "$HERE"
+cd "${2:-$HERE}"
 
 for tool in node npm; do
   if ! command -v "$tool" >/dev/null; then
@@ -19,7 +21,9 @@ for tool in node npm; do
     exit 1
   fi
 done
-if [ ! -d node_modules/openai ] || [ ! -d node_modules/ollama ]; then
+# Installed when missing or older than the lockfile. No package may download a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   else
@@ -53,7 +57,7 @@ if [ -z "$URL" ]; then
   exit 1
 fi
 
-export DORMOUSE_URL=$URL DORMOUSE_BIN=$BIN DORMOUSE_MODELS=$MODELS
+export DORMOUSE_URL=$URL DORMOUSE_BIN=$BIN DORMOUSE_MODELS=$MODELS DORMOUSE_SERVER_PID=$PID
 status=0
 node --test --test-concurrency=1 ./*.test.mjs || status=$?
 
