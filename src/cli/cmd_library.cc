@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -147,14 +148,31 @@ StatusOr<json> CallServer(const LibraryCliOptions& o, const std::string& method,
   return j;
 }
 
+// Ollama's expires_at (RFC 3339, UTC) as the keep-alive left: "4m59s", "forever".
+std::string KeepAliveLeft(const std::string& expires_at) {
+  std::tm tm{};
+  if (std::sscanf(expires_at.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+    return "?";
+  }
+  if (tm.tm_year >= 2200) return "forever";  // Ollama's "never expires"
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const int64_t left = static_cast<int64_t>(timegm(&tm)) - static_cast<int64_t>(std::time(nullptr));
+  if (left <= 0) return "now";
+  return left >= 60 ? fmt::format("{}m{:02}s", left / 60, left % 60) : fmt::format("{}s", left);
+}
+
 int PsCommand(const LibraryCliOptions& o) {
   StatusOr<json> j = CallServer(o, "GET", "/api/ps");
   if (!j.ok()) return Fail(j.status());
-  std::cout << fmt::format("{:<36} {:>10} {:<10} {}\n", "NAME", "SIZE", "STATE", "UNTIL");
+  std::cout << fmt::format("{:<36} {:>10} {:>10} {:<10} {}\n", "NAME", "MEMORY", "RSS", "STATE",
+                           "KEEP-ALIVE LEFT");
   for (const json& m : (*j)["models"]) {
-    std::cout << fmt::format("{:<36} {:>10} {:<10} {}\n", m.value("name", ""),
-                             Bytes(m.value("size", uint64_t{0})), m.value("state", ""),
-                             m.value("expires_at", ""));
+    std::cout << fmt::format("{:<36} {:>10} {:>10} {:<10} {}\n", m.value("name", ""),
+                             Bytes(m.value("size", uint64_t{0})),
+                             Bytes(m.value("rss_bytes", uint64_t{0})), m.value("state", ""),
+                             KeepAliveLeft(m.value("expires_at", "")));
   }
   return 0;
 }

@@ -46,6 +46,23 @@ std::string DescribeError(const httplib::Result& r, const httplib::Client& c, co
   return fmt::format("{}: {}", u.ToString(), httplib::to_string(r.error()));
 }
 
+Status Configure(httplib::Client& client, const Url& u, const std::string& extra_ca) {
+  client.set_connection_timeout(15);
+  client.set_read_timeout(60);
+  client.set_decompress(false);  // byte ranges of the stored file, never re-encoded
+  if (u.scheme != "https") return Status::Ok();
+  client.enable_server_certificate_verification(true);
+  if (extra_ca.empty()) return Status::Ok();
+  X509_STORE* store = X509_STORE_new();  // the client's TLS context takes ownership
+  X509_STORE_set_default_paths(store);
+  if (X509_STORE_load_file(store, extra_ca.c_str()) != 1) {
+    X509_STORE_free(store);
+    return Status::Errorf("cannot load the CA file {}", extra_ca);
+  }
+  client.set_ca_cert_store(store);
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string Url::Origin() const {
@@ -127,21 +144,7 @@ StatusOr<HttpReply> HttpFetcher::Fetch(Method m, const std::string& url, const H
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
     DM_RETURN_IF_ERROR(CheckScheme(u));
     httplib::Client client(u.Origin());
-    client.set_connection_timeout(15);
-    client.set_read_timeout(60);
-    client.set_decompress(false);  // byte ranges of the stored file, never re-encoded
-    if (u.scheme == "https") {
-      client.enable_server_certificate_verification(true);
-      if (!extra_ca_.empty()) {
-        X509_STORE* store = X509_STORE_new();  // the client's TLS context takes ownership
-        X509_STORE_set_default_paths(store);
-        if (X509_STORE_load_file(store, extra_ca_.c_str()) != 1) {
-          X509_STORE_free(store);
-          return Status::Errorf("cannot load the CA file {}", extra_ca_);
-        }
-        client.set_ca_cert_store(store);
-      }
-    }
+    DM_RETURN_IF_ERROR(Configure(client, u, extra_ca_));
     httplib::Headers h(headers.begin(), headers.end());
     h.emplace("User-Agent", "dormouse");
     int status = 0;

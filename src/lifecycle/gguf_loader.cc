@@ -42,6 +42,10 @@ StatusOr<std::string> GgufModelLoader::PathOf(const std::string& name) const {
   if (options_.more_models) {
     std::map<std::string, std::string> more = options_.more_models();
     if (auto m = more.find(name); m != more.end()) return m->second;
+    // Ollama's clients may leave out the default tag: "NAME" is "NAME:latest".
+    if (name.find(':') == std::string::npos) {
+      if (auto m = more.find(name + ":latest"); m != more.end()) return m->second;
+    }
   }
   if (!IsSafeName(name)) {
     return Status::Errorf("'{}' is not a valid model name (letters, digits, '-', '_', '.')", name);

@@ -108,6 +108,22 @@ TEST_F(PullApiTest, PullStreamsProgressAndTheModelIsServedWithoutARestart) {
                               "application/json");
   ASSERT_EQ(gen->status, 200) << gen->body;
   EXPECT_FALSE(BodyJson(gen)["response"].get<std::string>().empty());
+  // An Ollama client may leave out the default tag.
+  testing_util::CopyModel("stories260K",
+                          dir_.path() / "ollama/blobs" / ("sha256-" + std::string(64, 'e')));
+  testing_util::Write(dir_.path() / "ollama/manifests/registry.ollama.ai/library/tiny/latest",
+                      R"({"layers":[{"mediaType":"application/vnd.ollama.image.model",)"
+                      R"("digest":"sha256:)" +
+                          std::string(64, 'e') + R"("}]})");
+  EXPECT_TRUE(Eventually([&] { return Has(TagNames(*s), "tiny:latest"); }, 20000));
+  gen = s->Client().Post("/api/generate",
+                         json{{"model", "tiny"},
+                              {"prompt", "Once"},
+                              {"stream", false},
+                              {"options", {{"num_predict", 2}}}}
+                             .dump(),
+                         "application/json");
+  EXPECT_EQ(gen->status, 200) << gen->body;
   // The discovered model runs from Ollama's blob store.
   gen = s->Client().Post("/api/generate",
                          json{{"model", "stories:260k"},

@@ -123,6 +123,10 @@ TEST(LibraryCli, PsAndStopTalkToTheServer) {
   Result ps = Sh(std::string(DM_BINARY) + " ps --port " + port);
   ASSERT_EQ(ps.exit_code, 0) << ps.out;
   EXPECT_NE(ps.out.find("stories260K"), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find("KEEP-ALIVE LEFT"), std::string::npos) << ps.out;
+  // The default keep-alive is 5 minutes: what is left reads like "4m59s".
+  EXPECT_TRUE(ps.out.find("4m") != std::string::npos || ps.out.find("5m00s") != std::string::npos)
+      << ps.out;
   Result stop = Sh(std::string(DM_BINARY) + " stop stories260K --port " + port);
   ASSERT_EQ(stop.exit_code, 0) << stop.out;
   ps = Sh(std::string(DM_BINARY) + " ps --port " + port);
