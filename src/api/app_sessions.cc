@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <set>
 
 #include "api/app_api.h"
 #include "api/dormouse_api.h"
@@ -53,9 +54,9 @@ json ConversationJson(const SessionInfo& s, const SessionRecord* rec, const std:
   return j;
 }
 
-void HandleConversations(ApiContext& ctx, httplib::Response& res) {
+void HandleConversations(ApiContext& ctx, const SessionScope& scope, httplib::Response& res) {
   json list = json::array();
-  std::vector<SessionInfo> sessions = ctx.service->Sessions();
+  std::vector<SessionInfo> sessions = ctx.service->Sessions(scope);
   std::lock_guard<std::mutex> lock(ctx.app_db_mu);
   for (const SessionInfo& s : sessions) {
     StatusOr<std::optional<SessionRecord>> rec = ctx.app_db->GetSession(s.id);
@@ -70,11 +71,15 @@ void HandleConversations(ApiContext& ctx, httplib::Response& res) {
   SendJson(res, {{"conversations", list}});
 }
 
-void HandleUpdate(ApiContext& ctx, const std::string& id, httplib::Response& res,
-                  const json& body) {
+void HandleUpdate(ApiContext& ctx, const SessionScope& scope, const std::string& id,
+                  httplib::Response& res, const json& body) {
   auto bad = [&](std::string msg, const char* param) {
     SendError(res, ErrorShape::kOllama, {400, std::move(msg), param, ""});
   };
+  // Where API keys are set, a session is only visible to the key that created it.
+  if (scope && !ctx.service->Session(id, scope)) {
+    return SendError(res, ErrorShape::kOllama, {404, "no session '" + id + "'", "id", ""});
+  }
   for (const auto& [key, v] : body.items()) {
     if (key != "title" && key != "options") return bad("unknown field '" + key + "'", "");
   }
@@ -103,7 +108,8 @@ void HandleUpdate(ApiContext& ctx, const std::string& id, httplib::Response& res
   SendJson(res, {{"id", id}, {"title", r.name}, {"options", json::parse(r.sampling_json)}});
 }
 
-void HandleSearch(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void HandleSearch(ApiContext& ctx, const SessionScope& scope, const httplib::Request& req,
+                  httplib::Response& res) {
   const std::string q = req.get_param_value("q");
   if (q.empty() || q.size() > kMaxQueryBytes) {
     return SendError(res, ErrorShape::kOllama,
@@ -111,10 +117,15 @@ void HandleSearch(ApiContext& ctx, const httplib::Request& req, httplib::Respons
   }
   const std::string needle = Lower(q);
   json hits = json::array();
+  std::set<std::string> visible;  // only with API keys: the sessions of this request's key
+  if (scope) {
+    for (const SessionInfo& s : ctx.service->Sessions(scope)) visible.insert(s.id);
+  }
   std::lock_guard<std::mutex> lock(ctx.app_db_mu);
   StatusOr<std::vector<SessionRecord>> all = ctx.app_db->ListSessions();
   if (!all.ok()) return SendError(res, ErrorShape::kOllama, {500, all.status().message(), "", ""});
   for (const SessionRecord& r : *all) {
+    if (scope && !visible.contains(r.id)) continue;
     StatusOr<std::vector<MessageRecord>> msgs = ctx.app_db->Messages(r.id);
     if (!msgs.ok()) continue;
     const std::string title = ConversationTitle(r.name, FirstUserMessage(*msgs));
@@ -148,15 +159,15 @@ std::string ConversationTitle(const std::string& name, const std::string& first_
 void RegisterConversationRoutes(Router& router, ApiContext& ctx) {
   ApiContext* c = &ctx;
   const ErrorShape shape = ErrorShape::kOllama;
-  router.Get("/api/conversations", shape, [c](const httplib::Request&, httplib::Response& res) {
-    HandleConversations(*c, res);
+  router.Get("/api/conversations", shape, [c](const httplib::Request& req, httplib::Response& res) {
+    HandleConversations(*c, ScopeOf(*c, req), res);
   });
   router.Post(R"(/api/sessions/([A-Za-z0-9_-]{1,64}))", shape,
               [c](const httplib::Request& req, httplib::Response& res, const json& body) {
-                HandleUpdate(*c, req.matches[1], res, body);
+                HandleUpdate(*c, ScopeOf(*c, req), req.matches[1], res, body);
               });
   router.Get("/api/search", shape, [c](const httplib::Request& req, httplib::Response& res) {
-    HandleSearch(*c, req, res);
+    HandleSearch(*c, ScopeOf(*c, req), req, res);
   });
 }
 

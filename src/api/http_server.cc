@@ -21,6 +21,8 @@ const char* OpenAiType(int status) {
   switch (status) {
     case 401:
       return "authentication_error";
+    case 403:
+      return "permission_error";
     case 404:
     case 400:
     case 413:
@@ -69,6 +71,25 @@ std::string BearerToken(const httplib::Request& req) {
   const std::string prefix = "Bearer ";
   if (auth.size() <= prefix.size() || auth.compare(0, prefix.size(), prefix) != 0) return "";
   return auth.substr(prefix.size());
+}
+
+// A browser's request from another site's page: its Origin names a host other than the one
+// it was sent to. Browsers send Origin with every POST and DELETE; other clients send none.
+// Refusing those keeps a web page from driving a keyless local server (a text/plain POST
+// needs no CORS preflight), which is what Ollama's allowed-origins check is for too.
+bool CrossOrigin(const httplib::Request& req) {
+  std::string origin = req.get_header_value("Origin");
+  if (origin.empty()) return false;
+  for (const char* scheme : {"http://", "https://"}) {
+    if (origin.rfind(scheme, 0) == 0) origin.erase(0, std::string_view(scheme).size());
+  }
+  std::string host = req.get_header_value("Host");
+  auto lower = [](std::string& s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  };
+  lower(origin);
+  lower(host);
+  return origin != host;
 }
 
 }  // namespace
@@ -231,6 +252,13 @@ SessionScope ScopeOf(const ApiContext& ctx, const httplib::Request& req) {
 
 bool Router::Authorized(const httplib::Request& req, httplib::Response& res,
                         ErrorShape shape) const {
+  if (req.method != "GET" && CrossOrigin(req)) {
+    SendError(
+        res, shape,
+        {403, "cross-origin request refused (Origin '" + req.get_header_value("Origin") + "')", "",
+         "cross_origin"});
+    return false;
+  }
   if (keys_.empty()) return true;
   const std::string auth = req.get_header_value("Authorization");
   const std::string token = BearerToken(req);

@@ -141,7 +141,8 @@ class Router {
   // The body must be a JSON object; anything else is a 400 in `shape`.
   void Post(const std::string& pattern, ErrorShape shape, JsonHandler h);
 
-  // True when the request may pass; otherwise the 401 is already in `res`.
+  // True when the request may pass; otherwise the 401 (no or wrong key) or 403 (a POST or
+  // DELETE from another site's page) is already in `res`.
   bool Authorized(const httplib::Request& req, httplib::Response& res, ErrorShape shape) const;
 
  private:

@@ -35,6 +35,9 @@ class InProcessServer {
     ctx_.loader = &rt_->loader();
     ctx_.snapshots = &rt_->snapshots();
     ctx_.probe = &rt_->probe();
+    ctx_.events = &rt_->events();
+    ctx_.settings = &rt_->settings();
+    ctx_.app_db = &rt_->app_db();
     api::HttpOptions ho;
     ho.port = 0;
     ho.api_keys = std::move(api_keys);
@@ -61,6 +64,7 @@ class InProcessServer {
     return c;
   }
   Runtime& runtime() { return *rt_; }
+  int port() const { return port_; }
 
  private:
   std::string dir_;

@@ -71,6 +71,26 @@ TEST(SessionScopeTest, ASessionIsVisibleOnlyWithTheKeyThatCreatedIt) {
   ASSERT_TRUE(own);
   EXPECT_EQ(own->status, 200);
 
+  // The app's routes are scoped the same way: conversations, rename and search.
+  auto convs = c.Get("/api/conversations", Auth(kKeyB));
+  ASSERT_TRUE(convs);
+  ASSERT_EQ(convs->status, 200) << convs->body;
+  for (const json& s : json::parse(convs->body)["conversations"]) EXPECT_NE(s["id"], ida);
+  auto rename =
+      c.Post("/api/sessions/" + ida, Auth(kKeyB), R"({"title":"mine now"})", "application/json");
+  ASSERT_TRUE(rename);
+  EXPECT_EQ(rename->status, 404);
+  auto found_b = c.Get("/api/search?q=Hello", Auth(kKeyB));
+  ASSERT_TRUE(found_b);
+  ASSERT_EQ(found_b->status, 200) << found_b->body;
+  for (const json& h : json::parse(found_b->body)["results"]) EXPECT_NE(h["id"], ida);
+  auto found_a = c.Get("/api/search?q=Hello", Auth(kKeyA));
+  ASSERT_TRUE(found_a);
+  ASSERT_EQ(found_a->status, 200) << found_a->body;
+  bool a_finds_own = false;
+  for (const json& h : json::parse(found_a->body)["results"]) a_finds_own |= h["id"] == ida;
+  EXPECT_TRUE(a_finds_own);
+
   // B resends A's whole conversation: it is B's own new session, not a turn of A's.
   json next = first;
   next.push_back({{"role", "assistant"}, {"content", a["choices"][0]["message"]["content"]}});
@@ -91,6 +111,30 @@ TEST(SessionScopeTest, ASessionIsVisibleOnlyWithTheKeyThatCreatedIt) {
     bytes << f.rdbuf();
     EXPECT_EQ(bytes.str().find(kKeyA), std::string::npos) << suffix;
   }
+}
+
+// A page on another site cannot drive a keyless server: browsers send Origin with a POST or
+// DELETE, and one naming another host is refused; the app's own origin and clients that send
+// no Origin pass.
+TEST(SessionScopeTest, RefusesCrossOriginWrites) {
+  RuntimeOptions o;
+  InProcessServer srv(o);
+  httplib::Client c = srv.Client();
+  const std::string body = R"({"model":"qwen2-20m-q8_0"})";
+  auto evil = c.Post("/api/eject", {{"Origin", "http://evil.example"}}, body, "text/plain");
+  ASSERT_TRUE(evil);
+  EXPECT_EQ(evil->status, 403);
+  EXPECT_NE(evil->body.find("cross-origin"), std::string::npos) << evil->body;
+  auto del = c.Delete("/api/sessions/anything", {{"Origin", "https://evil.example"}});
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 403);
+  const std::string self = "http://127.0.0.1:" + std::to_string(srv.port());
+  auto own = c.Post("/api/eject", {{"Origin", self}}, body, "application/json");
+  ASSERT_TRUE(own);
+  EXPECT_NE(own->status, 403) << own->body;
+  auto plain = c.Post("/api/eject", body, "application/json");
+  ASSERT_TRUE(plain);
+  EXPECT_NE(plain->status, 403) << plain->body;
 }
 
 }  // namespace
