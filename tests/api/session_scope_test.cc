@@ -75,7 +75,8 @@ TEST(SessionScopeTest, ASessionIsVisibleOnlyWithTheKeyThatCreatedIt) {
   auto convs = c.Get("/api/conversations", Auth(kKeyB));
   ASSERT_TRUE(convs);
   ASSERT_EQ(convs->status, 200) << convs->body;
-  for (const json& s : json::parse(convs->body)["conversations"]) EXPECT_NE(s["id"], ida);
+  const json conv_list = json::parse(convs->body);
+  for (const json& s : conv_list["conversations"]) EXPECT_NE(s["id"], ida);
   auto rename =
       c.Post("/api/sessions/" + ida, Auth(kKeyB), R"({"title":"mine now"})", "application/json");
   ASSERT_TRUE(rename);
@@ -83,12 +84,14 @@ TEST(SessionScopeTest, ASessionIsVisibleOnlyWithTheKeyThatCreatedIt) {
   auto found_b = c.Get("/api/search?q=Hello", Auth(kKeyB));
   ASSERT_TRUE(found_b);
   ASSERT_EQ(found_b->status, 200) << found_b->body;
-  for (const json& h : json::parse(found_b->body)["results"]) EXPECT_NE(h["id"], ida);
+  const json hits_b = json::parse(found_b->body);
+  for (const json& h : hits_b["results"]) EXPECT_NE(h["id"], ida);
   auto found_a = c.Get("/api/search?q=Hello", Auth(kKeyA));
   ASSERT_TRUE(found_a);
   ASSERT_EQ(found_a->status, 200) << found_a->body;
   bool a_finds_own = false;
-  for (const json& h : json::parse(found_a->body)["results"]) a_finds_own |= h["id"] == ida;
+  const json hits_a = json::parse(found_a->body);
+  for (const json& h : hits_a["results"]) a_finds_own |= h["id"] == ida;
   EXPECT_TRUE(a_finds_own);
 
   // B resends A's whole conversation: it is B's own new session, not a turn of A's.
