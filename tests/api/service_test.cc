@@ -249,5 +249,12 @@ TEST_F(ServiceTest, IdenticalFirstTurnsOfTwoClientsAreSeparateSessionsThatShareR
   EXPECT_EQ(users(b1.session_id), (std::vector<std::string>{"Hello there.", "From B."}));
 }
 
+TEST_F(ServiceTest, SnapshotDiskIsBoundedByDefault) {
+  Server srv(data_);  // no snapshot_budget given
+  const uint64_t budget = srv.rt->snapshots().budget_bytes();
+  EXPECT_GT(budget, 0u);
+  EXPECT_EQ(budget, SnapshotStore::DefaultBudget(srv.rt->snapshots().dir()).value());
+}
+
 }  // namespace
 }  // namespace dormouse
