@@ -92,6 +92,8 @@ TEST_F(ServiceTest, StatelessTurnsPrefillOnlyTheNewTokensEvenAfterEjectAndRestar
     // Idle eject (as keep-alive would): the conversation goes to disk...
     ASSERT_TRUE(
         srv.manager->Eject("qwen2-20m-q8_0", EjectLevel::kWarm, false, Reason::kKeepAlive).ok());
+    EXPECT_EQ(srv.service->Metrics().prefix_index_entries, 1);  // its size is visible
+    EXPECT_GT(srv.service->Metrics().prefix_index_bytes, held * sizeof(int32_t));
     CompletionResult t4 = c.Turn(*srv.service, "One more after a rest.");
     EXPECT_TRUE(t4.restored_from_snapshot);  // ...and comes back from it
     EXPECT_GT(t4.load_seconds, 0);
