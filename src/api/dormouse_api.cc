@@ -153,6 +153,11 @@ void ServiceCounters(std::string* out, const MetricsInput& in) {
   *out += fmt::format("dormouse_snapshot_written_bytes_total {}\n", s.snapshot_bytes_written);
   Metric(out, "dormouse_snapshot_disk_bytes", "gauge", "Bytes of snapshots on disk");
   *out += fmt::format("dormouse_snapshot_disk_bytes {}\n", in.snapshot_disk_bytes);
+  Metric(out, "dormouse_prefix_index_bytes", "gauge",
+         "RAM held by the prefix index of saved snapshots");
+  *out += fmt::format("dormouse_prefix_index_bytes {}\n", s.prefix_index_bytes);
+  Metric(out, "dormouse_prefix_index_entries", "gauge", "Saved snapshots in the prefix index");
+  *out += fmt::format("dormouse_prefix_index_entries {}\n", s.prefix_index_entries);
 }
 
 }  // namespace

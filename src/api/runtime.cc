@@ -8,10 +8,14 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   std::unique_ptr<Runtime> rt(new Runtime());
   DM_ASSIGN_OR_RETURN(rt->data_dir_, ResolveDataDir(o.data_dir));
   DM_ASSIGN_OR_RETURN(rt->db_, TranscriptDb::OpenOrError(rt->data_dir_));
-  DM_ASSIGN_OR_RETURN(
-      rt->snapshots_,
-      SnapshotStore::OpenOrError((std::filesystem::path(rt->data_dir_) / "snapshots").string(),
-                                 o.snapshot_budget));
+  const std::string snapshot_dir = (std::filesystem::path(rt->data_dir_) / "snapshots").string();
+  uint64_t budget = 0;
+  if (o.snapshot_budget) {
+    budget = *o.snapshot_budget;
+  } else {
+    DM_ASSIGN_OR_RETURN(budget, SnapshotStore::DefaultBudget(snapshot_dir));
+  }
+  DM_ASSIGN_OR_RETURN(rt->snapshots_, SnapshotStore::OpenOrError(snapshot_dir, budget));
   GgufModelLoader::Options lo;
   lo.models_dir = o.models_dir;
   lo.files = o.files;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/service.h"
@@ -33,8 +34,9 @@ struct RuntimeOptions {
   int64_t contexts_per_model = 4;
   int64_t max_queue = 16;
   Millis keep_alive = std::chrono::minutes(5);
-  uint64_t memory_budget = 0;    // bytes; 0 = none
-  uint64_t snapshot_budget = 0;  // bytes of snapshots on disk; 0 = unlimited
+  uint64_t memory_budget = 0;  // bytes; 0 = none
+  // Bytes of snapshots on disk; 0 = unlimited; nullopt = SnapshotStore::DefaultBudget.
+  std::optional<uint64_t> snapshot_budget;
   bool compress_snapshots = false;
   bool start_timer = true;  // keep-alive and pressure checks every 200 ms
   // Tests: fault injection and holding points (see ServiceHooks, GgufModelLoader::Options).

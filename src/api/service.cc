@@ -238,8 +238,18 @@ std::variant<EjectReport, ServiceError> Service::Unload(const std::string& model
 std::vector<std::string> Service::ModelNames() const { return impl_->loader->Names(); }
 
 ServiceMetrics Service::Metrics() const {
-  std::lock_guard<std::mutex> lock(impl_->metrics_mu);
-  return impl_->metrics;
+  ServiceMetrics m;
+  {
+    std::lock_guard<std::mutex> lock(impl_->metrics_mu);
+    m = impl_->metrics;
+  }
+  std::lock_guard<std::mutex> lock(impl_->index_mu);
+  for (const auto& [key, snap] : impl_->index) {
+    m.prefix_index_bytes += key.size() + snap.tokens.size() * sizeof(int32_t) + snap.text.size() +
+                            snap.owner.size() + sizeof snap;
+  }
+  m.prefix_index_entries = static_cast<int64_t>(impl_->index.size());
+  return m;
 }
 
 void Service::Shutdown() {

@@ -142,6 +142,10 @@ struct ServiceMetrics {
   LatencyHistogram load_seconds;
   LatencyHistogram snapshot_write_seconds;
   double generate_seconds = 0;  // total, for tokens/s
+  // RAM held by the prefix index of saved snapshots (their tokens and texts), and its
+  // entries: filled in by Metrics(), so its growth is visible.
+  uint64_t prefix_index_bytes = 0;
+  int64_t prefix_index_entries = 0;
 };
 
 class Service {

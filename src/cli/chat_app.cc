@@ -50,9 +50,12 @@ StatusOr<std::unique_ptr<ChatApp>> ChatApp::CreateOrError(const ChatOptions& o) 
   DM_RETURN_IF_ERROR(Sampler::Validate(app->o_.sampling));
   DM_ASSIGN_OR_RETURN(std::string dir, ResolveDataDir(o.data_dir));
   DM_ASSIGN_OR_RETURN(app->db_, TranscriptDb::OpenOrError(dir));
-  DM_ASSIGN_OR_RETURN(app->snapshots_, SnapshotStore::OpenOrError(
-                                           (std::filesystem::path(dir) / "snapshots").string(),
-                                           o.snapshot_budget_mib << 20));
+  const std::string snapshot_dir = (std::filesystem::path(dir) / "snapshots").string();
+  uint64_t budget = static_cast<uint64_t>(o.snapshot_budget_mib) << 20;
+  if (o.snapshot_budget_mib < 0) {
+    DM_ASSIGN_OR_RETURN(budget, SnapshotStore::DefaultBudget(snapshot_dir));
+  }
+  DM_ASSIGN_OR_RETURN(app->snapshots_, SnapshotStore::OpenOrError(snapshot_dir, budget));
   app->pool_ = std::make_unique<ThreadPool>(ResolveThreads(o.threads));
   app->model_name_ = ModelNameFromPath(o.model);
   GgufModelLoader::Options lo;

@@ -28,7 +28,7 @@ struct ChatOptions {
   int threads = 0;
   int64_t ctx = 0;
   int64_t max_tokens = -1;
-  uint64_t snapshot_budget_mib = 0;
+  int64_t snapshot_budget_mib = -1;  // < 0: SnapshotStore::DefaultBudget
   bool compress = false;
   SamplerParams sampling;
   int64_t seed = -1;

@@ -32,7 +32,8 @@ void AddChatCommand(CLI::App& app, Action* action) {
   cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty");
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
   cmd->add_option("--snapshot-budget", o->snapshot_budget_mib,
-                  "Disk budget for snapshots in MiB (0 = unlimited; oldest deleted first)");
+                  "Disk budget for snapshots in MiB (0 = unlimited; default: min(2 GiB, 5% of "
+                  "the disk); least recently used deleted first)");
   cmd->add_flag("--compress", o->compress, "Compress snapshots with zstd");
   cmd->callback([o, action] {
     *action = [o] {

@@ -43,7 +43,7 @@ struct ServeOptions {
   int http_threads = 32;
   int timeout = 30;
   std::string max_body = "8M";
-  std::string snapshot_budget = "0";
+  std::string snapshot_budget = "auto";
   bool compress = false;
   bool no_discover = false;
 };
@@ -78,7 +78,9 @@ StatusOr<std::unique_ptr<Runtime>> BuildRuntime(const ServeOptions& o, Library* 
   RuntimeOptions ro;
   DM_ASSIGN_OR_RETURN(ro.keep_alive, ParseDuration(o.keep_alive));
   DM_ASSIGN_OR_RETURN(ro.memory_budget, ParseSize(o.memory_budget));
-  DM_ASSIGN_OR_RETURN(ro.snapshot_budget, ParseSize(o.snapshot_budget));
+  if (o.snapshot_budget != "auto") {
+    DM_ASSIGN_OR_RETURN(ro.snapshot_budget, ParseSize(o.snapshot_budget));
+  }
   ro.data_dir = o.data_dir;
   ro.more_models = [library] { return library->Paths(); };  // our dir + discovered
   for (const std::string& m : o.models) ro.files[ModelNameFromPath(m)] = m;
@@ -229,7 +231,8 @@ void AddServeCommand(CLI::App& app, Action* action) {
       ->check(CLI::Range(1, 3600));
   cmd->add_option("--max-body", o->max_body, "Largest request body (default 8M)");
   cmd->add_option("--snapshot-budget", o->snapshot_budget,
-                  "Disk budget for snapshots (e.g. 2G; 0 = unlimited; oldest deleted first)");
+                  "Disk budget for snapshots (e.g. 2G; 0 = unlimited; default auto: min(2 GiB, "
+                  "5% of the disk); least recently used deleted first, transcripts kept)");
   cmd->add_flag("--compress", o->compress, "Compress snapshots with zstd");
   cmd->callback([o, action] { *action = [o] { return Serve(*o); }; });
 }

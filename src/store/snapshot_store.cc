@@ -2,9 +2,12 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 namespace dormouse {
@@ -36,6 +39,21 @@ StatusOr<std::unique_ptr<SnapshotStore>> SnapshotStore::OpenOrError(const std::s
   std::unique_ptr<SnapshotStore> s(new SnapshotStore(dir, budget_bytes));
   s->RemoveAbandonedTemporaries();
   return s;
+}
+
+uint64_t SnapshotStore::DefaultBudgetFor(uint64_t filesystem_bytes) {
+  return std::min<uint64_t>(2ull << 30, filesystem_bytes / 20);
+}
+
+StatusOr<uint64_t> SnapshotStore::DefaultBudget(const std::string& dir) {
+  fs::path p = fs::absolute(fs::path(dir));
+  while (!fs::exists(p) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  struct statvfs st;
+  if (::statvfs(p.c_str(), &st) != 0) {
+    return Status::Errorf("{}: cannot read the filesystem size: {}", p.string(),
+                          std::strerror(errno));
+  }
+  return DefaultBudgetFor(static_cast<uint64_t>(st.f_blocks) * st.f_frsize);
 }
 
 Status SnapshotStore::CheckKey(const std::string& key) {

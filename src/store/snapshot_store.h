@@ -35,6 +35,12 @@ class SnapshotStore {
   static StatusOr<std::unique_ptr<SnapshotStore>> OpenOrError(const std::string& dir,
                                                               uint64_t budget_bytes);
 
+  // The default disk budget: min(2 GiB, 5% of the filesystem), so an idle server that
+  // runs for months stays small on disk (transcripts are not counted, never evicted).
+  static uint64_t DefaultBudgetFor(uint64_t filesystem_bytes);
+  // DefaultBudgetFor the filesystem holding `dir` (or the nearest existing parent).
+  static StatusOr<uint64_t> DefaultBudget(const std::string& dir);
+
   // Keys are session ids: 1-64 characters of [A-Za-z0-9_-].
   static Status CheckKey(const std::string& key);
   std::string PathFor(const std::string& key) const;

@@ -46,6 +46,8 @@ TEST(Metrics, TextCoversMemoryModelsAndCounters) {
   in.service.load_seconds.Observe(0.2);
   in.service.load_seconds.Observe(0.3);
   in.snapshot_disk_bytes = 999;
+  in.service.prefix_index_bytes = 4321;
+  in.service.prefix_index_entries = 3;
   std::string t = MetricsText(in);
   EXPECT_TRUE(Has(t, "dormouse_resident_bytes{kind=\"anon\"} 62914560")) << t;
   EXPECT_TRUE(Has(t, "dormouse_resident_bytes{kind=\"file\"} 41943040"));
@@ -56,6 +58,8 @@ TEST(Metrics, TextCoversMemoryModelsAndCounters) {
   EXPECT_TRUE(Has(t, "dormouse_model_ejects_total{model=\"a\",reason=\"keep_alive\"} 1"));
   EXPECT_TRUE(Has(t, "dormouse_generate_tokens_per_second 50"));
   EXPECT_TRUE(Has(t, "dormouse_snapshot_disk_bytes 999"));
+  EXPECT_TRUE(Has(t, "dormouse_prefix_index_bytes 4321"));
+  EXPECT_TRUE(Has(t, "dormouse_prefix_index_entries 3"));
   EXPECT_TRUE(Has(t, "dormouse_reload_seconds_count 2"));
   EXPECT_TRUE(Has(t, "dormouse_restore_seconds_bucket{le=\"0.005\"} 1"));
   // Every sample line belongs to a family announced with # TYPE.

@@ -94,6 +94,8 @@ TEST_F(ServiceTest, StatelessTurnsPrefillOnlyTheNewTokensEvenAfterEjectAndRestar
     // Idle eject (as keep-alive would): the conversation goes to disk...
     ASSERT_TRUE(
         srv.manager->Eject("qwen2-20m-q8_0", EjectLevel::kWarm, false, Reason::kKeepAlive).ok());
+    EXPECT_EQ(srv.service->Metrics().prefix_index_entries, 1);  // its size is visible
+    EXPECT_GT(srv.service->Metrics().prefix_index_bytes, held * sizeof(int32_t));
     CompletionResult t4 = c.Turn(*srv.service, "One more after a rest.");
     EXPECT_TRUE(t4.restored_from_snapshot);  // ...and comes back from it
     EXPECT_GT(t4.load_seconds, 0);
@@ -271,6 +273,13 @@ TEST_F(ServiceTest, IdenticalFirstTurnsOfTwoClientsAreSeparateSessionsThatShareR
   };
   EXPECT_EQ(users(a1.session_id), (std::vector<std::string>{"Hello there.", "From A."}));
   EXPECT_EQ(users(b1.session_id), (std::vector<std::string>{"Hello there.", "From B."}));
+}
+
+TEST_F(ServiceTest, SnapshotDiskIsBoundedByDefault) {
+  Server srv(data_);  // no snapshot_budget given
+  const uint64_t budget = srv.rt->snapshots().budget_bytes();
+  EXPECT_GT(budget, 0u);
+  EXPECT_EQ(budget, SnapshotStore::DefaultBudget(srv.rt->snapshots().dir()).value());
 }
 
 }  // namespace

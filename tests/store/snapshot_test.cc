@@ -291,5 +291,17 @@ TEST_F(SnapshotTest, SigkillMidWriteLeavesOldOrNewSnapshot) {
   EXPECT_GT(saw_a + saw_b, 0);
 }
 
+// Bounded by default: min(2 GiB, 5% of the filesystem).
+TEST(SnapshotBudget, DefaultIsTwoGibOrFivePercentOfTheDiskWhicheverIsSmaller) {
+  EXPECT_EQ(SnapshotStore::DefaultBudgetFor(10ull << 30), 512ull << 20);
+  EXPECT_EQ(SnapshotStore::DefaultBudgetFor(1ull << 40), 2ull << 30);
+  const std::string missing =
+      (std::filesystem::temp_directory_path() / "dm-no-such-dir" / "snapshots").string();
+  StatusOr<uint64_t> b = SnapshotStore::DefaultBudget(missing);  // measured at a parent
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_GT(*b, 0u);
+  EXPECT_LE(*b, 2ull << 30);
+}
+
 }  // namespace
 }  // namespace dormouse
