@@ -30,7 +30,7 @@ int Info(const InfoOptions& o) {
     ++count;
     bytes += t.n_bytes;
   }
-  uint64_t kv = 2ull * c.n_layer * n_ctx * c.kv_dim() * 2;  // F16
+  uint64_t kv = KvCache::BytesFor(c, n_ctx, std::min<int64_t>(512, n_ctx), KvType::kF16);
   std::cout << fmt::format("file:          {} (GGUF v{})\n", o.model, model->gguf().version());
   std::cout << fmt::format("name:          {}\n", c.name);
   std::cout << fmt::format("architecture:  {}\n", c.arch);

@@ -28,7 +28,8 @@ std::string TypeName(uint32_t raw_type) {
       "Q8_0", "Q8_1", "Q2_K",    "Q3_K",    "Q4_K",    "Q5_K",   "Q6_K",    "Q8_K",
       "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
       "I8",   "I16",  "I32",     "I64",     "F64",     "IQ1_M",  "BF16",    "Q4_0_4_4",
-      "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0"};
+      "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",
+      "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
   if (raw_type < sizeof(kKnown) / sizeof(kKnown[0])) {
     return fmt::format("type {} ({})", raw_type, kKnown[raw_type]);
   }

@@ -77,6 +77,7 @@ StatusOr<PrefillCounts> PrefillFromCommonPrefix(InferenceContext& ctx, std::vect
   size_t lcp = CommonPrefix(tokens, held);
   if (lcp == tokens.size()) --lcp;  // evaluate at least one token to have logits
   ctx.Truncate(static_cast<int64_t>(lcp));
+  lcp = static_cast<size_t>(ctx.n_past());  // less when a sliding window cannot step back
   held.resize(lcp);
   held_text.clear();
   std::span<const int32_t> rest(tokens.data() + lcp, tokens.size() - lcp);
