@@ -60,8 +60,8 @@ bool IsValidValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueT
 // Parses one file; friend of GgufFile so it can fill the private fields.
 class GgufParser {
  public:
-  GgufParser(GgufFile& out, const uint8_t* data, uint64_t size)
-      : out_(out), data_(data), size_(size) {}
+  GgufParser(GgufFile& out, const uint8_t* data, uint64_t size, bool describe_only = false)
+      : out_(out), data_(data), size_(size), describe_only_(describe_only) {}
 
   Status Parse() {
     uint32_t magic = 0;
@@ -298,6 +298,12 @@ class GgufParser {
     uint32_t raw_type = 0;
     DM_RETURN_IF_ERROR(Read(&raw_type, "tensor type"));
     std::optional<GgmlTypeTraits> traits = TraitsOf(raw_type);
+    t->raw_type = raw_type;
+    if (!traits && describe_only_) {  // listed by name, never bound to data
+      t->known_type = false;
+      t->n_elements = elements;
+      return Read(&t->offset, "tensor offset");
+    }
     if (!traits) {
       return Status::Errorf("has unsupported type {} (supported: {})", TypeName(raw_type),
                             SupportedTypeList());
@@ -324,6 +330,7 @@ class GgufParser {
     if (out_.data_offset_ > size_) return Truncated("tensor data section");
     const uint64_t data_size = size_ - out_.data_offset_;
     for (GgufTensorInfo& t : out_.tensors_) {
+      if (!t.known_type) continue;
       if (!RangeWithin(t.offset, t.n_bytes, data_size)) {
         return Status::Errorf(
             "tensor '{}' data [{}, +{}) is not within the file's tensor data ({} bytes; the "
@@ -339,6 +346,7 @@ class GgufParser {
   const uint8_t* data_;
   uint64_t size_;
   uint64_t pos_ = 0;
+  bool describe_only_ = false;
 };
 
 uint64_t GgufArray::size() const {
@@ -358,6 +366,19 @@ uint64_t GgufArray::size() const {
 StatusOr<GgufFile> GgufFile::OpenOrError(const std::string& path) {
   DM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::OpenOrError(path));
   return ParseOrError(std::move(file));
+}
+
+StatusOr<GgufFile> GgufFile::DescribeOrError(const std::string& path) {
+  DM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::OpenOrError(path));
+  GgufFile g;
+  g.path_ = file.path();
+  g.base_ = file.data();
+  g.size_ = file.size();
+  GgufParser parser(g, g.base_, g.size_, /*describe_only=*/true);
+  Status s = parser.Parse();
+  if (!s.ok()) return s.WithContext(path);
+  g.file_ = std::move(file);
+  return g;
 }
 
 StatusOr<GgufFile> GgufFile::ParseOrError(MappedFile file) {

@@ -121,6 +121,12 @@ StatusOr<Model> Model::FromGguf(GgufFile gguf) {
 }
 
 Status Model::BindTensors() {
+  for (const GgufTensorInfo& t : gguf_.tensors()) {
+    if (!t.known_type) {
+      return Status::Errorf("tensor '{}' has unsupported type {} (supported: {})", t.name,
+                            TypeName(t.raw_type), SupportedTypeList());
+    }
+  }
   const GgufTensorInfo* embd = gguf_.FindTensor("token_embd.weight");
   if (embd == nullptr) {
     return Status::Error(gguf_.tensors().empty()
