@@ -1,4 +1,5 @@
 // `dormouse info MODEL`: architecture, shapes, tensor types, vocabulary, memory needed.
+#include <algorithm>
 #include <iostream>
 #include <map>
 
@@ -17,20 +18,44 @@ struct InfoOptions {
 
 double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
+// "tensors Q8_0:   43 tensors,     1.23 MiB" per type; types this build cannot read
+// are marked. Lists from the lenient parse, so an unsupported file is described too.
+void PrintTensorTypes(const GgufFile& g) {
+  std::map<std::string, std::pair<int, uint64_t>> types;
+  for (const GgufTensorInfo& t : g.tensors()) {
+    const std::string name = t.known_type ? TypeName(t.type) : TypeName(t.raw_type);
+    auto& [count, bytes] = types[name];
+    ++count;
+    bytes += t.n_bytes;
+  }
+  for (const auto& [name, cb] : types) {
+    if (name.starts_with("type ")) {
+      std::cout << fmt::format("tensors        {}: {} tensors, unsupported\n", name, cb.first);
+    } else {
+      std::cout << fmt::format("tensors {:<6} {:4} tensors, {:8.2f} MiB\n", name + ":", cb.first,
+                               MiB(cb.second));
+    }
+  }
+}
+
 int Info(const InfoOptions& o) {
+  StatusOr<GgufFile> described = GgufFile::DescribeOrError(o.model);
+  if (!described.ok()) return Fail(described.status());
   StatusOr<Model> model = Model::LoadOrError(o.model);
-  if (!model.ok()) return Fail(model.status());
+  if (!model.ok()) {
+    StatusOr<std::optional<std::string>> arch = described->GetString("general.architecture");
+    std::cout << fmt::format("file:          {} (GGUF v{})\n", o.model, described->version());
+    std::cout << fmt::format("architecture:  {}\n",
+                             arch.ok() && *arch ? **arch : std::string("(none)"));
+    PrintTensorTypes(*described);
+    std::cout << fmt::format("supported:     no: {}\n", model.status().message());
+    return 1;
+  }
   StatusOr<Tokenizer> tok = Tokenizer::FromGguf(model->gguf());
   if (!tok.ok()) return Fail(tok.status().WithContext(o.model));
   const ModelConfig& c = model->config();
   int64_t n_ctx = o.ctx > 0 ? o.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
-  std::map<std::string, std::pair<int, uint64_t>> types;
-  for (const GgufTensorInfo& t : model->gguf().tensors()) {
-    auto& [count, bytes] = types[TypeName(t.type)];
-    ++count;
-    bytes += t.n_bytes;
-  }
-  uint64_t kv = 2ull * c.n_layer * n_ctx * c.kv_dim() * 2;  // F16
+  uint64_t kv = KvCache::BytesFor(c, n_ctx, std::min<int64_t>(512, n_ctx), KvType::kF16);
   std::cout << fmt::format("file:          {} (GGUF v{})\n", o.model, model->gguf().version());
   std::cout << fmt::format("name:          {}\n", c.name);
   std::cout << fmt::format("architecture:  {}\n", c.arch);
@@ -41,19 +66,23 @@ int Info(const InfoOptions& o) {
                            c.rope_freq_base, c.rope_freq_scale,
                            c.traits.rope == RopeLayout::kNeox ? "neox" : "normal");
   std::cout << fmt::format("context:       trained {}, default {}\n", c.n_ctx_train, n_ctx);
+  if (c.HasSwa()) {
+    const auto local = std::count(c.swa_layers.begin(), c.swa_layers.end(), true);
+    std::cout << fmt::format(
+        "attention:     sliding window {} on {} of {} layers (local rope base {})\n", c.n_swa,
+        local, c.n_layer, c.rope_freq_base_swa);
+  }
   std::cout << fmt::format("output:        {}\n",
                            model->tied_output() ? "tied to token_embd" : "separate");
   std::cout << fmt::format("vocabulary:    {} tokens ({}), bos {}, eos {}\n", tok->n_vocab(),
                            tok->ModelName(), tok->bos(), tok->eos());
-  for (const auto& [name, cb] : types) {
-    std::cout << fmt::format("tensors {:<6} {:4} tensors, {:8.2f} MiB\n", name + ":", cb.first,
-                             MiB(cb.second));
-  }
+  PrintTensorTypes(model->gguf());
   std::cout << fmt::format(
       "memory:        weights {:.2f} MiB (mapped) + KV cache {:.2f} MiB "
       "(f16, context {}) = {:.2f} MiB\n",
       MiB(model->weight_bytes()), MiB(kv), n_ctx, MiB(model->weight_bytes() + kv));
   std::cout << fmt::format("kernels:       {}\n", KernelTargetName());
+  std::cout << "supported:     yes\n";
   return 0;
 }
 

@@ -45,10 +45,10 @@ void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float
   ConvertF32ToF16(a.q, s.q16, hd);
   for (int64_t d = 0; d < hd; ++d) s.acc16[d] = 0;
   float M = -INFINITY, S = 0.0f;
-  for (int64_t j = 0; j < a.n_keys; ++j) {
-    const uint16_t* k = reinterpret_cast<const uint16_t*>(a.k_base + j * a.row_bytes) + a.offset;
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(a.v_base + j * a.row_bytes) + a.offset;
-    const float score = DotF16(k, s.q16, hd) * a.scale;
+  for (int64_t j = a.first_key; j < a.n_keys; ++j) {
+    const uint16_t* k = reinterpret_cast<const uint16_t*>(a.KRow(j)) + a.offset;
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(a.VRow(j)) + a.offset;
+    const float score = a.Score(DotF16(k, s.q16, hd));
     float ms = 1.0f, vs = 1.0f;
     if (score > M) {  // a new maximum: rescale what was accumulated (ggml_vec_scale_f16)
       const float old = M;
@@ -75,10 +75,10 @@ void AttendF32(const AttentionArgs& a, const AttentionScratch& s, float* out) {
   const int64_t hd = a.head_dim;
   for (int64_t d = 0; d < hd; ++d) s.acc32[d] = 0.0f;
   float M = -INFINITY, S = 0.0f;
-  for (int64_t j = 0; j < a.n_keys; ++j) {
-    const float* k = reinterpret_cast<const float*>(a.k_base + j * a.row_bytes) + a.offset;
-    const float* v = reinterpret_cast<const float*>(a.v_base + j * a.row_bytes) + a.offset;
-    const float score = DotF32(k, a.q, hd) * a.scale;
+  for (int64_t j = a.first_key; j < a.n_keys; ++j) {
+    const float* k = reinterpret_cast<const float*>(a.KRow(j)) + a.offset;
+    const float* v = reinterpret_cast<const float*>(a.VRow(j)) + a.offset;
+    const float score = a.Score(DotF32(k, a.q, hd));
     float ms = 1.0f, vs = 1.0f;
     if (score > M) {
       const float old = M;

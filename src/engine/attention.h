@@ -8,10 +8,14 @@
 //     converted to F32 and divided by S.
 // With an F32 KV cache every step stays in F32.
 //
+// Masked keys (outside a sliding window) are skipped, as ggml skips -inf mask entries;
+// gemma2's attention soft-cap applies to each scaled score before the softmax.
+//
 // The F16 path has a scalar reference and an AVX-512 variant that gives the same bits
 // (same operations, same order); AttendHead dispatches once on the CPU's features.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -30,9 +34,22 @@ struct AttentionArgs {
   const uint8_t* v_base;  // likewise for values
   size_t row_bytes;
   int64_t offset;  // this head's first element within a row
-  int64_t n_keys;  // keys [0, n_keys) are visible
+  int64_t n_keys;  // keys [first_key, n_keys) are visible, in this order
   int64_t head_dim;
-  float scale;  // 1 / sqrt(head_dim)
+  float scale;            // 1 / sqrt(head_dim), or 1 when q was scaled (divided by softcap)
+  int64_t first_key = 0;  // > 0 for a sliding window (keys before it are masked)
+  // A ring buffer of `ring` rows holds key j at row j % ring; 0: row j.
+  int64_t ring = 0;
+  float softcap = 0.0f;  // score -> softcap * tanh(score) when > 0 (gemma2)
+
+  const uint8_t* KRow(int64_t j) const { return k_base + Slot(j) * row_bytes; }
+  const uint8_t* VRow(int64_t j) const { return v_base + Slot(j) * row_bytes; }
+  size_t Slot(int64_t j) const { return static_cast<size_t>(ring > 0 ? j % ring : j); }
+  // As ggml's flash attention: s * scale, then softcap * tanhf(s).
+  float Score(float dot) const {
+    const float s = dot * scale;
+    return softcap > 0.0f ? softcap * std::tanh(s) : s;
+  }
 };
 
 // out[0, head_dim) = softmax(q . K^T * scale) V.

@@ -199,26 +199,24 @@ DM_AVX512 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, fl
       qf[g][c] = Load16(q16[g] + 16 * c);
     }
   }
-  for (int64_t j0 = 0; j0 < a[0].n_keys; j0 += kBlock) {
+  for (int64_t j0 = a[0].first_key; j0 < a[0].n_keys; j0 += kBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kBlock, a[0].n_keys - j0));
     for (int j = 0; j < nb; ++j) {
-      const uint16_t* k =
-          reinterpret_cast<const uint16_t*>(a[0].k_base + (j0 + j) * a[0].row_bytes) + a[0].offset;
+      const uint16_t* k = reinterpret_cast<const uint16_t*>(a[0].KRow(j0 + j)) + a[0].offset;
       if constexpr (CH % 4 == 0) {
         float sc[G];
         GroupScores<CH, G>(k, qf, sc);
 #pragma GCC unroll 16
-        for (int g = 0; g < G; ++g) st[g].score[j] = sc[g] * a[g].scale;
+        for (int g = 0; g < G; ++g) st[g].score[j] = a[g].Score(sc[g]);
       } else {
 #pragma GCC unroll 16
-        for (int g = 0; g < G; ++g) st[g].score[j] = DotF16(k, q16[g], hd) * a[g].scale;
+        for (int g = 0; g < G; ++g) st[g].score[j] = a[g].Score(DotF16(k, q16[g], hd));
       }
     }
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) SoftmaxBlock(st[g], nb);
     for (int j = 0; j < nb; ++j) {
-      const uint16_t* v =
-          reinterpret_cast<const uint16_t*>(a[0].v_base + (j0 + j) * a[0].row_bytes) + a[0].offset;
+      const uint16_t* v = reinterpret_cast<const uint16_t*>(a[0].VRow(j0 + j)) + a[0].offset;
       __m512 vj[CH];
 #pragma GCC unroll 16
       for (int c = 0; c < CH; ++c) vj[c] = Load16(v + 16 * c);
@@ -281,10 +279,10 @@ DM_AVX512 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s
   ConvertF32ToF16(a.q, s.q16, hd);
   for (int64_t d = 0; d < hd; ++d) s.acc16[d] = 0;
   float M = -INFINITY, S = 0.0f;
-  for (int64_t j = 0; j < a.n_keys; ++j) {
-    const uint16_t* k = reinterpret_cast<const uint16_t*>(a.k_base + j * a.row_bytes) + a.offset;
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(a.v_base + j * a.row_bytes) + a.offset;
-    const float score = DotF16(k, s.q16, hd) * a.scale;
+  for (int64_t j = a.first_key; j < a.n_keys; ++j) {
+    const uint16_t* k = reinterpret_cast<const uint16_t*>(a.KRow(j)) + a.offset;
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(a.VRow(j)) + a.offset;
+    const float score = a.Score(DotF16(k, s.q16, hd));
     float ms = 1.0f, vs = 1.0f;
     if (score > M) {
       const float old = M;

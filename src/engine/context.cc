@@ -4,8 +4,10 @@
 #include <cmath>
 
 #include "engine/attention.h"
+#include "engine/gelu.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
+#include "engine/rope.h"
 
 namespace dormouse {
 namespace {
@@ -36,8 +38,9 @@ StatusOr<InferenceContext> InferenceContext::CreateOrError(const Model& model, C
   if (params.n_ubatch < 1 || params.n_ubatch > 8192) {
     return Status::Errorf("micro-batch size {} is outside [1, 8192]", params.n_ubatch);
   }
-  DM_ASSIGN_OR_RETURN(KvCache kv, KvCache::CreateOrError(c, n_ctx, params.kv_type));
-  return InferenceContext(model, std::move(kv), pool, std::min(params.n_ubatch, n_ctx));
+  const int64_t n_ubatch = std::min(params.n_ubatch, n_ctx);
+  DM_ASSIGN_OR_RETURN(KvCache kv, KvCache::CreateOrError(c, n_ctx, n_ubatch, params.kv_type));
+  return InferenceContext(model, std::move(kv), pool, n_ubatch);
 }
 
 InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* pool,
@@ -57,8 +60,10 @@ InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* p
   up_.resize(b * c.n_ff);
   attn_f16_.resize(static_cast<size_t>(pool->size()) * (kMaxGroupHeads + 1) * c.head_dim);
   attn_f32_.resize(static_cast<size_t>(pool->size()) * c.head_dim);
-  rope_cos_.resize(b * (c.rope_dim / 2));
-  rope_sin_.resize(b * (c.rope_dim / 2));
+  // Global layers' table, then (with SWA) the local layers' table.
+  const size_t tables = c.HasSwa() ? 2 : 1;
+  rope_cos_.resize(tables * b * (c.rope_dim / 2));
+  rope_sin_.resize(tables * b * (c.rope_dim / 2));
   prepared_stride_ = static_cast<size_t>(MaxPreparedRowBytes(model));
   prepared_.resize(kMaxGroup * b * prepared_stride_);
   logits_.resize(n_vocab_);
@@ -87,12 +92,40 @@ Status InferenceContext::Eval(std::span<const int32_t> tokens, bool all_logits) 
   return Status::Ok();
 }
 
-Status InferenceContext::AdoptRestoredRows(int64_t n) {
+Status InferenceContext::AdoptRestoredRows(int64_t n, int64_t swa_floor) {
   if (n < 0 || n > kv_.n_ctx()) {
     return Status::Errorf("cannot restore {} positions into a context of {}", n, kv_.n_ctx());
   }
+  const ModelConfig& c = model_->config();
+  for (int64_t l = 0; l < kv_.n_layer(); ++l) {
+    if (c.IsSwa(l) && (swa_floor > WindowStart(l, n) || n - swa_floor > kv_.rows(l))) {
+      return Status::Errorf("restored rows from position {} do not fit layer {}'s window",
+                            swa_floor, l);
+    }
+  }
   n_past_ = n;
+  swa_floor_ = c.HasSwa() ? swa_floor : 0;
   return Status::Ok();
+}
+
+int64_t InferenceContext::SnapshotStart(int64_t layer, int64_t n) const {
+  if (!model_->config().IsSwa(layer)) return 0;
+  return std::max(swa_floor_, n - kv_.rows(layer));
+}
+
+int64_t InferenceContext::WindowStart(int64_t layer, int64_t n) const {
+  const ModelConfig& c = model_->config();
+  return c.IsSwa(layer) ? std::max<int64_t>(0, n - c.n_swa + 1) : 0;
+}
+
+void InferenceContext::Truncate(int64_t n) {
+  n = std::clamp<int64_t>(n, 0, n_past_);
+  const ModelConfig& c = model_->config();
+  for (int64_t l = 0; l < kv_.n_layer() && n > 0 && n < n_past_; ++l) {
+    if (c.IsSwa(l) && WindowStart(l, n) < swa_floor_) n = 0;  // the ring overwrote that window
+  }
+  n_past_ = n;
+  if (n == 0) swa_floor_ = 0;
 }
 
 void InferenceContext::EvalChunk(const int32_t* tokens, int64_t n, float* logits_out,
@@ -102,9 +135,16 @@ void InferenceContext::EvalChunk(const int32_t* tokens, int64_t n, float* logits
   for (int64_t t = 0; t < n; ++t) {
     DequantizeRow(embd.type, embd.Row(tokens[t]), &x_[t * c.n_embd], c.n_embd);
   }
+  if (c.traits.scale_embd) {
+    const float scale = std::sqrt(static_cast<float>(c.n_embd));
+    for (int64_t i = 0; i < n * c.n_embd; ++i) x_[i] *= scale;
+  }
   ComputeRopeTables(n);
   for (int64_t il = 0; il < c.n_layer; ++il) Layer(il, n);
   n_past_ += n;
+  for (int64_t l = 0; l < kv_.n_layer(); ++l) {
+    if (kv_.is_ring(l)) swa_floor_ = std::max(swa_floor_, n_past_ - kv_.rows(l));
+  }
   if (logits_out == nullptr) return;
   // Only the rows whose logits are wanted go through the output matrix.
   int64_t first = all_logits ? 0 : n - 1;
@@ -115,23 +155,23 @@ void InferenceContext::EvalChunk(const int32_t* tokens, int64_t n, float* logits
   }
   MatMulJob job{&model_->output(), logits_out, n_vocab_};
   MatMulGroup(xn_.data(), c.n_embd, rows, {&job, 1});
+  if (c.final_softcap > 0.0f) {  // as llama.cpp's graph: scale, tanh, scale
+    const float cap = c.final_softcap, inv = 1.0f / cap;
+    for (int64_t i = 0; i < rows * n_vocab_; ++i) {
+      logits_out[i] = std::tanh(logits_out[i] * inv) * cap;
+    }
+  }
 }
 
-// As ggml's rope cache: theta starts at the position and is multiplied by
-// theta_scale = base^(-2/rope_dim) per pair, all in float, then scaled and divided by the
-// frequency factor; cosf/sinf of that.
 void InferenceContext::ComputeRopeTables(int64_t n) {
   const ModelConfig& c = model_->config();
   const int64_t half = c.rope_dim / 2;
-  const std::vector<float>& factors = model_->rope_freq_factors();
-  const float theta_scale = std::pow(c.rope_freq_base, -2.0f / static_cast<float>(c.rope_dim));
-  for (int64_t t = 0; t < n; ++t) {
-    float theta = static_cast<float>(n_past_ + t);
-    for (int64_t i = 0; i < half; ++i) {
-      const float th = c.rope_freq_scale * (theta / factors[i]);
-      rope_cos_[t * half + i] = std::cos(th);
-      rope_sin_[t * half + i] = std::sin(th);
-      theta *= theta_scale;
+  const float* factors = model_->RopeFactors(kv_.n_ctx());
+  for (int swa = 0; swa < (c.HasSwa() ? 2 : 1); ++swa) {
+    const RopeParams p = RopeParams::For(c, swa == 1, factors);
+    const size_t table = static_cast<size_t>(swa) * n_ubatch_ * half;
+    for (int64_t t = 0; t < n; ++t) {
+      RopeTable(p, n_past_ + t, &rope_cos_[table + t * half], &rope_sin_[table + t * half]);
     }
   }
 }
@@ -189,10 +229,11 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
   const ModelConfig& c = model_->config();
   const LayerWeights& l = model_->layers()[il];
   const int64_t d = c.n_embd;
-  auto norm_rows = [&](const std::vector<float>& w) {
+  // RMSNorm of every row of `in` into `out` (may alias).
+  auto norm_rows = [&](const std::vector<float>& w, const float* in, float* out) {
     auto body = [&](int i, int nt) {
       auto [b, e] = ThreadPool::Share(n, i, nt);
-      for (int64_t t = b; t < e; ++t) RmsNorm(&x_[t * d], w.data(), c.rms_eps, d, &xn_[t * d]);
+      for (int64_t t = b; t < e; ++t) RmsNorm(&in[t * d], w.data(), c.rms_eps, d, &out[t * d]);
     };
     if (n >= 8) {
       pool_->Run(body);
@@ -200,8 +241,13 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
       body(0, 1);
     }
   };
+  // x += branch, normalized first by `post` when the architecture has post norms.
+  auto add_branch = [&](const std::vector<float>& post) {
+    if (!post.empty()) norm_rows(post, xn_.data(), xn_.data());
+    for (int64_t i = 0; i < n * d; ++i) x_[i] += xn_[i];
+  };
 
-  norm_rows(l.attn_norm);
+  norm_rows(l.attn_norm, x_.data(), xn_.data());
   const MatMulJob qkv[] = {{&l.wq, q_.data(), c.q_dim()},
                            {&l.wk, k_.data(), c.kv_dim()},
                            {&l.wv, v_.data(), c.kv_dim()}};
@@ -211,15 +257,19 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
   Attention(il, n);
   const MatMulJob wo[] = {{&l.wo, xn_.data(), d}};
   MatMulGroup(attn_.data(), c.q_dim(), n, wo);
-  for (int64_t i = 0; i < n * d; ++i) x_[i] += xn_[i];
+  add_branch(l.post_attn_norm);
 
-  norm_rows(l.ffn_norm);
+  norm_rows(l.ffn_norm, x_.data(), xn_.data());
   const MatMulJob gate_up[] = {{&l.w_gate, gate_.data(), c.n_ff}, {&l.w_up, up_.data(), c.n_ff}};
   MatMulGroup(xn_.data(), d, n, gate_up);
-  SwiGlu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
+  if (c.traits.ffn == FfnActivation::kGelu) {
+    GeluGate(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
+  } else {
+    SwiGlu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
+  }
   const MatMulJob down[] = {{&l.w_down, xn_.data(), d}};
   MatMulGroup(gate_.data(), c.n_ff, n, down);
-  for (int64_t i = 0; i < n * d; ++i) x_[i] += xn_[i];
+  add_branch(l.post_ffn_norm);
 }
 
 namespace {
@@ -251,15 +301,19 @@ void InferenceContext::RopeQK(int64_t il, int64_t n) {
   AddBias(k_.data(), l.bk, n, c.kv_dim());
   AddBias(v_.data(), l.bv, n, c.kv_dim());
   const int64_t hd = c.head_dim, half = c.rope_dim / 2;
+  const size_t table = c.IsSwa(il) ? static_cast<size_t>(n_ubatch_ * half) : 0;
   auto body = [&](int i, int nt) {
     auto [b, e] = ThreadPool::Share(n, i, nt);
     for (int64_t t = b; t < e; ++t) {
-      const float* cs = &rope_cos_[t * half];
-      const float* sn = &rope_sin_[t * half];
+      const float* cs = &rope_cos_[table + t * half];
+      const float* sn = &rope_sin_[table + t * half];
       for (int64_t h = 0; h < c.n_head; ++h) {
         float* head = &q_[t * c.q_dim() + h * hd];
         if (!l.q_norm.empty()) RmsNorm(head, l.q_norm.data(), c.rms_eps, hd, head);
         RotateHead(head, cs, sn, half, c.traits.rope);
+        if (c.traits.scale_q) {
+          for (int64_t j = 0; j < hd; ++j) head[j] *= c.attn_scale;
+        }
       }
       for (int64_t h = 0; h < c.n_head_kv; ++h) {
         float* head = &k_[t * c.kv_dim() + h * hd];
@@ -293,10 +347,14 @@ void InferenceContext::Attention(int64_t il, int64_t n) {
   const ModelConfig& c = model_->config();
   const int64_t hd = c.head_dim;
   const int64_t group = c.n_head / c.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // ggml_flash_attn_ext divides its scale by the soft-cap; q may already be scaled.
+  float scale = c.traits.scale_q ? 1.0f : c.attn_scale;
+  if (c.attn_softcap > 0.0f) scale /= c.attn_softcap;
+  const int64_t window = c.IsSwa(il) ? c.n_swa : 0;
   const bool f16 = kv_.type() == KvType::kF16;
-  const uint8_t* k_base = kv_.KRow(il, 0);
-  const uint8_t* v_base = kv_.VRow(il, 0);
+  const uint8_t* k_base = kv_.KBase(il);
+  const uint8_t* v_base = kv_.VBase(il);
+  const int64_t ring = kv_.is_ring(il) ? kv_.rows(il) : 0;
   pool_->Run([&](int ti, int nt) {
     uint16_t* h16 = &attn_f16_[static_cast<size_t>(ti) * (kMaxGroupHeads + 1) * hd];
     AttentionScratch scratch{h16, h16 + kMaxGroupHeads * hd,
@@ -311,14 +369,19 @@ void InferenceContext::Attention(int64_t il, int64_t n) {
       for (int64_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxGroupHeads) {
         const int m = static_cast<int>(std::min<int64_t>(kMaxGroupHeads, (kvh + 1) * group - h0));
         for (int i = 0; i < m; ++i) {
-          args[i] = {&q_[t * c.q_dim() + (h0 + i) * hd],
-                     k_base,
-                     v_base,
-                     kv_.row_bytes(),
-                     kvh * hd,
-                     n_past_ + t + 1,
-                     hd,
-                     scale};
+          const int64_t pos = n_past_ + t;
+          args[i] = {.q = &q_[t * c.q_dim() + (h0 + i) * hd],
+                     .k_base = k_base,
+                     .v_base = v_base,
+                     .row_bytes = kv_.row_bytes(),
+                     .offset = kvh * hd,
+                     .n_keys = pos + 1,
+                     .head_dim = hd,
+                     .scale = scale,
+                     // llama.cpp masks key p0 for query p1 when p1 - p0 >= n_swa.
+                     .first_key = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0,
+                     .ring = ring,
+                     .softcap = c.attn_softcap};
           outs[i] = &attn_[t * c.q_dim() + (h0 + i) * hd];
         }
         AttendGroup(args, m, f16, scratch, outs);

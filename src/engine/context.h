@@ -38,11 +38,24 @@ class InferenceContext {
   int64_t n_vocab() const { return n_vocab_; }
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return kv_.n_ctx(); }
-  // Forgets positions >= n (the cached rows are overwritten by later Evals).
-  void Truncate(int64_t n) { n_past_ = n < n_past_ ? (n < 0 ? 0 : n) : n_past_; }
-  // Declares rows [0, n) of the KV cache valid after a restore wrote them directly
-  // (sessions); n must not exceed n_ctx().
-  Status AdoptRestoredRows(int64_t n);
+  // Forgets positions >= n (the cached rows are overwritten by later Evals). A
+  // sliding-window layer's ring may no longer hold the window that position n needs
+  // (more than n_ubatch positions back): then everything is forgotten. Callers read
+  // n_past() afterwards to know what was kept.
+  void Truncate(int64_t n);
+  // Declares the KV rows of positions [0, n) valid after a restore wrote them directly
+  // (sessions); sliding-window layers hold [swa_floor, n), which must cover the window
+  // (WindowStart) and fit the ring. n must not exceed n_ctx().
+  Status AdoptRestoredRows(int64_t n, int64_t swa_floor = 0);
+  // The first position whose KV rows `layer` needs to continue from position n: 0, or
+  // the start of the sliding window (what a snapshot stores).
+  int64_t WindowStart(int64_t layer, int64_t n) const;
+  // The lowest position whose rows every sliding-window layer still holds.
+  int64_t swa_floor() const { return swa_floor_; }
+  // The first position whose rows a snapshot of n tokens stores for `layer`: 0, or for a
+  // sliding-window layer all that its ring still holds below n (so a restored context
+  // can step back as far as the live one could).
+  int64_t SnapshotStart(int64_t layer, int64_t n) const;
 
   KvCache& kv() { return kv_; }
   const KvCache& kv() const { return kv_; }
@@ -72,6 +85,7 @@ class InferenceContext {
   ThreadPool* pool_;
   KvCache kv_;
   int64_t n_past_ = 0;
+  int64_t swa_floor_ = 0;  // see swa_floor()
   int64_t n_vocab_ = 0;
   int64_t n_ubatch_ = 0;
 
@@ -87,7 +101,7 @@ class InferenceContext {
   UninitVector<float> up_;           // (n_ubatch, n_ff)
   UninitVector<uint16_t> attn_f16_;  // (n_threads, (kMaxGroupHeads + 1) * head_dim): F16 q, acc
   UninitVector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
-  UninitVector<float> rope_cos_;     // (n_ubatch, rope_dim / 2)
+  UninitVector<float> rope_cos_;     // (1 or 2 with SWA, n_ubatch, rope_dim / 2)
   UninitVector<float> rope_sin_;
   UninitVector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
   size_t prepared_stride_ = 0;

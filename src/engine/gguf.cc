@@ -62,8 +62,10 @@ class GgufParser {
  public:
   // `file_size` > `size` when only a prefix of the file is in `data` (header-only parse):
   // tensor ranges are checked against the whole file and tensors get no data pointer.
-  GgufParser(GgufFile& out, const uint8_t* data, uint64_t size, uint64_t file_size)
-      : out_(out), data_(data), size_(size), file_size_(file_size) {}
+  // `describe_only` lists tensors of unknown types instead of refusing the file.
+  GgufParser(GgufFile& out, const uint8_t* data, uint64_t size, uint64_t file_size,
+             bool describe_only = false)
+      : out_(out), data_(data), size_(size), file_size_(file_size), describe_only_(describe_only) {}
 
   Status Parse() {
     uint32_t magic = 0;
@@ -300,6 +302,12 @@ class GgufParser {
     uint32_t raw_type = 0;
     DM_RETURN_IF_ERROR(Read(&raw_type, "tensor type"));
     std::optional<GgmlTypeTraits> traits = TraitsOf(raw_type);
+    t->raw_type = raw_type;
+    if (!traits && describe_only_) {  // listed by name, never bound to data
+      t->known_type = false;
+      t->n_elements = elements;
+      return Read(&t->offset, "tensor offset");
+    }
     if (!traits) {
       return Status::Errorf("has unsupported type {} (supported: {})", TypeName(raw_type),
                             SupportedTypeList());
@@ -327,6 +335,7 @@ class GgufParser {
     const uint64_t data_size = file_size_ - out_.data_offset_;
     const bool header_only = file_size_ != size_;
     for (GgufTensorInfo& t : out_.tensors_) {
+      if (!t.known_type) continue;
       if (!RangeWithin(t.offset, t.n_bytes, data_size)) {
         return Status::Errorf(
             "tensor '{}' data [{}, +{}) is not within the file's tensor data ({} bytes; the "
@@ -343,6 +352,7 @@ class GgufParser {
   uint64_t size_;
   uint64_t file_size_;
   uint64_t pos_ = 0;
+  bool describe_only_ = false;
 };
 
 uint64_t GgufArray::size() const {
@@ -362,6 +372,19 @@ uint64_t GgufArray::size() const {
 StatusOr<GgufFile> GgufFile::OpenOrError(const std::string& path) {
   DM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::OpenOrError(path));
   return ParseOrError(std::move(file));
+}
+
+StatusOr<GgufFile> GgufFile::DescribeOrError(const std::string& path) {
+  DM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::OpenOrError(path));
+  GgufFile g;
+  g.path_ = file.path();
+  g.base_ = file.data();
+  g.size_ = file.size();
+  GgufParser parser(g, g.base_, g.size_, g.size_, /*describe_only=*/true);
+  Status s = parser.Parse();
+  if (!s.ok()) return s.WithContext(path);
+  g.file_ = std::move(file);
+  return g;
 }
 
 StatusOr<GgufFile> GgufFile::ParseOrError(MappedFile file) {

@@ -60,12 +60,18 @@ struct GgufTensorInfo {
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   const uint8_t* data = nullptr;  // inside the mapping; valid while the GgufFile lives
+  uint32_t raw_type = 0;          // the type id as stored (== type when known_type)
+  bool known_type = true;         // false only in DescribeOrError's result: no data bound
 };
 
 class GgufFile {
  public:
   // Maps and parses `path`. Accepts files with no tensors (vocabulary-only GGUFs).
   static StatusOr<GgufFile> OpenOrError(const std::string& path);
+  // For describing a file (`dormouse info`): like OpenOrError, but tensors of types this
+  // build cannot read are listed (known_type false, no data) instead of refused. Never
+  // bind a model to the result: Model::FromGguf refuses it.
+  static StatusOr<GgufFile> DescribeOrError(const std::string& path);
   // Parses an already mapped file (tests and fuzzers use this).
   static StatusOr<GgufFile> ParseOrError(MappedFile file);
   // Parses bytes the caller keeps alive for the lifetime of the result (fuzzing).

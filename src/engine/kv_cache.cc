@@ -1,20 +1,39 @@
 #include "engine/kv_cache.h"
 
+#include <algorithm>
+
 #include "base/checked_math.h"
 
 namespace dormouse {
 
 const char* KvTypeName(KvType t) { return t == KvType::kF16 ? "f16" : "f32"; }
 
-StatusOr<KvCache> KvCache::CreateOrError(const ModelConfig& c, int64_t n_ctx, KvType type) {
+int64_t KvCache::LayerRows(const ModelConfig& c, int64_t layer, int64_t n_ctx, int64_t n_ubatch) {
+  if (!c.IsSwa(layer)) return n_ctx;
+  return std::min(n_ctx, c.n_swa + std::max<int64_t>(n_ubatch, 1));
+}
+
+uint64_t KvCache::BytesFor(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, KvType type) {
+  uint64_t rows = 0;
+  for (int64_t l = 0; l < c.n_layer; ++l) rows += LayerRows(c, l, n_ctx, n_ubatch);
+  const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (type == KvType::kF16 ? 2 : 4);
+  auto total = CheckedMul(rows, row);
+  return total ? 2 * *total : 0;
+}
+
+StatusOr<KvCache> KvCache::CreateOrError(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch,
+                                         KvType type) {
   if (n_ctx < 1) return Status::Errorf("context size {} must be at least 1", n_ctx);
   KvCache kv;
   kv.type_ = type;
   kv.n_ctx_ = n_ctx;
-  kv.n_layer_ = c.n_layer;
   kv.kv_dim_ = c.kv_dim();
-  auto per_layer = CheckedMul(static_cast<uint64_t>(n_ctx), kv.row_bytes());
-  auto total = per_layer ? CheckedMul(*per_layer, static_cast<uint64_t>(c.n_layer)) : per_layer;
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    kv.first_row_.push_back(static_cast<size_t>(kv.total_rows_));
+    kv.rows_.push_back(LayerRows(c, l, n_ctx, n_ubatch));
+    kv.total_rows_ += static_cast<uint64_t>(kv.rows_.back());
+  }
+  auto total = CheckedMul(kv.total_rows_, kv.row_bytes());
   if (!total) return Status::Errorf("KV cache for context {} overflows", n_ctx);
   kv.k_.reset(static_cast<uint8_t*>(std::calloc(*total, 1)));
   kv.v_.reset(static_cast<uint8_t*>(std::calloc(*total, 1)));
@@ -23,6 +42,16 @@ StatusOr<KvCache> KvCache::CreateOrError(const ModelConfig& c, int64_t n_ctx, Kv
                           2 * *total / (1024 * 1024), n_ctx);
   }
   return kv;
+}
+
+KvCache::Spans KvCache::SpansOf(uint8_t* base, int64_t layer, int64_t first, int64_t end) const {
+  const int64_t rows = rows_[static_cast<size_t>(layer)];
+  const int64_t n = end - first;
+  const int64_t start = first % rows;
+  const int64_t head = std::min(n, rows - start);  // rows before the ring wraps
+  uint8_t* layer_base = base + first_row_[static_cast<size_t>(layer)] * row_bytes();
+  return {std::span<uint8_t>(layer_base + start * row_bytes(), head * row_bytes()),
+          std::span<uint8_t>(layer_base, (n - head) * row_bytes())};
 }
 
 }  // namespace dormouse

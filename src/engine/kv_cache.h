@@ -1,13 +1,18 @@
 // The per-sequence key/value cache: for every layer, one row of kv_dim keys and one of
-// values per position, F16 (default) or F32. Rows are contiguous per layer so the used
-// prefix [0, n_used) of each layer is one span: that is what a snapshot stores and
-// restores (sessions), never the whole context.
+// values per position, F16 (default) or F32. A global layer holds every position of the
+// context; a sliding-window layer (gemma) holds a ring of n_swa + n_ubatch rows (position
+// p in row p % rows), so a long conversation does not keep a full-context cache for
+// layers that only ever look back n_swa - 1 positions. The ring's extra n_ubatch rows let
+// a whole prefill chunk be stored before its first query reads the window, and let a
+// context step back (Truncate) by up to n_ubatch positions.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "base/status.h"
 #include "engine/model_config.h"
@@ -21,35 +26,42 @@ class KvCache {
  public:
   // Memory is reserved with calloc (zero pages stay unmapped until first written), so a
   // large context costs address space, not RSS, until it is used.
-  static StatusOr<KvCache> CreateOrError(const ModelConfig& c, int64_t n_ctx, KvType type);
+  static StatusOr<KvCache> CreateOrError(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch,
+                                         KvType type);
+  // Rows a layer keeps for a context of n_ctx (the memory estimate uses this too).
+  static int64_t LayerRows(const ModelConfig& c, int64_t layer, int64_t n_ctx, int64_t n_ubatch);
+  // Bytes of K and V for every layer, as CreateOrError would reserve (0 on overflow).
+  static uint64_t BytesFor(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, KvType type);
 
   KvType type() const { return type_; }
   int64_t n_ctx() const { return n_ctx_; }
-  int64_t n_layer() const { return n_layer_; }
+  int64_t n_layer() const { return static_cast<int64_t>(rows_.size()); }
   int64_t kv_dim() const { return kv_dim_; }
   size_t elem_bytes() const { return type_ == KvType::kF16 ? 2 : 4; }
   size_t row_bytes() const { return static_cast<size_t>(kv_dim_) * elem_bytes(); }
-  // Bytes reserved for the whole context (K and V, all layers).
-  uint64_t capacity_bytes() const { return 2ull * n_layer_ * n_ctx_ * row_bytes(); }
+  // Rows held by `layer`: n_ctx, or the ring's size for a sliding-window layer.
+  int64_t rows(int64_t layer) const { return rows_[static_cast<size_t>(layer)]; }
+  bool is_ring(int64_t layer) const { return rows(layer) < n_ctx_; }
+  // Bytes reserved (K and V, all layers).
+  uint64_t capacity_bytes() const { return 2ull * total_rows_ * row_bytes(); }
 
   uint8_t* KRow(int64_t layer, int64_t pos) { return Row(k_.get(), layer, pos); }
   uint8_t* VRow(int64_t layer, int64_t pos) { return Row(v_.get(), layer, pos); }
   const uint8_t* KRow(int64_t layer, int64_t pos) const { return Row(k_.get(), layer, pos); }
   const uint8_t* VRow(int64_t layer, int64_t pos) const { return Row(v_.get(), layer, pos); }
+  // The layer's row 0: attention addresses row (pos % rows) from here.
+  const uint8_t* KBase(int64_t layer) const { return Row(k_.get(), layer, 0); }
+  const uint8_t* VBase(int64_t layer) const { return Row(v_.get(), layer, 0); }
 
-  // Rows [0, n) of one layer's keys or values: one contiguous span, which is what a
-  // snapshot writes and a restore fills.
-  std::span<const uint8_t> KRows(int64_t layer, int64_t n) const {
-    return {KRow(layer, 0), static_cast<size_t>(n) * row_bytes()};
+  // The rows of positions [first, end) of one layer's keys or values, in position
+  // order: one span, or two where a ring wraps (the second may be empty). end - first
+  // must not exceed rows(layer). This is what a snapshot writes and a restore fills.
+  using Spans = std::array<std::span<uint8_t>, 2>;
+  Spans KSpans(int64_t layer, int64_t first, int64_t end) const {
+    return SpansOf(k_.get(), layer, first, end);
   }
-  std::span<const uint8_t> VRows(int64_t layer, int64_t n) const {
-    return {VRow(layer, 0), static_cast<size_t>(n) * row_bytes()};
-  }
-  std::span<uint8_t> MutableKRows(int64_t layer, int64_t n) {
-    return {KRow(layer, 0), static_cast<size_t>(n) * row_bytes()};
-  }
-  std::span<uint8_t> MutableVRows(int64_t layer, int64_t n) {
-    return {VRow(layer, 0), static_cast<size_t>(n) * row_bytes()};
+  Spans VSpans(int64_t layer, int64_t first, int64_t end) const {
+    return SpansOf(v_.get(), layer, first, end);
   }
 
   KvCache(KvCache&&) = default;
@@ -61,15 +73,17 @@ class KvCache {
     void operator()(uint8_t* p) const { std::free(p); }
   };
   uint8_t* Row(uint8_t* base, int64_t layer, int64_t pos) const {
-    return base + (static_cast<size_t>(layer) * n_ctx_ + pos) * row_bytes();
+    const size_t l = static_cast<size_t>(layer);
+    return base + (first_row_[l] + static_cast<size_t>(pos % rows_[l])) * row_bytes();
   }
-  const uint8_t* Row(const uint8_t* base, int64_t layer, int64_t pos) const {
-    return base + (static_cast<size_t>(layer) * n_ctx_ + pos) * row_bytes();
-  }
+  Spans SpansOf(uint8_t* base, int64_t layer, int64_t first, int64_t end) const;
+
   KvType type_ = KvType::kF16;
   int64_t n_ctx_ = 0;
-  int64_t n_layer_ = 0;
   int64_t kv_dim_ = 0;
+  std::vector<int64_t> rows_;      // (n_layer)
+  std::vector<size_t> first_row_;  // (n_layer): the layer's row 0 within k_ / v_
+  uint64_t total_rows_ = 0;
   std::unique_ptr<uint8_t, FreeDeleter> k_;
   std::unique_ptr<uint8_t, FreeDeleter> v_;
 };

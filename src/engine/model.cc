@@ -56,16 +56,22 @@ class Binder {
   const GgufFile& g_;
 };
 
-std::string Blk(int64_t i, const char* suffix) {
-  return "blk." + std::to_string(i) + "." + suffix;
-}
+std::string Blk(int64_t i, const char* suffix) { return "blk." + std::to_string(i) + "." + suffix; }
 
 StatusOr<LayerWeights> BindLayer(const Binder& b, const ModelConfig& c, int64_t i) {
   LayerWeights l;
   DM_ASSIGN_OR_RETURN(l.attn_norm, b.Vector(Blk(i, "attn_norm.weight"), c.n_embd));
-  DM_ASSIGN_OR_RETURN(l.wq, b.Matrix(Blk(i, "attn_q.weight"), c.n_embd, c.q_dim()));
-  DM_ASSIGN_OR_RETURN(l.wk, b.Matrix(Blk(i, "attn_k.weight"), c.n_embd, c.kv_dim()));
-  DM_ASSIGN_OR_RETURN(l.wv, b.Matrix(Blk(i, "attn_v.weight"), c.n_embd, c.kv_dim()));
+  if (c.traits.fused_qkv) {
+    DM_ASSIGN_OR_RETURN(Weight qkv,
+                        b.Matrix(Blk(i, "attn_qkv.weight"), c.n_embd, c.q_dim() + 2 * c.kv_dim()));
+    l.wq = qkv.Rows(0, c.q_dim());
+    l.wk = qkv.Rows(c.q_dim(), c.kv_dim());
+    l.wv = qkv.Rows(c.q_dim() + c.kv_dim(), c.kv_dim());
+  } else {
+    DM_ASSIGN_OR_RETURN(l.wq, b.Matrix(Blk(i, "attn_q.weight"), c.n_embd, c.q_dim()));
+    DM_ASSIGN_OR_RETURN(l.wk, b.Matrix(Blk(i, "attn_k.weight"), c.n_embd, c.kv_dim()));
+    DM_ASSIGN_OR_RETURN(l.wv, b.Matrix(Blk(i, "attn_v.weight"), c.n_embd, c.kv_dim()));
+  }
   DM_ASSIGN_OR_RETURN(l.wo, b.Matrix(Blk(i, "attn_output.weight"), c.q_dim(), c.n_embd));
   if (c.traits.qkv_bias) {
     DM_ASSIGN_OR_RETURN(l.bq, b.Vector(Blk(i, "attn_q.bias"), c.q_dim()));
@@ -77,13 +83,29 @@ StatusOr<LayerWeights> BindLayer(const Binder& b, const ModelConfig& c, int64_t 
     DM_ASSIGN_OR_RETURN(l.k_norm, b.Vector(Blk(i, "attn_k_norm.weight"), c.head_dim));
   }
   DM_ASSIGN_OR_RETURN(l.ffn_norm, b.Vector(Blk(i, "ffn_norm.weight"), c.n_embd));
-  DM_ASSIGN_OR_RETURN(l.w_gate, b.Matrix(Blk(i, "ffn_gate.weight"), c.n_embd, c.n_ff));
-  DM_ASSIGN_OR_RETURN(l.w_up, b.Matrix(Blk(i, "ffn_up.weight"), c.n_embd, c.n_ff));
+  if (c.traits.post_norms) {
+    DM_ASSIGN_OR_RETURN(l.post_attn_norm, b.Vector(Blk(i, "post_attention_norm.weight"), c.n_embd));
+    DM_ASSIGN_OR_RETURN(l.post_ffn_norm, b.Vector(Blk(i, "post_ffw_norm.weight"), c.n_embd));
+  }
+  if (c.traits.fused_gate_up) {
+    DM_ASSIGN_OR_RETURN(Weight gate_up, b.Matrix(Blk(i, "ffn_up.weight"), c.n_embd, 2 * c.n_ff));
+    l.w_gate = gate_up.Rows(0, c.n_ff);
+    l.w_up = gate_up.Rows(c.n_ff, c.n_ff);
+  } else {
+    DM_ASSIGN_OR_RETURN(l.w_gate, b.Matrix(Blk(i, "ffn_gate.weight"), c.n_embd, c.n_ff));
+    DM_ASSIGN_OR_RETURN(l.w_up, b.Matrix(Blk(i, "ffn_up.weight"), c.n_embd, c.n_ff));
+  }
   DM_ASSIGN_OR_RETURN(l.w_down, b.Matrix(Blk(i, "ffn_down.weight"), c.n_ff, c.n_embd));
   return l;
 }
 
 }  // namespace
+
+const float* Model::RopeFactors(int64_t n_ctx) const {
+  if (!rope_freqs_.empty()) return rope_freqs_.data();
+  const std::vector<float>& f = n_ctx > config_.rope_scaling.n_ctx_orig ? rope_long_ : rope_short_;
+  return f.empty() ? nullptr : f.data();
+}
 
 StatusOr<Model> Model::LoadOrError(const std::string& path) {
   DM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::OpenOrError(path));
@@ -99,6 +121,12 @@ StatusOr<Model> Model::FromGguf(GgufFile gguf) {
 }
 
 Status Model::BindTensors() {
+  for (const GgufTensorInfo& t : gguf_.tensors()) {
+    if (!t.known_type) {
+      return Status::Errorf("tensor '{}' has unsupported type {} (supported: {})", t.name,
+                            TypeName(t.raw_type), SupportedTypeList());
+    }
+  }
   const GgufTensorInfo* embd = gguf_.FindTensor("token_embd.weight");
   if (embd == nullptr) {
     return Status::Error(gguf_.tensors().empty()
@@ -117,9 +145,13 @@ Status Model::BindTensors() {
   } else {
     DM_ASSIGN_OR_RETURN(output_, b.Matrix("output.weight", c.n_embd, c.n_vocab));
   }
-  rope_freq_factors_.assign(static_cast<size_t>(c.rope_dim / 2), 1.0f);
-  if (b.Has("rope_freqs.weight")) {
-    DM_ASSIGN_OR_RETURN(rope_freq_factors_, b.Vector("rope_freqs.weight", c.rope_dim / 2));
+  const std::pair<const char*, std::vector<float>*> factors[] = {
+      {"rope_freqs.weight", &rope_freqs_},
+      {"rope_factors_long.weight", &rope_long_},
+      {"rope_factors_short.weight", &rope_short_}};
+  for (const auto& [name, out] : factors) {
+    if (!b.Has(name)) continue;
+    DM_ASSIGN_OR_RETURN(*out, b.Vector(name, c.rope_dim / 2));
   }
   layers_.clear();
   for (int64_t i = 0; i < c.n_layer; ++i) {

@@ -20,21 +20,30 @@ struct Weight {
   int64_t rows = 0;  // output features (ggml ne[1])
   size_t row_bytes = 0;
   const uint8_t* Row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+  // Rows [first, first + n) as a weight of their own: a view into a fused tensor, no copy.
+  Weight Rows(int64_t first, int64_t n) const {
+    Weight w = *this;
+    w.data = Row(first);
+    w.rows = n;
+    return w;
+  }
 };
 
 struct LayerWeights {
-  std::vector<float> attn_norm;  // (n_embd)
-  Weight wq;                     // (n_embd, q_dim)
-  Weight wk;                     // (n_embd, kv_dim)
-  Weight wv;                     // (n_embd, kv_dim)
-  Weight wo;                     // (q_dim, n_embd)
-  std::vector<float> bq, bk, bv;  // (q_dim), (kv_dim), (kv_dim): qwen2 only
-  std::vector<float> q_norm;      // (head_dim): qwen3 only
-  std::vector<float> k_norm;      // (head_dim): qwen3 only
-  std::vector<float> ffn_norm;    // (n_embd)
-  Weight w_gate;                  // (n_embd, n_ff)
-  Weight w_up;                    // (n_embd, n_ff)
-  Weight w_down;                  // (n_ff, n_embd)
+  std::vector<float> attn_norm;       // (n_embd)
+  Weight wq;                          // (n_embd, q_dim)   (phi3: rows of attn_qkv)
+  Weight wk;                          // (n_embd, kv_dim)  (phi3: rows of attn_qkv)
+  Weight wv;                          // (n_embd, kv_dim)  (phi3: rows of attn_qkv)
+  Weight wo;                          // (q_dim, n_embd)
+  std::vector<float> bq, bk, bv;      // (q_dim), (kv_dim), (kv_dim): qwen2 only
+  std::vector<float> q_norm;          // (head_dim): qwen3 only
+  std::vector<float> k_norm;          // (head_dim): qwen3 only
+  std::vector<float> post_attn_norm;  // (n_embd): gemma only, on the attention output
+  std::vector<float> ffn_norm;        // (n_embd)
+  std::vector<float> post_ffn_norm;   // (n_embd): gemma only, on the FFN output
+  Weight w_gate;                      // (n_embd, n_ff)  (phi3: rows [0, n_ff) of ffn_up)
+  Weight w_up;                        // (n_embd, n_ff)  (phi3: rows [n_ff, 2 n_ff) of ffn_up)
+  Weight w_down;                      // (n_ff, n_embd)
 };
 
 class Model {
@@ -46,13 +55,15 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const GgufFile& gguf() const { return gguf_; }
   const Weight& token_embd() const { return token_embd_; }  // (n_embd, n_vocab)
-  const Weight& output() const { return output_; }  // (n_embd, n_vocab), maybe token_embd
+  const Weight& output() const { return output_; }          // (n_embd, n_vocab), maybe token_embd
   bool tied_output() const { return tied_output_; }
   const std::vector<float>& output_norm() const { return output_norm_; }  // (n_embd)
   const std::vector<LayerWeights>& layers() const { return layers_; }
-  // Per-frequency divisors for RoPE (rope_dim / 2), all 1 unless the file has
-  // rope_freqs.weight (Llama 3.1+ long-context scaling).
-  const std::vector<float>& rope_freq_factors() const { return rope_freq_factors_; }
+  // Per-frequency divisors for RoPE (rope_dim / 2) for a context of n_ctx, or nullptr
+  // (all 1): rope_freqs.weight (Llama 3.1+ long-context scaling), else phi3's LongRoPE
+  // rope_factors_long when n_ctx exceeds the original context, rope_factors_short when not
+  // (llama.cpp's get_rope_factors).
+  const float* RopeFactors(int64_t n_ctx) const;
   // Bytes of tensor data in the file.
   uint64_t weight_bytes() const { return weight_bytes_; }
 
@@ -69,7 +80,7 @@ class Model {
   bool tied_output_ = false;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
-  std::vector<float> rope_freq_factors_;
+  std::vector<float> rope_freqs_, rope_long_, rope_short_;
   uint64_t weight_bytes_ = 0;
 };
 

@@ -8,9 +8,35 @@ namespace dormouse {
 namespace {
 
 constexpr ArchTraits kArchs[] = {
-    {"llama", RopeLayout::kNormal, false, false},
-    {"qwen2", RopeLayout::kNeox, true, false},
-    {"qwen3", RopeLayout::kNeox, false, true},
+    {.name = "llama", .rope = RopeLayout::kNormal},
+    {.name = "qwen2", .rope = RopeLayout::kNeox, .qkv_bias = true},
+    {.name = "qwen3", .rope = RopeLayout::kNeox, .qk_norm = true},
+    {.name = "phi3",
+     .rope = RopeLayout::kNeox,
+     .fused_qkv = true,
+     .fused_gate_up = true,
+     .scale_q = true},
+    {.name = "gemma2",
+     .rope = RopeLayout::kNeox,
+     .post_norms = true,
+     .scale_embd = true,
+     .scale_q = true,
+     .ffn = FfnActivation::kGelu,
+     .swa_period = 2,
+     .swa_default = 4096,
+     .softcap_keys = true,
+     .attn_softcap = 50.0f,
+     .final_softcap = 30.0f},
+    {.name = "gemma3",
+     .rope = RopeLayout::kNeox,
+     .qk_norm = true,
+     .post_norms = true,
+     .scale_embd = true,
+     .scale_q = true,
+     .ffn = FfnActivation::kGelu,
+     .swa_period = 6,
+     .softcap_keys = true,
+     .swa_rope_base = 10000.0f},
 };
 
 // Reads `arch.key` as an integer; `fallback` < 0 makes the key required.
@@ -60,6 +86,94 @@ Status Validate(const ModelConfig& c) {
   return Status::Ok();
 }
 
+// Linear and YaRN scaling as llama.cpp's context derives them from the metadata.
+Status ReadRopeScaling(const GgufFile& g, ModelConfig& c) {
+  const std::string& a = c.arch;
+  // Linear RoPE scaling: positions are multiplied by 1/factor.
+  DM_ASSIGN_OR_RETURN(float factor, ReadFloat(g, a, "rope.scaling.factor", 0.0f));
+  if (factor == 0.0f) {
+    DM_ASSIGN_OR_RETURN(factor, ReadFloat(g, a, "rope.scale_linear", 1.0f));
+  }
+  DM_ASSIGN_OR_RETURN(std::optional<std::string> scaling, g.GetString(a + ".rope.scaling.type"));
+  const std::string type = scaling.value_or("linear");
+  if (type != "linear" && type != "none" && type != "yarn") {
+    return Status::Errorf("unsupported rope.scaling.type '{}' (supported: none, linear, yarn)",
+                          type);
+  }
+  c.rope_freq_scale = type == "none" || factor == 0.0f ? 1.0f : 1.0f / factor;
+  if (!(c.rope_freq_scale > 0.0f) || !std::isfinite(c.rope_freq_scale)) {
+    return Status::Error("rope scale factor must be > 0");
+  }
+  RopeScaling& r = c.rope_scaling;
+  DM_ASSIGN_OR_RETURN(r.n_ctx_orig,
+                      ReadInt(g, a, "rope.scaling.original_context_length", c.n_ctx_train));
+  DM_ASSIGN_OR_RETURN(r.beta_fast, ReadFloat(g, a, "rope.scaling.yarn_beta_fast", 32.0f));
+  DM_ASSIGN_OR_RETURN(r.beta_slow, ReadFloat(g, a, "rope.scaling.yarn_beta_slow", 1.0f));
+  DM_ASSIGN_OR_RETURN(r.attn_factor, ReadFloat(g, a, "rope.scaling.yarn_attn_factor", 1.0f));
+  DM_ASSIGN_OR_RETURN(float log_mul, ReadFloat(g, a, "rope.scaling.yarn_log_multiplier", 0.0f));
+  DM_ASSIGN_OR_RETURN(float rope_attn, ReadFloat(g, a, "rope.scaling.attn_factor", 1.0f));
+  r.ext_factor = type == "yarn" ? 1.0f : 0.0f;
+  if (r.ext_factor != 0.0f) {
+    // YaRN's magnitude correction 0.1 ln(s) + 1 (divided by its mscale_all_dims variant
+    // when the file has a log multiplier), cancelled by the factor ggml's rope multiplies
+    // back in: llama.cpp's llama_context constructor.
+    auto mscale = [](float s, float m) { return s <= 1.0f ? 1.0f : 0.1f * m * std::log(s) + 1.0f; };
+    const float s = 1.0f / c.rope_freq_scale;
+    r.attn_factor = log_mul != 0.0f ? mscale(s, 1.0f) / mscale(s, log_mul) : mscale(s, 1.0f);
+    r.attn_factor *= 1.0f / (1.0f + 0.1f * std::log(s));
+  }
+  r.attn_factor *= rope_attn;
+  if (r.n_ctx_orig < 1) return Status::Error("rope.scaling.original_context_length must be >= 1");
+  return Status::Ok();
+}
+
+// Which layers use a sliding window, and their rope. An explicit
+// `attention.sliding_window_pattern` (a period, or one bool per layer) wins over the
+// architecture's default period.
+Status ReadSlidingWindow(const GgufFile& g, ModelConfig& c) {
+  const std::string& a = c.arch;
+  c.rope_freq_base_swa = c.rope_freq_base;
+  c.rope_freq_scale_swa = c.rope_freq_scale;
+  if (c.traits.swa_period == 0) return Status::Ok();  // e.g. phi3: the key is ignored
+  DM_ASSIGN_OR_RETURN(c.n_swa, ReadInt(g, a, "attention.sliding_window", c.traits.swa_default));
+  if (c.n_swa <= 0) {
+    c.n_swa = 0;
+    return Status::Ok();
+  }
+  DM_RETURN_IF_ERROR(CheckRange("attention.sliding_window", c.n_swa, 1, int64_t{1} << 24));
+  c.swa_layers.assign(static_cast<size_t>(c.n_layer), false);
+  int64_t period = c.traits.swa_period;
+  const std::string key = a + ".attention.sliding_window_pattern";
+  if (const GgufArray* arr = g.GetArray(key)) {
+    if (arr->ints.size() != static_cast<size_t>(c.n_layer)) {
+      return Status::Errorf("'{}' has {} entries for {} layers", key, arr->ints.size(), c.n_layer);
+    }
+    for (size_t i = 0; i < arr->ints.size(); ++i) c.swa_layers[i] = arr->ints[i] != 0;
+    period = 0;
+  } else {
+    DM_ASSIGN_OR_RETURN(period, ReadInt(g, a, "attention.sliding_window_pattern", period));
+    DM_RETURN_IF_ERROR(CheckRange("attention.sliding_window_pattern", period, 1, 1 << 16));
+  }
+  for (int64_t il = 0; period > 0 && il < c.n_layer; ++il) {
+    c.swa_layers[static_cast<size_t>(il)] = il % period < period - 1;
+  }
+  const float base = c.traits.swa_rope_base > 0.0f ? c.traits.swa_rope_base : c.rope_freq_base;
+  DM_ASSIGN_OR_RETURN(c.rope_freq_base_swa, ReadFloat(g, a, "rope.freq_base_swa", base));
+  if (c.traits.swa_rope_base > 0.0f) c.rope_freq_scale_swa = 1.0f;  // gemma3: local unscaled
+  if (!(c.rope_freq_base_swa > 0.0f)) return Status::Error("rope.freq_base_swa must be > 0");
+  return Status::Ok();
+}
+
+// The query scale: 1/sqrt(head_dim), except the 27B Gemmas, which scale by
+// 1/sqrt(n_embd / n_head) (gemma_pytorch's query_pre_attn_scalar; llama.cpp keys it on
+// the layer count).
+float AttentionScale(const ModelConfig& c) {
+  const bool gemma_27b =
+      (c.arch == "gemma2" && c.n_layer == 46) || (c.arch == "gemma3" && c.n_layer == 62);
+  const int64_t d = gemma_27b ? c.n_embd / c.n_head : c.head_dim;
+  return 1.0f / std::sqrt(static_cast<float>(d));
+}
+
 }  // namespace
 
 const ArchTraits* FindArch(const std::string& arch) {
@@ -105,19 +219,21 @@ StatusOr<ModelConfig> ModelConfig::FromGguf(const GgufFile& g, int64_t n_vocab) 
   DM_ASSIGN_OR_RETURN(c.rope_dim, ReadInt(g, a, "rope.dimension_count", c.head_dim));
   DM_ASSIGN_OR_RETURN(c.rms_eps, ReadFloat(g, a, "attention.layer_norm_rms_epsilon", 1e-5f));
   DM_ASSIGN_OR_RETURN(c.rope_freq_base, ReadFloat(g, a, "rope.freq_base", 10000.0f));
-  // Linear RoPE scaling: positions are multiplied by 1/factor.
-  DM_ASSIGN_OR_RETURN(float factor, ReadFloat(g, a, "rope.scaling.factor", 0.0f));
-  if (factor == 0.0f) {
-    DM_ASSIGN_OR_RETURN(factor, ReadFloat(g, a, "rope.scale_linear", 1.0f));
-  }
-  DM_ASSIGN_OR_RETURN(std::optional<std::string> scaling, g.GetString(a + ".rope.scaling.type"));
-  if (scaling && *scaling != "linear" && *scaling != "none") {
-    return Status::Errorf("unsupported rope.scaling.type '{}' (supported: none, linear)",
-                          *scaling);
-  }
-  c.rope_freq_scale = (scaling && *scaling == "none") || factor == 0.0f ? 1.0f : 1.0f / factor;
+  DM_RETURN_IF_ERROR(ReadRopeScaling(g, c));
   c.n_vocab = n_vocab;
   DM_RETURN_IF_ERROR(Validate(c));
+  DM_RETURN_IF_ERROR(ReadSlidingWindow(g, c));
+  c.attn_softcap = c.traits.attn_softcap;
+  c.final_softcap = c.traits.final_softcap;
+  if (c.traits.softcap_keys) {
+    DM_ASSIGN_OR_RETURN(c.attn_softcap, ReadFloat(g, a, "attn_logit_softcapping", c.attn_softcap));
+    DM_ASSIGN_OR_RETURN(c.final_softcap,
+                        ReadFloat(g, a, "final_logit_softcapping", c.final_softcap));
+  }
+  if (c.attn_softcap < 0.0f || c.final_softcap < 0.0f) {
+    return Status::Error("logit soft-capping values must be >= 0");
+  }
+  c.attn_scale = AttentionScale(c);
   return c;
 }
 

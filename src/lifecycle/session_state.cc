@@ -80,12 +80,28 @@ Status CopyCachedRows(const InferenceContext& from, InferenceContext& to, int64_
   if (a.type() != b.type() || a.n_layer() != b.n_layer() || a.kv_dim() != b.kv_dim()) {
     return Status::Error("cannot copy cached rows between contexts of different layouts");
   }
+  const ModelConfig& c = from.model().config();
+  // As a snapshot does: a global layer copies every position, a sliding-window layer what
+  // its ring still holds of [0, n), which must cover the window before n.
+  int64_t floor = 0;
   for (int64_t il = 0; il < a.n_layer(); ++il) {
-    std::span<const uint8_t> k = a.KRows(il, n), v = a.VRows(il, n);
-    std::memcpy(b.MutableKRows(il, n).data(), k.data(), k.size());
-    std::memcpy(b.MutableVRows(il, n).data(), v.data(), v.size());
+    if (c.IsSwa(il) && from.WindowStart(il, n) < from.swa_floor()) {
+      return Status::Errorf("cannot copy {} positions: the sliding window has moved past them", n);
+    }
+    const int64_t first = std::max(from.SnapshotStart(il, n), n - b.rows(il));
+    if (c.IsSwa(il)) floor = std::max(floor, first);
+    for (auto [src, dst] : {std::pair{a.KSpans(il, first, n), b.KSpans(il, first, n)},
+                            std::pair{a.VSpans(il, first, n), b.VSpans(il, first, n)}}) {
+      // Both rings have the same size, so the spans of the same positions line up.
+      for (size_t i = 0; i < src.size(); ++i) {
+        if (src[i].size() != dst[i].size()) {
+          return Status::Error("cannot copy cached rows between rings of different sizes");
+        }
+        std::memcpy(dst[i].data(), src[i].data(), src[i].size());
+      }
+    }
   }
-  return to.AdoptRestoredRows(n);
+  return to.AdoptRestoredRows(n, floor);
 }
 
 StatusOr<PrefillCounts> PrefillFromCommonPrefix(InferenceContext& ctx, std::vector<int32_t>& held,
@@ -96,6 +112,7 @@ StatusOr<PrefillCounts> PrefillFromCommonPrefix(InferenceContext& ctx, std::vect
   size_t lcp = CommonPrefix(tokens, held);
   if (lcp == tokens.size()) --lcp;  // evaluate at least one token to have logits
   ctx.Truncate(static_cast<int64_t>(lcp));
+  lcp = static_cast<size_t>(ctx.n_past());  // less when a sliding window cannot step back
   held.resize(lcp);
   held_text.clear();
   std::span<const int32_t> rest(tokens.data() + lcp, tokens.size() - lcp);

@@ -86,6 +86,28 @@ Status ReadChunk(ByteSource& in, std::span<uint8_t> dst, std::vector<uint8_t>& s
   return Status::Ok();
 }
 
+// One layer's K or V rows of positions [first, end): written from one span, or gathered
+// where a sliding-window ring wraps.
+Status WriteRows(const KvCache::Spans& spans, const SnapshotWriteOptions& o,
+                 std::vector<uint8_t>& gather, std::vector<uint8_t>& scratch, ByteSink& out) {
+  if (spans[1].empty()) return WriteChunk(spans[0], o, scratch, out);
+  gather.assign(spans[0].begin(), spans[0].end());
+  gather.insert(gather.end(), spans[1].begin(), spans[1].end());
+  return WriteChunk(gather, o, scratch, out);
+}
+
+// Reads a chunk of `skip` + the spans' bytes, keeping the last ones (a smaller ring keeps
+// fewer of the stored positions).
+Status ReadRows(ByteSource& in, size_t skip, const KvCache::Spans& spans,
+                std::vector<uint8_t>& gather, std::vector<uint8_t>& scratch) {
+  if (skip == 0 && spans[1].empty()) return ReadChunk(in, spans[0], scratch);
+  gather.resize(skip + spans[0].size() + spans[1].size());
+  DM_RETURN_IF_ERROR(ReadChunk(in, gather, scratch));
+  std::memcpy(spans[0].data(), gather.data() + skip, spans[0].size());
+  std::memcpy(spans[1].data(), gather.data() + skip + spans[0].size(), spans[1].size());
+  return Status::Ok();
+}
+
 // The header must describe the loaded model and context exactly.
 Status CheckCompatible(const SnapshotHeader& h, const ModelFingerprint& expected,
                        const InferenceContext& ctx) {
@@ -104,6 +126,14 @@ Status CheckCompatible(const SnapshotHeader& h, const ModelFingerprint& expected
                           h.n_layer, h.kv_dim, kv.n_layer(), kv.kv_dim());
   }
   const int64_t n = static_cast<int64_t>(h.tokens.size());
+  if (h.version == kSnapshotVersionNoWindows) {
+    for (int64_t l = 0; l < kv.n_layer(); ++l) {
+      if (ctx.WindowStart(l, n) > 0 || kv.is_ring(l)) {
+        return Status::Error(
+            "snapshot version 1 predates the sliding-window KV cache this model uses");
+      }
+    }
+  }
   if (n > ctx.n_ctx()) {
     return Status::Errorf("snapshot holds {} tokens; the context holds only {}", n, ctx.n_ctx());
   }
@@ -113,12 +143,26 @@ Status CheckCompatible(const SnapshotHeader& h, const ModelFingerprint& expected
   return Status::Ok();
 }
 
-Status ReadRowsAndVerify(ByteSource& src, InferenceContext& ctx, int64_t n) {
+Status ReadRowsAndVerify(ByteSource& src, uint32_t version, InferenceContext& ctx, int64_t n) {
   KvCache& kv = ctx.kv();
-  std::vector<uint8_t> scratch;
+  std::vector<uint8_t> scratch, gather;
+  int64_t floor = 0;
   for (int64_t l = 0; l < kv.n_layer(); ++l) {
-    DM_RETURN_IF_ERROR(ReadChunk(src, kv.MutableKRows(l, n), scratch));
-    DM_RETURN_IF_ERROR(ReadChunk(src, kv.MutableVRows(l, n), scratch));
+    const bool swa = ctx.model().config().IsSwa(l);
+    int64_t first = 0;
+    if (version != kSnapshotVersionNoWindows) DM_RETURN_IF_ERROR(src.Get(&first, "first position"));
+    // A global layer stores every position; a sliding-window layer at least its window.
+    if (first < 0 || (!swa && first != 0) || first > ctx.WindowStart(l, n)) {
+      return Status::Errorf(
+          "layer {} of the snapshot starts at position {}, which this model's "
+          "cache cannot use",
+          l, first);
+    }
+    const int64_t keep = std::max(first, n - kv.rows(l));  // what this context's ring holds
+    if (swa) floor = std::max(floor, keep);
+    const size_t skip = static_cast<size_t>(keep - first) * kv.row_bytes();
+    DM_RETURN_IF_ERROR(ReadRows(src, skip, kv.KSpans(l, keep, n), gather, scratch));
+    DM_RETURN_IF_ERROR(ReadRows(src, skip, kv.VSpans(l, keep, n), gather, scratch));
   }
   const uint64_t computed = src.digest();
   uint64_t stored = 0;
@@ -129,7 +173,7 @@ Status ReadRowsAndVerify(ByteSource& src, InferenceContext& ctx, int64_t n) {
   }
   if (src.remaining() != 0)
     return Status::Errorf("{} stray bytes after the checksum", src.remaining());
-  return ctx.AdoptRestoredRows(n);
+  return ctx.AdoptRestoredRows(n, floor);
 }
 
 }  // namespace
@@ -143,8 +187,21 @@ Status WriteSnapshot(const ModelFingerprint& fingerprint, const InferenceContext
     return Status::Errorf("cannot snapshot {} tokens: only {} are computed", n, ctx.n_past());
   }
   if (extra.size() > kMaxExtra) return Status::Error("snapshot extra data is too large");
+  const bool windows = options.version != kSnapshotVersionNoWindows;
+  if (options.version != kSnapshotVersion && windows) {
+    return Status::Errorf("cannot write snapshot version {}", options.version);
+  }
+  for (int64_t l = 0; l < kv.n_layer(); ++l) {
+    const int64_t first = ctx.WindowStart(l, n);
+    if (ctx.model().config().IsSwa(l) && first < ctx.swa_floor()) {
+      return Status::Errorf("cannot snapshot {} tokens: the sliding window has moved past them", n);
+    }
+    if (!windows && (first > 0 || kv.is_ring(l))) {
+      return Status::Error("snapshot version 1 cannot hold a sliding-window KV cache");
+    }
+  }
   DM_RETURN_IF_ERROR(out.Write(kMagic, sizeof kMagic));
-  DM_RETURN_IF_ERROR(out.Put(kSnapshotVersion));
+  DM_RETURN_IF_ERROR(out.Put(options.version));
   DM_RETURN_IF_ERROR(out.Put(options.compress ? kFlagCompressed : uint32_t{0}));
   DM_RETURN_IF_ERROR(WriteFingerprint(fingerprint, out));
   DM_RETURN_IF_ERROR(out.Put(int64_t{ctx.n_ctx()}));
@@ -156,10 +213,12 @@ Status WriteSnapshot(const ModelFingerprint& fingerprint, const InferenceContext
   DM_RETURN_IF_ERROR(out.Put(static_cast<uint32_t>(extra.size())));
   DM_RETURN_IF_ERROR(out.Write(extra.data(), extra.size()));
   DM_RETURN_IF_ERROR(out.Write(tokens.data(), tokens.size_bytes()));
-  std::vector<uint8_t> scratch;
+  std::vector<uint8_t> scratch, gather;
   for (int64_t l = 0; l < kv.n_layer(); ++l) {
-    DM_RETURN_IF_ERROR(WriteChunk(kv.KRows(l, n), options, scratch, out));
-    DM_RETURN_IF_ERROR(WriteChunk(kv.VRows(l, n), options, scratch, out));
+    const int64_t first = ctx.SnapshotStart(l, n);
+    if (windows) DM_RETURN_IF_ERROR(out.Put(first));
+    DM_RETURN_IF_ERROR(WriteRows(kv.KSpans(l, first, n), options, gather, scratch, out));
+    DM_RETURN_IF_ERROR(WriteRows(kv.VSpans(l, first, n), options, gather, scratch, out));
   }
   return out.Put(out.digest());
 }
@@ -172,9 +231,9 @@ StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteSource& in) {
     return Status::Error("not a dormouse KV snapshot (bad magic)");
   }
   DM_RETURN_IF_ERROR(in.Get(&h.version, "version"));
-  if (h.version != kSnapshotVersion) {
-    return Status::Errorf("unsupported snapshot version {} (supported: {})", h.version,
-                          kSnapshotVersion);
+  if (h.version != kSnapshotVersion && h.version != kSnapshotVersionNoWindows) {
+    return Status::Errorf("unsupported snapshot version {} (supported: {}, {})", h.version,
+                          kSnapshotVersionNoWindows, kSnapshotVersion);
   }
   DM_RETURN_IF_ERROR(in.Get(&h.flags, "flags"));
   if ((h.flags & ~kFlagCompressed) != 0) return Status::Errorf("unknown flags {:#x}", h.flags);
@@ -213,7 +272,7 @@ StatusOr<SnapshotHeader> RestoreSnapshot(ByteSource& src, const ModelFingerprint
   ctx.Truncate(0);
   DM_ASSIGN_OR_RETURN(SnapshotHeader h, ReadSnapshotHeader(src));
   DM_RETURN_IF_ERROR(CheckCompatible(h, expected, ctx));
-  Status s = ReadRowsAndVerify(src, ctx, static_cast<int64_t>(h.tokens.size()));
+  Status s = ReadRowsAndVerify(src, h.version, ctx, static_cast<int64_t>(h.tokens.size()));
   if (!s.ok()) {
     ctx.Truncate(0);  // rows may be half-written: nothing in the cache is valid
     return s;

@@ -6,12 +6,16 @@
 //   i64 n_ctx  u32 kv_type  u32 kv_layout  i64 n_layer  i64 kv_dim  i64 n_tokens
 //   u32 extra length, extra bytes (opaque to the format: the session's sampler state)
 //   i32 tokens[n_tokens]
-//   2 * n_layer chunks, layer by layer, keys then values: u64 raw length, u64 stored
-//     length, u32 codec (0 raw, 1 zstd), stored bytes = rows [0, n_tokens) of that
-//     layer's K or V, kv_dim elements of kv_type per row
+//   per layer (version 2): i64 first position; then (both versions) 2 chunks, keys then
+//     values: u64 raw length, u64 stored length, u32 codec (0 raw, 1 zstd), stored
+//     bytes = rows [first, n_tokens) of that layer's K or V (first = 0 in version 1),
+//     kv_dim elements of kv_type per row
 //   u64 XXH3-64 of every byte before it
 //
-// Only the rows in use are stored, never the whole context. A reader trusts nothing:
+// Only the rows in use are stored, never the whole context; a sliding-window layer
+// stores only its window (the n_swa - 1 positions before n_tokens), whatever the
+// ring it lives in. Version 1 (no first positions) still restores into models without
+// sliding windows. A reader trusts nothing:
 // lengths are bounded by the file size and by the loaded model, and the checksum is
 // verified before the restored rows are declared valid.
 #pragma once
@@ -28,8 +32,9 @@
 
 namespace dormouse {
 
-inline constexpr uint32_t kSnapshotVersion = 1;
-// kv_layout 1: per layer, the K rows then the V rows of positions [0, n_tokens).
+inline constexpr uint32_t kSnapshotVersion = 2;
+inline constexpr uint32_t kSnapshotVersionNoWindows = 1;  // still read
+// kv_layout 1: per layer, the K rows then the V rows of positions [first, n_tokens).
 inline constexpr uint32_t kKvLayoutRowsPerLayer = 1;
 
 struct SnapshotHeader {
@@ -48,6 +53,9 @@ struct SnapshotHeader {
 struct SnapshotWriteOptions {
   bool compress = false;  // zstd per chunk, kept only where it saves space
   int zstd_level = 1;
+  // Tests write version 1 to check that older snapshots still restore; it cannot hold
+  // a sliding-window cache.
+  uint32_t version = kSnapshotVersion;
 };
 
 // Writes the snapshot of `ctx`'s first tokens.size() positions. `tokens` must be the

@@ -150,3 +150,72 @@ TEST(AttentionTest, VectorExpIsTheLibrarysExpf) {
 
 }  // namespace
 }  // namespace dormouse
+
+namespace dormouse {
+namespace {
+
+// A sliding window (keys [first_key, n_keys)) read from a ring buffer, with gemma2's
+// soft-cap: every variant gives the bits of the reference reading a plain array, and the
+// soft-cap really changes the result.
+TEST(AttentionTest, WindowRingAndSoftcapVariantsMatchBitForBit) {
+  for (int64_t hd : {64, 80}) {
+    for (int64_t n_keys : {5, 70, 300}) {
+      for (float softcap : {0.0f, 50.0f}) {
+        const int64_t window = 32, ring = window + 16;
+        const int64_t first = std::max<int64_t>(0, n_keys - window);
+        Case c = Make(hd, n_keys, 1, static_cast<uint32_t>(hd + n_keys));
+        // The ring holds positions [n_keys - ring, n_keys) at slot pos % ring.
+        std::vector<uint16_t> rk(ring * hd, 0), rv(ring * hd, 0);
+        for (int64_t p = std::max<int64_t>(0, n_keys - ring); p < n_keys; ++p) {
+          std::memcpy(&rk[(p % ring) * hd], &c.k[p * hd], hd * 2);
+          std::memcpy(&rv[(p % ring) * hd], &c.v[p * hd], hd * 2);
+        }
+        std::vector<float> q(hd);
+        for (int64_t i = 0; i < hd; ++i) q[i] = c.q[i] * 4.0f;  // sharp: the cap matters
+        const float scale =
+            (1.0f / std::sqrt(static_cast<float>(hd))) / (softcap > 0 ? softcap : 1);
+        AttentionArgs plain{.q = q.data(),
+                            .k_base = reinterpret_cast<const uint8_t*>(c.k.data()),
+                            .v_base = reinterpret_cast<const uint8_t*>(c.v.data()),
+                            .row_bytes = static_cast<size_t>(hd) * 2,
+                            .offset = 0,
+                            .n_keys = n_keys,
+                            .head_dim = hd,
+                            .scale = scale,
+                            .first_key = first,
+                            .softcap = softcap};
+        AttentionArgs ringed = plain;
+        ringed.k_base = reinterpret_cast<const uint8_t*>(rk.data());
+        ringed.v_base = reinterpret_cast<const uint8_t*>(rv.data());
+        ringed.ring = ring;
+        std::vector<uint16_t> q16(kMaxGroupHeads * hd), acc16(hd);
+        std::vector<float> acc32(hd), want(hd), got(hd), f32(hd);
+        AttentionScratch s{q16.data(), acc16.data(), acc32.data()};
+        attention_internal::AttendF16Reference(plain, s, want.data());
+        attention_internal::AttendF16Reference(ringed, s, got.data());
+        ASSERT_EQ(std::memcmp(want.data(), got.data(), hd * sizeof(float)), 0);
+        if (attention_internal::HaveAvx512()) {
+          attention_internal::AttendF16Avx512(ringed, s, got.data());
+          ASSERT_EQ(std::memcmp(want.data(), got.data(), hd * sizeof(float)), 0);
+          AttentionArgs group[2] = {ringed, ringed};
+          std::vector<float> g0(hd), g1(hd);
+          float* outs[2] = {g0.data(), g1.data()};
+          ASSERT_TRUE(attention_internal::AttendGroupF16Avx512(group, 2, s, outs));
+          ASSERT_EQ(std::memcmp(want.data(), g0.data(), hd * sizeof(float)), 0);
+          ASSERT_EQ(std::memcmp(want.data(), g1.data(), hd * sizeof(float)), 0);
+        }
+        if (softcap > 0 && n_keys > 5) {  // the cap is not a no-op (5 keys: one dominates)
+          AttentionArgs uncapped = plain;
+          uncapped.softcap = 0.0f;
+          uncapped.scale = scale * softcap;
+          attention_internal::AttendF16Reference(uncapped, s, f32.data());
+          EXPECT_NE(std::memcmp(want.data(), f32.data(), hd * sizeof(float)), 0)
+              << "hd " << hd << " keys " << n_keys << " " << want[0] << " " << f32[0];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dormouse

@@ -1,4 +1,5 @@
-// Sessions across an eject: for every model in ../shared/models, a conversation that is
+// Sessions across an eject: for every model in ../shared/models and ../shared/coverage/models
+// (gemma3's conversation is longer than its 32-token window and its ring), one that is
 // snapshotted, has its model and KV freed entirely, is loaded and restored again, and
 // then continues, must produce bitwise the same logits for every next token as the run
 // that never ejected, with 0 tokens recomputed apart from the new turn. Unusable
@@ -18,13 +19,39 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kShared = DM_SHARED_DIR;
 
-std::vector<std::string> ModelNames() {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(kShared / "models")) {
-    if (e.path().extension() == ".gguf") names.push_back(e.path().stem().string());
+// Coverage models whose tensor types this build cannot load yet (Q5_0, Q4_1, ... come
+// from other branches). Listed, not silently skipped: empty this list as they land
+// (CoverageListIsCurrent fails while a listed model loads).
+const char* const kUnsupportedCoverageModels[] = {
+    "gemma3-tiny-q4_k_m",  "qwen2-896-q4_k_m",    "llama-tiny-q-q4_1",
+    "llama-tiny-q-q5_0",   "llama-tiny-q-q5_1",   "llama-tiny-q-q2_k",
+    "llama-tiny-q-q3_k_m", "llama-tiny-q-q5_k_m", "llama-tiny-q-iq4_nl",
+};
+
+bool Unsupported(const std::string& stem) {
+  for (const char* n : kUnsupportedCoverageModels) {
+    if (stem == n) return true;
   }
-  std::sort(names.begin(), names.end());
-  return names;
+  return false;
+}
+
+// The coverage models have random weights: their gibberish replies do not re-render to
+// the sampled tokens, so even a session that never ejects re-prefills its last reply.
+bool IsCoverage(const std::string& path) {
+  return fs::path(path).parent_path().parent_path().filename() == "coverage";
+}
+
+// Paths of every model to hold to the restore test.
+std::vector<std::string> ModelPaths() {
+  std::vector<std::string> paths;
+  for (const char* dir : {"models", "coverage/models"}) {
+    for (const auto& e : fs::directory_iterator(kShared / dir)) {
+      if (e.path().extension() != ".gguf" || Unsupported(e.path().stem().string())) continue;
+      paths.push_back(e.path().string());
+    }
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
 }
 
 SamplerParams Sampling() {
@@ -55,7 +82,7 @@ class ChatSessionTest : public testing::TestWithParam<std::string> {
     dir_ = fs::temp_directory_path() / ("dm_session_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     store_ = SnapshotStore::OpenOrError(dir_.string(), 0).value();
-    path_ = (kShared / "models" / (GetParam() + ".gguf")).string();
+    path_ = GetParam();
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -74,6 +101,7 @@ class ChatSessionTest : public testing::TestWithParam<std::string> {
   ContextParams Params() {
     ContextParams p;
     p.n_ctx = 512;
+    p.n_ubatch = 32;  // sliding-window layers get a ring of n_swa + 32 rows, which wraps
     return p;
   }
   // Two turns, then a snapshot; returns the session still attached.
@@ -111,14 +139,22 @@ TEST_P(ChatSessionTest, RestoredConversationContinuesBitwiseIdentically) {
   ASSERT_TRUE(rr.restored) << rr.fallback_reason;
   EXPECT_EQ(rr.n_restored, static_cast<int64_t>(before.size()));
   EXPECT_EQ(b->tokens(), before);
+  const ModelConfig& c = reloaded->model->config();
+  if (c.HasSwa()) {  // the restored window and ring are what the test is about
+    EXPECT_GT(static_cast<int64_t>(before.size()), c.n_swa + Params().n_ubatch);
+  }
   Recorder rb;
   StatusOr<TurnReport> tb = b->Send(kTurns[2], rb.Options(16), nullptr, nullptr);
   ASSERT_TRUE(tb.ok()) << tb.status().message();
 
-  EXPECT_EQ(tb->n_recomputed, 0);
-  EXPECT_EQ(tb->n_reused, static_cast<int64_t>(before.size()));
-  EXPECT_EQ(tb->n_prefilled, tb->n_new);
+  // The eject costs nothing: the restored session reuses exactly what the live one does.
   EXPECT_EQ(tb->n_reused, ta->n_reused);
+  EXPECT_EQ(tb->n_recomputed, ta->n_recomputed);
+  if (!IsCoverage(path_)) {
+    EXPECT_EQ(tb->n_recomputed, 0);
+    EXPECT_EQ(tb->n_reused, static_cast<int64_t>(before.size()));
+    EXPECT_EQ(tb->n_prefilled, tb->n_new);
+  }
   ASSERT_EQ(ra.logits.size(), rb.logits.size());
   ASSERT_FALSE(ra.logits.empty());
   EXPECT_EQ(std::memcmp(ra.logits.data(), rb.logits.data(), ra.logits.size() * sizeof(float)), 0)
@@ -185,7 +221,8 @@ TEST_P(ChatSessionTest, UnusableSnapshotFallsBackToTheTranscriptWithAReason) {
 }
 
 TEST_P(ChatSessionTest, AnotherModelsSnapshotIsRefused) {
-  const std::string other = GetParam() == "stories260K" ? "llama-2-tiny-random" : "stories260K";
+  const std::string other =
+      fs::path(GetParam()).stem() == "stories260K" ? "llama-2-tiny-random" : "stories260K";
   auto theirs = Load((kShared / "models" / (other + ".gguf")).string());
   auto s = TwoTurnsThenSave(*theirs, "shared-id");
   s->Detach();
@@ -200,14 +237,30 @@ TEST_P(ChatSessionTest, AnotherModelsSnapshotIsRefused) {
   ASSERT_TRUE(t.ok()) << t.status().message();
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryModel, ChatSessionTest, testing::ValuesIn(ModelNames()),
+INSTANTIATE_TEST_SUITE_P(EveryModel, ChatSessionTest, testing::ValuesIn(ModelPaths()),
                          [](const testing::TestParamInfo<std::string>& info) {
-                           std::string s = info.param;
+                           const fs::path p(info.param);
+                           std::string s =
+                               (p.parent_path().filename() == "models" &&
+                                        p.parent_path().parent_path().filename() == "coverage"
+                                    ? "coverage_"
+                                    : "") +
+                               p.stem().string();
                            for (char& c : s) {
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            }
                            return s;
                          });
+
+TEST(ChatSessionCoverageTest, CoverageListIsCurrent) {
+  ThreadPool pool(1);
+  for (const char* name : kUnsupportedCoverageModels) {
+    const fs::path path = kShared / "coverage" / "models" / (std::string(name) + ".gguf");
+    ASSERT_TRUE(fs::exists(path)) << path;
+    EXPECT_FALSE(LoadModel(path.string(), &pool, nullptr).ok())
+        << name << " loads now: remove it from kUnsupportedCoverageModels";
+  }
+}
 
 // Policy tests on the small trained model.
 class ChatPolicyTest : public testing::Test {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -53,8 +54,10 @@ class SnapshotTest : public testing::Test {
   std::vector<int32_t> Fill(InferenceContext& ctx, int64_t n, uint32_t seed) {
     std::mt19937 rng(seed);
     for (int64_t l = 0; l < ctx.kv().n_layer(); ++l) {
-      for (auto span : {ctx.kv().MutableKRows(l, n), ctx.kv().MutableVRows(l, n)}) {
-        for (uint8_t& b : span) b = static_cast<uint8_t>(rng() & 0x3F);  // finite f16s
+      for (const auto& spans : {ctx.kv().KSpans(l, 0, n), ctx.kv().VSpans(l, 0, n)}) {
+        for (auto span : spans) {
+          for (uint8_t& b : span) b = static_cast<uint8_t>(rng() & 0x3F);  // finite f16s
+        }
       }
     }
     EXPECT_TRUE(ctx.AdoptRestoredRows(n).ok());
@@ -64,8 +67,8 @@ class SnapshotTest : public testing::Test {
   }
   static bool SameRows(const InferenceContext& a, const InferenceContext& b, int64_t n) {
     for (int64_t l = 0; l < a.kv().n_layer(); ++l) {
-      auto ka = a.kv().KRows(l, n), kb = b.kv().KRows(l, n);
-      auto va = a.kv().VRows(l, n), vb = b.kv().VRows(l, n);
+      auto ka = a.kv().KSpans(l, 0, n)[0], kb = b.kv().KSpans(l, 0, n)[0];
+      auto va = a.kv().VSpans(l, 0, n)[0], vb = b.kv().VSpans(l, 0, n)[0];
       if (!std::equal(ka.begin(), ka.end(), kb.begin()) ||
           !std::equal(va.begin(), va.end(), vb.begin())) {
         return false;
@@ -165,10 +168,10 @@ TEST_F(SnapshotTest, NamedReasonsForWrongVersionModelAndKvType) {
   auto a = NewContext();
   std::vector<int32_t> tokens = Fill(*a, 20, 5);
   std::vector<uint8_t> bytes = Snapshot(*a, tokens);
-  std::vector<uint8_t> v2 = bytes;
-  v2[8] = 2;
+  std::vector<uint8_t> v9 = bytes;
+  v9[8] = 9;
   auto b = NewContext();
-  EXPECT_NE(Restore(v2, *b).status().message().find("unsupported snapshot version 2"),
+  EXPECT_NE(Restore(v9, *b).status().message().find("unsupported snapshot version 9"),
             std::string::npos);
   std::vector<uint8_t> junk(100, 'x');
   EXPECT_NE(Restore(junk, *b).status().message().find("not a dormouse KV snapshot"),
@@ -196,6 +199,74 @@ TEST_F(SnapshotTest, NamedReasonsForWrongVersionModelAndKvType) {
   ASSERT_FALSE(h.ok());
   EXPECT_NE(h.status().message().find("holds a f16 KV cache; this context uses f32"),
             std::string::npos);
+}
+
+TEST_F(SnapshotTest, Version1SnapshotsStillRestore) {
+  auto a = NewContext();
+  std::vector<int32_t> tokens = Fill(*a, 50, 8);
+  MemorySink sink;
+  SnapshotWriteOptions o;
+  o.version = kSnapshotVersionNoWindows;  // as dormouse wrote them before sliding windows
+  ASSERT_TRUE(WriteSnapshot(*fingerprint_, *a, tokens, "old", o, sink).ok());
+  EXPECT_EQ(sink.bytes()[8], 1);
+  auto b = NewContext();
+  StatusOr<SnapshotHeader> h = Restore(sink.Take(), *b);
+  ASSERT_TRUE(h.ok()) << h.status().message();
+  EXPECT_EQ(h->version, 1u);
+  EXPECT_EQ(b->n_past(), 50);
+  EXPECT_TRUE(SameRows(*a, *b, 50));
+}
+
+// gemma3: 5 of 6 layers keep a ring of n_swa (32) + n_ubatch rows; a snapshot holds only
+// what the rings hold, and the restored context continues bit for bit, also after
+// stepping back as the live one can.
+TEST(SnapshotSlidingWindowTest, RingRoundTripContinuesBitExactly) {
+  StatusOr<Model> m =
+      Model::LoadOrError((kShared / "coverage" / "models" / "gemma3-tiny-q8_0.gguf").string());
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ModelFingerprint fp = ModelFingerprint::OfModel(*m);
+  ThreadPool pool(2);
+  ContextParams p;
+  p.n_ctx = 256;
+  p.n_ubatch = 16;
+  auto a = InferenceContext::CreateOrError(*m, p, &pool).value();
+  ASSERT_TRUE(a.kv().is_ring(0));
+  EXPECT_EQ(a.kv().rows(0), 32 + 16);
+  EXPECT_FALSE(a.kv().is_ring(5));
+  EXPECT_LT(a.kv().capacity_bytes(), 2ull * 6 * 256 * a.kv().row_bytes());
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 101; ++i) tokens.push_back(1 + (i * 37) % 500);  // wraps the ring twice
+  ASSERT_TRUE(a.Eval(tokens).ok());
+  MemorySink sink;
+  ASSERT_TRUE(WriteSnapshot(fp, a, tokens, "", {}, sink).ok());
+  // Local layers store what their ring holds (48 positions), the global one all 101.
+  const uint64_t rows = 2ull * (5 * 48 + 101) * a.kv().row_bytes();
+  EXPECT_GT(sink.bytes().size(), rows);
+  EXPECT_LT(sink.bytes().size(), rows + 2048);
+  MemorySink old;
+  SnapshotWriteOptions v1;
+  v1.version = kSnapshotVersionNoWindows;
+  EXPECT_FALSE(WriteSnapshot(fp, a, tokens, "", v1, old).ok());
+
+  auto b = InferenceContext::CreateOrError(*m, p, &pool).value();
+  MemorySource src(sink.bytes().data(), sink.bytes().size());
+  StatusOr<SnapshotHeader> h = RestoreSnapshot(src, fp, b);
+  ASSERT_TRUE(h.ok()) << h.status().message();
+  ASSERT_EQ(b.n_past(), 101);
+  a.Truncate(90);  // steps back 11 positions: both rings still hold that window
+  b.Truncate(90);
+  ASSERT_EQ(b.n_past(), 90);
+  for (int32_t next : {7, 300, 42}) {
+    int32_t one[] = {next};
+    ASSERT_TRUE(a.Eval(one).ok());
+    ASSERT_TRUE(b.Eval(one).ok());
+    EXPECT_EQ(std::memcmp(a.logits(), b.logits(), a.n_vocab() * sizeof(float)), 0);
+  }
+  // A context cannot step back past what its ring still holds: it starts over instead.
+  a.Truncate(86);  // the window of 86 starts at 55; the ring holds 53 on
+  EXPECT_EQ(a.n_past(), 86);
+  a.Truncate(10);
+  EXPECT_EQ(a.n_past(), 0);
 }
 
 TEST_F(SnapshotTest, StoreSavesAtomicallyListsAndEvictsLeastRecentlyUsed) {
