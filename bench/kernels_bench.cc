@@ -90,7 +90,9 @@ void BM_Prefill(benchmark::State& state) {
 
 void DecodeArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"type", "rows", "cols", "threads"});
-  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType t :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ4_1,
+        GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
     for (auto [r, c] :
          {std::pair{512, 512}, {1536, 512}, {512, 1536}, {1024, 1024}, {1536, 1536}}) {
       for (int threads : {1, 2}) b->Args({static_cast<int64_t>(t), r, c, threads});
@@ -102,7 +104,8 @@ void DecodeArgs(benchmark::internal::Benchmark* b) {
 void PrefillArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"type", "rows", "cols", "threads", "tokens"});
   for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K,
-                     GgmlType::kF32, GgmlType::kF16}) {
+                     GgmlType::kF32, GgmlType::kF16, GgmlType::kQ4_1, GgmlType::kQ5_0,
+                     GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
     for (auto [r, c] : {std::pair{512, 512}, {1536, 512}, {512, 1536}}) {
       for (int threads : {1, 2}) b->Args({static_cast<int64_t>(t), r, c, threads, 512});
     }

@@ -26,6 +26,7 @@
 #include "engine/kernels_vnni_decode-inl.h"
 #include "engine/kernels_vnni_decode_legacy-inl.h"
 #include "engine/kernels_vnni_prefill-inl.h"
+#include "engine/kernels_vnni_prefill_legacy-inl.h"
 #include "engine/quants.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -85,10 +86,6 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
       break;
   }
 #if HWY_TARGET == HWY_AVX3_DL
-  if (IsLegacyQuant(wtype) && n_tokens >= kPrefillMinTokens) {  // no VNNI prefill kernels yet
-    return MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
-                               out_stride);
-  }
   if (n_tokens >= kPrefillMinTokens) {
     return vnni::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                                     out_stride);

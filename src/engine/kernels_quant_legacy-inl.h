@@ -32,11 +32,18 @@ HWY_INLINE void UnpackLegacy32(GgmlType wtype, const uint8_t* blk, int8_t* q) {
       }
       return;
     case GgmlType::kQ5_0:
-      for (int e = 0; e < 32; ++e) q[e] = static_cast<int8_t>(Q5Value(blk + 2, blk + 6, e) - 16);
+    case GgmlType::kQ5_1: {
+      const bool q5_1 = wtype == GgmlType::kQ5_1;
+      const uint8_t* qs = blk + (q5_1 ? 8 : 6);
+      uint32_t h;
+      std::memcpy(&h, blk + (q5_1 ? 4 : 2), 4);
+      const int offset = q5_1 ? 0 : 16;
+      for (int j = 0; j < 16; ++j) {
+        q[j] = static_cast<int8_t>(((qs[j] & 0xf) | (((h >> j) & 1) << 4)) - offset);
+        q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | (((h >> (j + 16)) & 1) << 4)) - offset);
+      }
       return;
-    case GgmlType::kQ5_1:
-      for (int e = 0; e < 32; ++e) q[e] = static_cast<int8_t>(Q5Value(blk + 4, blk + 8, e));
-      return;
+    }
     default:  // IQ4_NL
       for (int j = 0; j < 16; ++j) {
         q[j] = kIQ4NLValues[blk[2 + j] & 0xf];

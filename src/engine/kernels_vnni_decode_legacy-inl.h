@@ -182,26 +182,34 @@ inline void RowIQ4_XS(const BlockIQ4_XS* w, int64_t nsb, const BlockQ8_K* const*
   __m512 acc[NT];
   DM_UNROLL
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i shift_l =
+      _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+  const __m512i shift_h = _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i halves = HalvesIdx();
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockIQ4_XS& x = w[b];
     _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024 + 64, _MM_HINT_T0);
-    // Sub-block scales: int32 lanes 0..7 sub-block 2v, 8..15 sub-block 2v + 1; and as
-    // int16 pairs (ls_j, ls_j) against the activations' bsums[2j], bsums[2j + 1].
-    alignas(32) int16_t ls16[16];
+    // Sub-block scales ls[j] - 32 in int32 lanes j (and j + 8) from scales_l / scales_h.
+    const __m512i lsl = _mm512_and_si512(
+        _mm512_srlv_epi32(_mm512_set1_epi32(Load32(x.scales_l)), shift_l), _mm512_set1_epi32(0xf));
+    const __m512i lsh = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(x.scales_h), shift_h),
+                                         _mm512_set1_epi32(3));
+    const __m512i ls =
+        _mm512_sub_epi32(_mm512_or_si512(lsl, _mm512_slli_epi32(lsh, 4)), _mm512_set1_epi32(32));
+    // Per 64 weights v: lanes 0..7 sub-block 2v, 8..15 sub-block 2v + 1.
     __m512i sc[4];
     DM_UNROLL
     for (int v = 0; v < 4; ++v) {
-      const int l0 = IQ4XSScale(x, 2 * v) - 32, l1 = IQ4XSScale(x, 2 * v + 1) - 32;
-      sc[v] = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(l0), _mm512_set1_epi32(l1));
-      ls16[4 * v] = ls16[4 * v + 1] = static_cast<int16_t>(l0);
-      ls16[4 * v + 2] = ls16[4 * v + 3] = static_cast<int16_t>(l1);
+      sc[v] = _mm512_permutexvar_epi32(_mm512_add_epi32(halves, _mm512_set1_epi32(2 * v)), ls);
     }
-    const __m256i lsv = _mm256_load_si256(reinterpret_cast<const __m256i*>(ls16));
+    // (ls[j], ls[j]) as int16 pairs against the activations' bsums[2j], bsums[2j + 1].
+    const __m256i lsv = _mm512_castsi512_si256(_mm512_or_si512(
+        _mm512_and_si512(ls, _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(ls, 16)));
     __m512i wq[4];
     DM_UNROLL
     for (int h = 0; h < 2; ++h) {
-      // 4 sub-blocks' nibbles: lane k = sub-block 2h.. (lo: elements 0..15, hi: 16..31).
+      // Sub-blocks 4h + k in 128-bit lane k (lo: elements 0..15, hi: 16..31).
       const __m512i q = _mm512_loadu_si512(x.qs + 64 * h);
       const __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(q, nib));
       const __m512i hi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(q, 4), nib));

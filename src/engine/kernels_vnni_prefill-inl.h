@@ -21,6 +21,7 @@
 #include "engine/kernels_internal.h"
 #include "engine/kernels_vnni_ops-inl.h"
 #include "engine/quants.h"
+#include "engine/quants_legacy.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -293,6 +294,11 @@ void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m512i idx, int64_t
 template <int NT>
 void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb, const BlockQ8_K* const* a,
                        int64_t s0, __m512* acc);
+// The quants_legacy.h types (kernels_vnni_prefill_legacy-inl.h).
+void PackLegacy(GgmlType wtype, const uint8_t* base, __m512i idx, int64_t nu, void* panel);
+template <int NT>
+void TileLegacy(GgmlType wtype, const void* panel, int64_t units, int64_t u0, const uint8_t* act,
+                size_t arow, int64_t n, __m512* acc);
 
 // One token tile over one packed chunk: accumulators live in `out` between chunks.
 template <int NT>
@@ -304,7 +310,9 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
   for (int t = 0; t < NT; ++t) {
     acc[t] = u0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, out + t * out_stride);
   }
-  if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
+  if (IsLegacyQuant(wtype)) {
+    TileLegacy<NT>(wtype, panel, units, u0, act, arow, n, acc);
+  } else if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
     PreparedQ8_0 a[NT];
     DM_UNROLL
     for (int t = 0; t < NT; ++t) a[t] = PreparedQ8_0::At(act + t * arow, n);
@@ -330,7 +338,7 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
                         int64_t out_stride) {
   static_assert(sizeof(SuperQ6_K) * (kChunkCols / 256) <= 24576);
   alignas(64) uint8_t panel[24576];
-  const bool q0 = wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0;
+  const bool q0 = TraitsOf(wtype).block_elems == 32;
   const int64_t unit_cols = q0 ? 32 : 256;
   const int64_t units = n / unit_cols, chunk = kChunkCols / unit_cols;
   const size_t wrow = RowBytes(wtype, n);
@@ -362,6 +370,13 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
         case GgmlType::kQ3_K:
         case GgmlType::kQ5_K:
           PackKQuantLowBits(wtype, cb, idx, nu, panel);
+          break;
+        case GgmlType::kQ4_1:
+        case GgmlType::kQ5_0:
+        case GgmlType::kQ5_1:
+        case GgmlType::kIQ4_NL:
+        case GgmlType::kIQ4_XS:
+          PackLegacy(wtype, cb, idx, nu, panel);
           break;
         default:
           PackQ6_K(cb, idx, nu, reinterpret_cast<SuperQ6_K*>(panel));

@@ -71,7 +71,7 @@ static_assert(sizeof(BlockQ8_1) == 36);
 inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                             1,    13,   25,  38,  53,  69,  89,  113};
 
-// Sixth bits of IQ4_XS sub-block scale j (0..7), as the 6-bit value.
+// The 6-bit scale ls of IQ4_XS sub-block j (0..7); the sub-block multiplier is ls - 32.
 inline int IQ4XSScale(const BlockIQ4_XS& b, int j) {
   return ((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xf) | (((b.scales_h >> (2 * j)) & 3) << 4);
 }
