@@ -78,20 +78,22 @@ inline void AddHighBitsQ3_K(const uint8_t* hmask, __m512i* wq) {
 }
 
 // Q3_K's 16 6-bit scales minus 32, as int8 (llama.cpp's unpacking of the 12 bytes), kept
-// in registers: a round trip through memory would stall on store forwarding.
+// in registers: a round trip through memory stalls on store forwarding (GCC spills an
+// _mm_set_epi64x of two computed words to the stack).
 inline __m128i ScalesQ3_K(const uint8_t* s) {
   uint64_t lo;
   uint32_t tmp;
   std::memcpy(&lo, s, 8);
   std::memcpy(&tmp, s + 8, 4);
-  const uint64_t m2 = 0x0f0f0f0f0f0f0f0full, m1 = 0x0303030303030303ull;
-  // Bytes 0..3 take tmp's bits 0-1, bytes 4..7 bits 2-3 (then 4-5 and 6-7 for the high
-  // nibbles): spread tmp's two halves of interest over a 64-bit word.
+  // Scales 0..3 take bits 0-1 of tmp's bytes, 4..7 bits 2-3; 8..15 the same 4 bits higher.
   const uint64_t t = tmp | (static_cast<uint64_t>(tmp >> 2) << 32);
-  const uint64_t first = (lo & m2) | ((t & m1) << 4);
-  const uint64_t second = ((lo >> 4) & m2) | (((t >> 4) & m1) << 4);
-  return _mm_sub_epi8(_mm_set_epi64x(static_cast<int64_t>(second), static_cast<int64_t>(first)),
-                      _mm_set1_epi8(32));
+  const __m128i l = _mm_cvtsi64_si128(static_cast<int64_t>(lo));
+  const __m128i tv = _mm_cvtsi64_si128(static_cast<int64_t>(t));
+  const __m128i low =
+      _mm_and_si128(_mm_unpacklo_epi64(l, _mm_srli_epi64(l, 4)), _mm_set1_epi8(0x0f));
+  const __m128i high =
+      _mm_and_si128(_mm_unpacklo_epi64(tv, _mm_srli_epi64(tv, 4)), _mm_set1_epi8(0x03));
+  return _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
 }
 
 // sum_k wq[k] . y.qs[64k..] with the 16-element sub-block scales sc[k] (SpreadScales16).
