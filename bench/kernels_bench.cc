@@ -90,9 +90,9 @@ void BM_Prefill(benchmark::State& state) {
 
 void DecodeArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"type", "rows", "cols", "threads"});
-  for (GgmlType t :
-       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ4_1,
-        GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K,
+                     GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kIQ4_NL,
+                     GgmlType::kIQ4_XS, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
     for (auto [r, c] :
          {std::pair{512, 512}, {1536, 512}, {512, 1536}, {1024, 1024}, {1536, 1536}}) {
       for (int threads : {1, 2}) b->Args({static_cast<int64_t>(t), r, c, threads});
@@ -103,9 +103,10 @@ void DecodeArgs(benchmark::internal::Benchmark* b) {
 
 void PrefillArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"type", "rows", "cols", "threads", "tokens"});
-  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K,
-                     GgmlType::kF32, GgmlType::kF16, GgmlType::kQ4_1, GgmlType::kQ5_0,
-                     GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
+  for (GgmlType t :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kF32,
+        GgmlType::kF16, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kIQ4_NL,
+        GgmlType::kIQ4_XS, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
     for (auto [r, c] : {std::pair{512, 512}, {1536, 512}, {512, 1536}}) {
       for (int threads : {1, 2}) b->Args({static_cast<int64_t>(t), r, c, threads, 512});
     }
