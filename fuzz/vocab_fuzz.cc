@@ -12,11 +12,14 @@
 //   token <bytes>          (one vocabulary entry; \n, \t, \\ and \xNN escapes)
 //
 // Run: make fuzz FUZZ_TARGETS=vocab_fuzz (seeds: fuzz/corpus/vocab_fuzz).
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/gguf.h"
@@ -53,7 +56,12 @@ template <typename T>
 std::vector<T> Numbers(std::istringstream& in) {
   std::vector<T> v;
   double d;
-  while (v.size() < 4096 && in >> d) v.push_back(static_cast<T>(d));
+  while (v.size() < 4096 && in >> d) {
+    if constexpr (std::is_integral_v<T>) {  // out of range is UB for the cast itself
+      d = std::isnan(d) ? 0 : std::clamp(d, -2147483648.0, 2147483647.0);
+    }
+    v.push_back(static_cast<T>(d));
+  }
   return v;
 }
 

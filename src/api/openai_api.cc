@@ -126,7 +126,7 @@ std::optional<ApiError> ReadCommon(ParamReader& r, const Limits& limits, OpenAiR
   }
   if (auto v = r.Bool("logprobs"); v && *v) r.Fail("logprobs", "logprobs are not supported");
   if (auto v = r.Integer("top_logprobs", 0, 20); v && *v > 0) {
-    r.Fail("top_logprobs", "logprobs are not supported");
+    r.Fail("top_logprobs", "top_logprobs: logprobs are not supported");
   }
   if (const json* bias = r.Object("logit_bias"); bias != nullptr && !bias->empty()) {
     r.Fail("logit_bias", "logit_bias is not supported");

@@ -24,6 +24,11 @@ TEST(JsonParams, BodyMustBeOneObject) {
   ApiError arr = ErrorOf(ParseJsonObject("[1]"));
   EXPECT_NE(arr.message.find("an array"), std::string::npos) << arr.message;
   EXPECT_TRUE(std::holds_alternative<json>(ParseJsonObject(R"({"a": 1})")));
+  // A number too large for a double throws out_of_range, not parse_error (found by
+  // ollama_request_fuzz): still a 400 naming the problem.
+  ApiError huge = ErrorOf(ParseJsonObject(R"({"temperature": 55E555})"));
+  EXPECT_EQ(huge.status, 400);
+  EXPECT_NE(huge.message.find("number overflow"), std::string::npos) << huge.message;
 }
 
 TEST(JsonParams, TypedGettersKeepTheFirstError) {
