@@ -189,6 +189,7 @@ class Soak:
         self.retried = 0
         self.budget_refusals = 0
         self.recomputed_differ = 0
+        self.context_full = 0  # conversations that outgrew the context: a new one started
         self.kill_windows = []  # [t_kill, t_ready]
         self.inflight = {}
         self.next_id = 0
@@ -238,18 +239,20 @@ class Soak:
                 return
             self.max_rss = max(self.max_rss, rss_mib(self.server.proc.pid))
 
-    def first_turn(self, client):
-        if self.args.identical_first_turn:
+    def first_turn(self, client, conv):
+        if self.args.identical_first_turn and conv == 0:
             return [{"role": "system", "content": "You are a helpful assistant."},
                     {"role": "user", "content": QUESTIONS[0]}]
-        return [{"role": "system", "content": f"You are helper number {client} of {self.run_id}."},
-                {"role": "user", "content": QUESTIONS[client % len(QUESTIONS)]}]
+        return [{"role": "system",
+                 "content": f"You are helper number {client} of {self.run_id}, conversation {conv}."},
+                {"role": "user", "content": QUESTIONS[(client + conv) % len(QUESTIONS)]}]
 
     def client(self, client):
         a = self.args
         rng = random.Random(client * 7919 + a.seed)
         model = self.models[client % len(self.models)]
-        history = self.first_turn(client)
+        conv = 0  # a client starts a new conversation when the model's context is full
+        history = self.first_turn(client, conv)
         turns = 0
         while turns < self.args.max_turns and time.time() < self.deadline and not self.failures:
             api = rng.choice(["openai", "openai_stream", "ollama", "ollama_stream"])
@@ -266,7 +269,7 @@ class Soak:
                 status, text, fields = -1, None, repr(e)
             end = time.time()
             if status == 200 and fields:
-                self.record(client, api, model, history, text, fields, ka0)
+                self.record((client, conv), api, model, history, text, fields, ka0)
                 history = history + [{"role": "assistant", "content": text},
                                      {"role": "user", "content": QUESTIONS[
                                          (client + turns + 1) % len(QUESTIONS)] + f" ({turns})"}]
@@ -277,6 +280,12 @@ class Soak:
                     self.budget_refusals += 1
                 time.sleep(0.2)  # the other model is busy: retry the same turn
                 continue
+            if status == 413 and "context" in json.dumps(fields) and len(history) > 2:
+                with self.lock:
+                    self.context_full += 1
+                conv += 1  # as a person would: the conversation outgrew the context
+                history = self.first_turn(client, conv)
+                continue
             if status == 429 or self.killing() or self.in_kill_window(start, end):
                 with self.lock:
                     self.retried += 1
@@ -285,11 +294,12 @@ class Soak:
             self.fail(f"client {client} turn {turns} {api}: status {status}: {fields}")
             return
 
-    def record(self, client, api, model, history, text, fields, ka0):
+    def record(self, key, api, model, history, text, fields, ka0):
+        """key: (client, conversation)."""
         with self.lock:
-            self.turns.append((client, api, model, list(history), text, fields["cached_tokens"]))
-            self.histories[client] = history + [{"role": "assistant", "content": text}]
-            self.session_of[client] = fields["session_id"]
+            self.turns.append((key, api, model, list(history), text, fields["cached_tokens"]))
+            self.histories[key] = history + [{"role": "assistant", "content": text}]
+            self.session_of[key] = fields["session_id"]
 
     def cancelled_stream(self, client, n, model, rng):
         api = rng.choice(["openai_stream", "ollama_stream"])
@@ -338,26 +348,26 @@ class Soak:
 
     def check_transcripts(self):
         sids = {}
-        for client, history in sorted(self.histories.items()):
-            sid = self.session_of[client]
+        for key, history in sorted(self.histories.items()):
+            sid = self.session_of[key]
             if sid in sids:
-                self.fail(f"clients {sids[sid]} and {client} share session {sid} (merged)")
-            sids[sid] = client
+                self.fail(f"conversations {sids[sid]} and {key} (client, number) share session {sid} (merged)")
+            sids[sid] = key
             status, s = call(self.args.port, "GET", f"/api/sessions/{sid}")
             if status != 200:
-                self.fail(f"client {client}: session {sid} is gone ({status}: {s})")
+                self.fail(f"conversation {key}: session {sid} is gone ({status}: {s})")
                 continue
             got = [(m["role"], m["content"]) for m in s["messages"]]
             want = [(m["role"], m["content"]) for m in history]
             if got != want:
-                self.fail(f"client {client}: session {sid} holds {len(got)} messages, the "
+                self.fail(f"conversation {key}: session {sid} holds {len(got)} messages, the "
                           f"conversation has {len(want)}; first difference at "
                           f"{next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))}")
         status, listing = call(self.args.port, "GET", "/api/sessions")
         listed = {s["id"] for s in listing["sessions"]} if status == 200 else set()
-        for sid, client in sids.items():
+        for sid, key in sids.items():
             if sid not in listed:
-                self.fail(f"client {client}: session {sid} missing from /api/sessions")
+                self.fail(f"conversation {key}: session {sid} missing from /api/sessions")
 
     def check_from_scratch(self):
         """Replays every recorded turn on a fresh server, each client's turns in order.
@@ -439,8 +449,10 @@ class Soak:
               f"turns {len(self.turns)}, kills {self.kills}")
         print(f"  503s for a memory budget held by the other (busy) model, retried: "
               f"{self.budget_refusals}")
+        print(f"  conversations {len(self.histories)} ({self.context_full} outgrew the context "
+              f"and were followed by a new one)")
         print(f"  turns checked from scratch {checked} (differing where the soak recomputed "
-              f"rows: {self.recomputed_differ}), sessions checked {len(self.histories)}")
+              f"rows: {self.recomputed_differ}), conversations checked {len(self.histories)}")
         print(f"  max RSS {self.max_rss:.0f} MiB, latency p50 {pct(0.5):.0f} ms, "
               f"p99 {pct(0.99):.0f} ms")
         if self.failures:
