@@ -17,8 +17,8 @@
 
 // Per-target bodies.
 #include "engine/kernels_internal.h"
-#include "engine/kernels_legacy.h"
 #include "engine/kernels_k-inl.h"
+#include "engine/kernels_legacy.h"
 #include "engine/kernels_quant-inl.h"
 #include "engine/kernels_quant_legacy-inl.h"
 #include "engine/kernels_reference.h"

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/quants_legacy.h"
 #include "engine/quants_k.h"
+#include "engine/quants_legacy.h"
 
 namespace dormouse {
 namespace {
