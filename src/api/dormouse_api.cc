@@ -30,6 +30,7 @@ json SessionJson(const SessionInfo& s) {
           {"model", s.model},
           {"state", s.state},
           {"n_tokens", s.n_tokens},
+          {"n_tokens_saved", s.n_tokens_saved},
           {"snapshot_bytes", s.snapshot_bytes},
           {"updated_at", s.updated_at},
           {"n_messages", s.n_messages}};
@@ -148,6 +149,7 @@ void ServiceCounters(std::string* out, const MetricsInput& in) {
                       s.generate_seconds > 0 ? s.tokens_generated / s.generate_seconds : 0.0);
   Metric(out, "dormouse_snapshots_total", "counter", "KV snapshots saved and restored");
   *out += fmt::format("dormouse_snapshots_total{{op=\"save\"}} {}\n", s.snapshots_saved);
+  *out += fmt::format("dormouse_snapshots_total{{op=\"append\"}} {}\n", s.snapshots_appended);
   *out += fmt::format("dormouse_snapshots_total{{op=\"restore\"}} {}\n", s.snapshots_restored);
   Metric(out, "dormouse_snapshot_written_bytes_total", "counter", "Bytes of snapshots written");
   *out += fmt::format("dormouse_snapshot_written_bytes_total {}\n", s.snapshot_bytes_written);

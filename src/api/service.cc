@@ -52,7 +52,8 @@ void Worker::Publish() {
   auto view = std::make_shared<LiveView>();
   for (const Slot& s : slots) {
     if (!s.session_id.empty()) {
-      view->push_back({s.session_id, s.owner, static_cast<int64_t>(s.tokens.size())});
+      view->push_back({s.session_id, s.owner, static_cast<int64_t>(s.conv.tokens().size()),
+                       static_cast<int64_t>(s.conv.saved_tokens(s.session_id))});
     }
   }
   std::lock_guard<std::mutex> lock(published_mu);
@@ -71,35 +72,47 @@ bool Service::Impl::Forgotten(const std::string& id) const {
 
 void Service::Impl::DropForgotten(Worker& w) {
   for (Slot& s : w.slots) {
-    if (!s.session_id.empty() && Forgotten(s.session_id)) {
-      s.session_id.clear();
-      s.unsaved = false;
-    }
+    if (!s.session_id.empty() && Forgotten(s.session_id)) s.session_id.clear();
   }
 }
 
-void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm) {
-  if (!s.unsaved || !s.ctx || s.session_id.empty() || s.tokens.empty()) return;
+void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm, SaveKind kind) {
+  Conversation& c = s.conv;
+  if (!c.open() || s.session_id.empty() || c.tokens().empty()) return;
+  if (!c.unsaved() && (kind == SaveKind::kCheckpoint || !c.has_journal())) return;
+  std::lock_guard<std::mutex> persist(persist_mu);
   if (Forgotten(s.session_id)) return;  // deleted meanwhile: nothing to keep
-  std::string extra = EncodeSessionExtra({"", s.text, 0});
+  std::string extra = EncodeSessionExtra({"", c.text(), 0});
+  bool appended = false;
   StatusOr<SnapshotSaveResult> r =
-      snapshots->Save(s.session_id, lm.fingerprint, *s.ctx, s.tokens, extra, options.snapshots);
+      kind == SaveKind::kCheckpoint
+          ? c.Checkpoint(*snapshots, s.session_id, lm.fingerprint, extra, options.snapshots,
+                         &appended)
+          : c.Save(*snapshots, s.session_id, lm.fingerprint, extra, options.snapshots);
   if (!r.ok()) {
     std::cerr << "warning: snapshot of session " << s.session_id
               << " not saved: " << r.status().message() << "\n";
     return;
   }
-  s.unsaved = false;
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    index[s.session_id] = {lm.fingerprint, s.tokens, s.text, s.owner};
+    index[s.session_id] = {lm.fingerprint, c.tokens(), c.text(), s.owner};
     for (const std::string& gone : r->evicted) index.erase(gone);
   }
   Count([&](ServiceMetrics& m) {
-    m.snapshots_saved++;
+    (appended ? m.snapshots_appended : m.snapshots_saved)++;
     m.snapshot_bytes_written += r->info.bytes;
     m.snapshot_write_seconds.Observe(r->seconds);
   });
+}
+
+void Service::Impl::CheckpointActive(Worker& w) {
+  std::lock_guard<std::mutex> lock(w.slots_mu);
+  // An eject since the request ended has saved (and freed) every slot already.
+  if (w.bound == nullptr || w.active_slot < 0 || w.active_slot >= static_cast<int>(w.slots.size()))
+    return;
+  SaveSlot(w.slots[w.active_slot], *w.bound, SaveKind::kCheckpoint);
+  w.Publish();
 }
 
 Worker* Service::Impl::WorkerFor(const std::string& model) {
@@ -141,10 +154,14 @@ void Service::Impl::WorkerLoop(Worker* w) {
       std::lock_guard<std::mutex> lock(w->queue_mu);
       w->running = nullptr;
     }
-    std::lock_guard<std::mutex> lock(job->mu);
-    job->result = std::move(result);
-    job->done = true;
-    job->cv.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(job->mu);
+      job->result = std::move(result);
+      job->done = true;
+      job->cv.notify_all();
+    }
+    // The reply is out; the disk catches up before the next request changes the context.
+    CheckpointActive(*w);
   }
 }
 
@@ -218,7 +235,7 @@ void Service::OnEject(const std::string& model, ModelHandle& handle, Reason reas
   std::lock_guard<std::mutex> lock(w->slots_mu);
   d.DropForgotten(*w);
   for (Slot& s : w->slots) {
-    d.SaveSlot(s, lm);
+    d.SaveSlot(s, lm, Impl::SaveKind::kCompact);
     s = Slot{};  // frees the context and its KV cache
   }
   w->slots.clear();

@@ -108,6 +108,7 @@ struct SessionInfo {
   std::string model;
   std::string state;  // "live" (in a loaded context), "saved" (snapshot only), "transcript"
   int64_t n_tokens = 0;
+  int64_t n_tokens_saved = 0;  // of n_tokens, those on disk: a crash loses only the rest
   uint64_t snapshot_bytes = 0;
   double updated_at = 0;
   int64_t n_messages = 0;
@@ -136,6 +137,7 @@ struct ServiceMetrics {
   int64_t requests = 0, requests_failed = 0, requests_rejected = 0;
   int64_t tokens_prefilled = 0, tokens_cached = 0, tokens_generated = 0;
   int64_t snapshots_saved = 0, snapshots_restored = 0;
+  int64_t snapshots_appended = 0;  // incremental journal records (one per request)
   uint64_t snapshot_bytes_written = 0;
   int64_t requests_cancelled = 0;  // the client went away before or while it ran
   LatencyHistogram restore_seconds;

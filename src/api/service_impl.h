@@ -11,6 +11,7 @@
 #include "api/service.h"
 #include "base/thread_pool.h"
 #include "engine/context.h"
+#include "lifecycle/conversation.h"
 #include "lifecycle/gguf_loader.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
@@ -19,12 +20,9 @@ namespace dormouse {
 
 // One live context and the conversation whose KV it holds.
 struct Slot {
-  std::unique_ptr<InferenceContext> ctx;  // null until first used, and after an eject
-  std::string session_id;                 // empty: free
-  std::string owner;                      // of the session (SessionRecord::owner)
-  std::vector<int32_t> tokens;            // what the KV cache holds
-  std::string text;                       // the exact text `tokens` spell ("" if unknown)
-  bool unsaved = false;
+  Conversation conv;         // not open until first used, and after an eject
+  std::string session_id;    // empty: free
+  std::string owner;         // of the session (SessionRecord::owner)
   int64_t n_messages = 0;    // transcript messages recorded for the session
   size_t prompt_tokens = 0;  // of `tokens`, those of the last request's prompt
   std::chrono::steady_clock::time_point last_used{};
@@ -42,6 +40,7 @@ struct IndexedSnapshot {
 struct LiveSession {
   std::string id, owner;
   int64_t n_tokens = 0;
+  int64_t saved_tokens = 0;  // of n_tokens, those on disk (snapshot and journal)
 };
 using LiveView = std::vector<LiveSession>;
 
@@ -97,6 +96,10 @@ struct Service::Impl {
 
   // Sessions deleted by request threads; the worker drops their slots and never saves
   // them again (it owns the slots, so deletion is a message, not a lock).
+  // Held by SaveSlot while it writes a session's snapshot and indexes it, and by
+  // DeleteSession while it forgets one: a delete never races a checkpoint into bringing
+  // the session back.
+  std::mutex persist_mu;
   mutable std::mutex forgotten_mu;
   std::set<std::string> forgotten;
   bool Forgotten(const std::string& id) const;
@@ -111,10 +114,14 @@ struct Service::Impl {
   std::variant<CompletionResult, ServiceError> RunCaught(Worker& w, Job& job);
   std::variant<CompletionResult, ServiceError> Run(Worker& w, const CompletionRequest& req,
                                                    const PieceSink& sink);
-  // Saves the slot's conversation if it changed since the last save.
-  void SaveSlot(Slot& s, const LoadedModel& lm);
+  // Brings the slot's conversation up to date on disk: after a request, one journal
+  // record of what it added (kCheckpoint); before its context is freed, a full snapshot
+  // that folds the journal in (kCompact).
+  enum class SaveKind { kCheckpoint, kCompact };
+  void SaveSlot(Slot& s, const LoadedModel& lm, SaveKind kind);
+  // After a reply went out: checkpoints the slot that request used.
+  void CheckpointActive(Worker& w);
   int PickSlot(Worker& w, const LoadedModel& lm, int keep);
-  void ForkSlot(const Slot& from, Slot& to, size_t n);
   void StartSession(Slot& s, const CompletionRequest& req);
   StatusOr<int64_t> Prefill(Slot& s, const std::vector<int32_t>& tokens, const std::string& text,
                             CompletionResult* r);

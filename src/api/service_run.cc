@@ -108,7 +108,7 @@ int Service::Impl::PickSlot(Worker& w, const LoadedModel& lm, int keep) {
     if (best < 0 || w.slots[i].last_used < w.slots[best].last_used) best = i;
   }
   if (best < 0) best = keep >= 0 ? keep : 0;
-  SaveSlot(w.slots[best], lm);
+  SaveSlot(w.slots[best], lm, SaveKind::kCheckpoint);
   w.slots[best].session_id.clear();
   return best;
 }
@@ -122,10 +122,10 @@ static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnap
   std::set<std::string> live;
   for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
     const Slot& s = w.slots[i];
-    if (s.session_id.empty() || s.tokens.empty()) continue;
+    if (s.session_id.empty() || s.conv.tokens().empty()) continue;
     live.insert(s.session_id);
     if (owner && s.owner != *owner) continue;
-    out.push_back({i, s.session_id, &s.tokens, &s.text, s.prompt_tokens});
+    out.push_back({i, s.session_id, &s.conv.tokens(), &s.conv.text(), s.prompt_tokens});
   }
   for (const auto& [key, snap] : index) {
     if (owner && snap.owner != *owner) continue;
@@ -189,14 +189,19 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   const int si = plan.slot >= 0 && !fork ? plan.slot : PickSlot(w, lm, plan.slot);
   Slot& s = w.slots[si];
   w.active_slot = si;
-  if (!s.ctx) {
-    StatusOr<InferenceContext> ctx =
-        InferenceContext::CreateOrError(*lm.model, options.context, w.pool.get());
-    if (!ctx.ok()) return Err(ErrorKind::kUnavailable, ctx.status().message());
-    s.ctx = std::make_unique<InferenceContext>(std::move(ctx).value());
-    s.tokens.clear();
+  if (!s.conv.open()) {
+    Status opened = s.conv.Open(*lm.model, options.context, w.pool.get());
+    if (!opened.ok()) return Err(ErrorKind::kUnavailable, opened.message());
   }
-  if (fork && si != plan.slot) ForkSlot(w.slots[plan.slot], s, plan.reuse);
+  if (fork && si != plan.slot) {
+    // The new conversation starts from a copy of the shared rows; on failure it
+    // prefills from scratch.
+    s.session_id.clear();
+    if (Status st = s.conv.ForkFrom(w.slots[plan.slot].conv, plan.reuse); !st.ok()) {
+      std::cerr << "warning: fork of session " << w.slots[plan.slot].session_id << ": "
+                << st.message() << "\n";
+    }
+  }
   if (!plan.snapshot.empty()) {
     const auto t0 = SteadyClock::now();
     std::string index_owner;
@@ -205,14 +210,14 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
       auto it = index.find(plan.snapshot);
       if (it != index.end()) index_owner = it->second.owner;
     }
-    StatusOr<SnapshotHeader> h = snapshots->Restore(plan.snapshot, lm.fingerprint, *s.ctx);
-    StatusOr<SessionExtra> extra = h.ok() ? DecodeSessionExtra(h->extra) : h.status();
-    if (h.ok() && extra.ok()) {
-      s.tokens = std::move(h->tokens);
-      s.text = std::move(extra->text);
+    StatusOr<SnapshotHeader> h = s.conv.Restore(*snapshots, plan.snapshot, lm.fingerprint);
+    if (h.ok() && !h->journal_note.empty()) {
+      std::cerr << "warning: snapshot " << plan.snapshot
+                << ": journal ends early: " << h->journal_note << "\n";
+    }
+    if (h.ok()) {
       s.session_id = plan.snapshot;
       s.owner = index_owner;
-      s.unsaved = false;
       s.n_messages = 0;
       std::lock_guard<std::mutex> lock(db_mu);
       auto rec = db->GetSession(plan.snapshot);
@@ -224,43 +229,25 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
         m.restore_seconds.Observe(r.restore_seconds);
       });
     } else {
-      std::cerr << "warning: snapshot " << plan.snapshot << " not used, re-prefilling: "
-                << (h.ok() ? extra.status().message() : h.status().message()) << "\n";
-      s.ctx->Truncate(0);
-      s.tokens.clear();
-      s.text.clear();
+      std::cerr << "warning: snapshot " << plan.snapshot
+                << " not used, re-prefilling: " << h.status().message() << "\n";
+      s.conv.Clear();
       plan.extends = false;
     }
   }
-  if (fork && si == plan.slot) SaveSlot(s, lm);  // a fork in place: keep the old branch
+  if (fork && si == plan.slot) SaveSlot(s, lm, SaveKind::kCheckpoint);  // keep the old branch
   if (req.cancelled->load()) return Err(ErrorKind::kBadRequest, "the client went away");
   const bool continuing = plan.extends && !s.session_id.empty();
   if (!continuing) StartSession(s, req);
   // What the transcript already holds of a growing completion prompt.
   const size_t known =
-      continuing && !req.chat && req.prompt.starts_with(s.text) ? s.text.size() : 0;
+      continuing && !req.chat && req.prompt.starts_with(s.conv.text()) ? s.conv.text().size() : 0;
   StatusOr<int64_t> prefilled = Prefill(s, plan.tokens, text, &r);
   if (!prefilled.ok()) return Err(ErrorKind::kInternal, prefilled.status().message());
   w.Publish();  // listings show the session while it generates
   auto out = Generate(s, lm, req, sink, *lease, std::move(r), known);
   w.Publish();
   return out;
-}
-
-// Gives `to` the first `n` cached positions of `from`, which stays as it is. On failure
-// `to` is left empty and the prompt is prefilled from scratch.
-void Service::Impl::ForkSlot(const Slot& from, Slot& to, size_t n) {
-  n = std::min(n, from.tokens.size());
-  to.session_id.clear();
-  to.text.clear();
-  to.unsaved = false;
-  if (Status st = CopyCachedRows(*from.ctx, *to.ctx, static_cast<int64_t>(n)); !st.ok()) {
-    std::cerr << "warning: fork of session " << from.session_id << ": " << st.message() << "\n";
-    to.ctx->Truncate(0);
-    to.tokens.clear();
-    return;
-  }
-  to.tokens.assign(from.tokens.begin(), from.tokens.begin() + static_cast<ptrdiff_t>(n));
 }
 
 void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
@@ -283,9 +270,7 @@ void Service::Impl::StartSession(Slot& s, const CompletionRequest& req) {
 StatusOr<int64_t> Service::Impl::Prefill(Slot& s, const std::vector<int32_t>& tokens,
                                          const std::string& text, CompletionResult* r) {
   const auto t0 = SteadyClock::now();
-  s.unsaved = true;
-  DM_ASSIGN_OR_RETURN(PrefillCounts counts,
-                      PrefillFromCommonPrefix(*s.ctx, s.tokens, s.text, tokens, text));
+  DM_ASSIGN_OR_RETURN(PrefillCounts counts, s.conv.Prefill(tokens, text));
   s.prompt_tokens = tokens.size();
   r->prompt_tokens = static_cast<int64_t>(tokens.size());
   r->cached_tokens = static_cast<int64_t>(counts.reused);
@@ -300,9 +285,9 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
   const Tokenizer& tok = *lm.tokenizer;
   Sampler sampler(req.sampling, static_cast<int32_t>(tok.n_vocab()));
   const size_t window = static_cast<size_t>(std::max(req.sampling.repeat_last_n, 0));
-  for (size_t i = s.tokens.size() > window ? s.tokens.size() - window : 0; i < s.tokens.size();
-       ++i) {
-    sampler.Accept(s.tokens[i]);
+  const std::vector<int32_t>& held = s.conv.tokens();
+  for (size_t i = held.size() > window ? held.size() - window : 0; i < held.size(); ++i) {
+    sampler.Accept(held[i]);
   }
   GenerateParams gp;
   gp.max_tokens = req.max_tokens;
@@ -315,11 +300,8 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
     if (options.hooks.on_piece) options.hooks.on_piece(req);
     return !sink || sink(piece);
   };
-  StatusOr<GenerateResult> g = dormouse::Generate(*s.ctx, sampler, tok, gp, on_piece);
+  StatusOr<GenerateResult> g = s.conv.Generate(sampler, tok, gp, on_piece);
   if (!g.ok()) return Err(ErrorKind::kInternal, g.status().message());
-  for (int32_t t : g->tokens) s.text += tok.DecodeToken(t);
-  s.tokens.insert(s.tokens.end(), g->tokens.begin(), g->tokens.end());
-  s.unsaved = true;
   s.last_used = SteadyClock::now();
   r.text = g->text;
   r.stop = g->reason;

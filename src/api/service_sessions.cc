@@ -41,7 +41,7 @@ std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
     std::lock_guard<std::mutex> lock(d.index_mu);
     auto it = d.index.find(snap.key);
     if (it != d.index.end()) {
-      i.n_tokens = static_cast<int64_t>(it->second.tokens.size());
+      i.n_tokens = i.n_tokens_saved = static_cast<int64_t>(it->second.tokens.size());
       i.owner = it->second.owner;
     }
   }
@@ -53,6 +53,7 @@ std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
       i.model = model;
       i.state = "live";
       i.n_tokens = s.n_tokens;
+      i.n_tokens_saved = s.saved_tokens;
       i.owner = s.owner;
     }
   }
@@ -92,6 +93,7 @@ std::optional<ServiceError> Service::DeleteSession(const std::string& id,
   }
   bool existed = false;
   bool first_delete = false;
+  std::lock_guard<std::mutex> persist(d.persist_mu);  // no checkpoint of it is half done
   {  // the workers drop its slots before their next request (or eject) and never save it
     std::lock_guard<std::mutex> lock(d.forgotten_mu);
     first_delete = d.forgotten.insert(id).second;

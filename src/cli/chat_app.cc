@@ -117,7 +117,8 @@ void ChatApp::OnEject(const std::string& model, Reason reason) {
   std::lock_guard<std::mutex> lock(session_mu_);
   if (!session_ || !session_->attached()) return;
   std::string saved = "nothing new to save";
-  if (session_->unsaved() || !snapshots_->Exists(session_->record().id)) {
+  if (session_->unsaved() || session_->has_journal() ||
+      !snapshots_->Exists(session_->record().id)) {  // a full snapshot folds the journal in
     StatusOr<SnapshotSaveResult> r = session_->Save(*snapshots_, write_options_);
     saved = r.ok() ? fmt::format("saved {} tokens ({:.1f} MiB) in {:.0f} ms",
                                  session_->tokens().size(), MiB(r->info.bytes), Ms(r->seconds))
@@ -176,7 +177,8 @@ void ChatApp::Turn(const std::string& text) {
     return;
   }
   if (!r->notice.empty()) std::cerr << "[" << r->notice << "]\n";
-  StatusOr<SnapshotSaveResult> saved = session_->Save(*snapshots_, write_options_);
+  // Only what the turn added goes to disk (the snapshot's journal): a crash loses no turn.
+  StatusOr<SnapshotSaveResult> saved = session_->Checkpoint(*snapshots_, write_options_);
   if (!saved.ok()) std::cerr << "warning: snapshot not saved: " << saved.status().message() << "\n";
 }
 

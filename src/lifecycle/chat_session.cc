@@ -22,24 +22,20 @@ ChatSession::ChatSession(SessionRecord record, std::vector<MessageRecord> messag
 Status ChatSession::Attach(const LoadedModel& model, ContextParams params) {
   Detach();
   DM_RETURN_IF_ERROR(Sampler::Validate(sampling_));
-  DM_ASSIGN_OR_RETURN(InferenceContext ctx,
-                      InferenceContext::CreateOrError(*model.model, params, model.pool));
-  ctx_ = std::make_unique<InferenceContext>(std::move(ctx));
-  sampler_ = std::make_unique<Sampler>(sampling_, static_cast<int32_t>(ctx_->n_vocab()));
+  DM_RETURN_IF_ERROR(conv_.Open(*model.model, params, model.pool));
+  sampler_ = std::make_unique<Sampler>(sampling_, static_cast<int32_t>(conv_.ctx().n_vocab()));
   model_ = &model;
   return Status::Ok();
 }
 
 void ChatSession::Detach() {
-  ctx_.reset();
+  conv_.Close();
   sampler_.reset();
   model_ = nullptr;
-  tokens_.clear();
-  tokens_text_.clear();
 }
 
 std::string ChatSession::EncodeExtra() const {
-  return EncodeSessionExtra({sampler_ ? sampler_->SaveState() : "", tokens_text_, window_start_});
+  return EncodeSessionExtra({sampler_ ? sampler_->SaveState() : "", conv_.text(), window_start_});
 }
 
 Status ChatSession::DecodeExtra(const std::string& extra) {
@@ -49,7 +45,6 @@ Status ChatSession::DecodeExtra(const std::string& extra) {
   }
   // Other sampling settings than the saved ones: keep the fresh sampler, not an error.
   if (sampler_) (void)sampler_->LoadState(e.sampler_state);
-  tokens_text_ = std::move(e.text);
   window_start_ = static_cast<size_t>(e.window_start);
   return Status::Ok();
 }
@@ -57,43 +52,42 @@ Status ChatSession::DecodeExtra(const std::string& extra) {
 StatusOr<SnapshotSaveResult> ChatSession::Save(SnapshotStore& store,
                                                const SnapshotWriteOptions& options) {
   if (!attached()) return Status::Errorf("session '{}' has no loaded context", record_.name);
-  StatusOr<SnapshotSaveResult> r =
-      store.Save(record_.id, model_->fingerprint, *ctx_, tokens_, EncodeExtra(), options);
-  if (r.ok()) unsaved_ = false;
-  return r;
+  return conv_.Save(store, record_.id, model_->fingerprint, EncodeExtra(), options);
+}
+
+StatusOr<SnapshotSaveResult> ChatSession::Checkpoint(SnapshotStore& store,
+                                                     const SnapshotWriteOptions& options) {
+  if (!attached()) return Status::Errorf("session '{}' has no loaded context", record_.name);
+  return conv_.Checkpoint(store, record_.id, model_->fingerprint, EncodeExtra(), options, nullptr);
 }
 
 RestoreReport ChatSession::Restore(SnapshotStore& store) {
   RestoreReport r;
   const auto t0 = std::chrono::steady_clock::now();
-  tokens_.clear();
-  tokens_text_.clear();
   if (!attached()) {
     r.fallback_reason = "no model is loaded";
     return r;
   }
+  conv_.Clear();
   if (!store.Exists(record_.id)) {
     r.fallback_reason = "no snapshot saved yet";
     return r;
   }
-  StatusOr<SnapshotHeader> h = store.Restore(record_.id, model_->fingerprint, *ctx_);
+  StatusOr<SnapshotHeader> h = conv_.Restore(store, record_.id, model_->fingerprint);
   Status s = h.ok() ? DecodeExtra(h->extra) : h.status();
   if (!s.ok()) {
-    ctx_->Truncate(0);
-    tokens_text_.clear();
+    conv_.Clear();
     r.fallback_reason = s.message();
     return r;
   }
-  tokens_ = std::move(h->tokens);
-  unsaved_ = false;
   r.restored = true;
-  r.n_restored = static_cast<int64_t>(tokens_.size());
+  r.n_restored = static_cast<int64_t>(conv_.tokens().size());
   r.seconds = SecondsSince(t0);
   return r;
 }
 
 int64_t ChatSession::Reserve(const TurnOptions& o) const {
-  const int64_t n_ctx = ctx_->n_ctx();
+  const int64_t n_ctx = conv_.ctx().n_ctx();
   return o.max_tokens > 0 ? std::min(o.max_tokens, n_ctx / 2) : std::min<int64_t>(512, n_ctx / 4);
 }
 
@@ -113,8 +107,8 @@ StatusOr<ChatSession::Prompt> ChatSession::RenderWindow(size_t window_start) {
   }
   Prompt p;
   DM_ASSIGN_OR_RETURN(p.text, model_->chat_template->Render(in));
-  if (auto continued = ContinueByText(tokens_, tokens_text_, tok, p.text)) {
-    p.n_new = static_cast<int64_t>(continued->size() - tokens_.size());
+  if (auto continued = conv_.Continue(tok, p.text)) {
+    p.n_new = static_cast<int64_t>(continued->size() - conv_.tokens().size());
     p.tokens = std::move(*continued);
     return p;
   }
@@ -133,7 +127,7 @@ StatusOr<ChatSession::Prompt> ChatSession::RenderWindow(size_t window_start) {
 }
 
 StatusOr<ChatSession::Prompt> ChatSession::BuildPrompt(int64_t reserve, std::string* notice) {
-  const int64_t n_ctx = ctx_->n_ctx();
+  const int64_t n_ctx = conv_.ctx().n_ctx();
   size_t start = window_start_;
   for (;;) {
     DM_ASSIGN_OR_RETURN(Prompt p, RenderWindow(start));
@@ -162,9 +156,7 @@ StatusOr<ChatSession::Prompt> ChatSession::BuildPrompt(int64_t reserve, std::str
 
 StatusOr<int64_t> ChatSession::Prefill(const Prompt& p, TurnReport* report) {
   const auto t0 = std::chrono::steady_clock::now();
-  unsaved_ = true;
-  DM_ASSIGN_OR_RETURN(PrefillCounts counts,
-                      PrefillFromCommonPrefix(*ctx_, tokens_, tokens_text_, p.tokens, p.text));
+  DM_ASSIGN_OR_RETURN(PrefillCounts counts, conv_.Prefill(p.tokens, p.text));
   for (size_t i = counts.reused; i < p.tokens.size(); ++i) sampler_->Accept(p.tokens[i]);
   report->n_prompt = static_cast<int64_t>(p.tokens.size());
   report->n_reused = static_cast<int64_t>(counts.reused);
@@ -194,10 +186,8 @@ StatusOr<TurnReport> ChatSession::Send(const std::string& user_text, const TurnO
   gp.stop = options.stop;
   // Turn ends the model may spell as text (e.g. "<|im_end|>" where it is not a token).
   for (const std::string& eot : model_->chat_template->EndOfTurnStrings()) gp.stop.push_back(eot);
-  DM_ASSIGN_OR_RETURN(GenerateResult g, Generate(*ctx_, *sampler_, *model_->tokenizer, gp, on_piece,
-                                                 options.observe));
-  for (int32_t t : g.tokens) tokens_text_ += model_->tokenizer->DecodeToken(t);
-  tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
+  DM_ASSIGN_OR_RETURN(GenerateResult g,
+                      conv_.Generate(*sampler_, *model_->tokenizer, gp, on_piece, options.observe));
   report.reply = g.text;
   report.stop = g.reason;
   report.n_generated = static_cast<int64_t>(g.tokens.size());

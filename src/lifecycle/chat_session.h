@@ -22,6 +22,7 @@
 #include "engine/context.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
+#include "lifecycle/conversation.h"
 #include "lifecycle/loaded_model.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
@@ -63,13 +64,19 @@ class ChatSession {
   Status Attach(const LoadedModel& model, ContextParams params);
   // Frees the context and its KV cache; the transcript stays.
   void Detach();
-  bool attached() const { return ctx_ != nullptr; }
+  bool attached() const { return conv_.open(); }
   const LoadedModel* model() const { return model_; }
-  // True when the cache changed since the last Save or Restore (an eject must save).
-  bool unsaved() const { return unsaved_; }
+  // True when the cache changed since the last Save, Checkpoint or Restore.
+  bool unsaved() const { return conv_.unsaved(); }
+  // True when turns were checkpointed as journal records since the last full Save.
+  bool has_journal() const { return conv_.has_journal(); }
 
-  // Saves the KV cache (tokens in use only) and the sampler state.
+  // Saves the KV cache (tokens in use only) and the sampler state as a full snapshot.
   StatusOr<SnapshotSaveResult> Save(SnapshotStore& store, const SnapshotWriteOptions& options);
+  // After a turn: appends what the turn added to the snapshot's journal (or saves in
+  // full when it cannot), so a crash loses at most the turn in flight.
+  StatusOr<SnapshotSaveResult> Checkpoint(SnapshotStore& store,
+                                          const SnapshotWriteOptions& options);
   // Restores the snapshot into the attached context; on any problem leaves the cache
   // empty (the next turn re-prefills from the transcript) and says why.
   RestoreReport Restore(SnapshotStore& store);
@@ -81,9 +88,9 @@ class ChatSession {
 
   const SessionRecord& record() const { return record_; }
   const std::vector<MessageRecord>& messages() const { return messages_; }
-  const std::vector<int32_t>& tokens() const { return tokens_; }
+  const std::vector<int32_t>& tokens() const { return conv_.tokens(); }
   const SamplerParams& sampling() const { return sampling_; }
-  int64_t n_ctx() const { return ctx_ ? ctx_->n_ctx() : 0; }
+  int64_t n_ctx() const { return conv_.open() ? conv_.ctx().n_ctx() : 0; }
 
  private:
   struct Prompt {
@@ -104,11 +111,8 @@ class ChatSession {
   size_t window_start_ = 0;  // first non-system message in the context window
 
   const LoadedModel* model_ = nullptr;
-  std::unique_ptr<InferenceContext> ctx_;
+  Conversation conv_;
   std::unique_ptr<Sampler> sampler_;
-  std::vector<int32_t> tokens_;  // what the KV cache holds, in order
-  std::string tokens_text_;      // the exact text tokens_ spell, when known ("" otherwise)
-  bool unsaved_ = false;
 };
 
 }  // namespace dormouse

@@ -44,6 +44,24 @@ Status FsyncDirectoryOf(const std::string& path) {
 
 }  // namespace
 
+Status AppendToFileDurably(const std::string& path, const void* bytes, size_t n) {
+  const bool existed = std::filesystem::exists(path);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Errorf("{}: cannot open for append: {}", path, Errno());
+  Status s = WriteAll(fd, static_cast<const uint8_t*>(bytes), n, path);
+  if (s.ok() && ::fdatasync(fd) != 0) s = Status::Errorf("{}: fdatasync failed: {}", path, Errno());
+  ::close(fd);
+  if (s.ok() && !existed) s = FsyncDirectoryOf(path);
+  return s;
+}
+
+Status TruncateFile(const std::string& path, uint64_t size) {
+  if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) {
+    return Status::Errorf("{}: cannot truncate to {} bytes: {}", path, size, Errno());
+  }
+  return Status::Ok();
+}
+
 ByteSink::ByteSink() : hash_(XXH3_createState()) { XXH3_64bits_reset(hash_); }
 ByteSink::~ByteSink() { XXH3_freeState(hash_); }
 

@@ -79,6 +79,14 @@ class AtomicFileSink : public ByteSink {
   bool committed_ = false;
 };
 
+// Appends `bytes` to the file at `path` (created if missing) and syncs it to disk (and
+// the directory, when the file is new), so the bytes survive a crash once this returns.
+// A crash during the call can leave a torn tail, which readers must detect.
+Status AppendToFileDurably(const std::string& path, const void* bytes, size_t n);
+
+// Cuts the file at `path` to `size` bytes (a torn tail found by a reader).
+Status TruncateFile(const std::string& path, uint64_t size);
+
 class ByteSource {
  public:
   ByteSource();

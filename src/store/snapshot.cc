@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "store/snapshot_internal.h"
+
 namespace dormouse {
 namespace {
 
@@ -42,6 +44,10 @@ Status ReadFingerprint(ByteSource& in, ModelFingerprint* f) {
   DM_RETURN_IF_ERROR(in.Get(&f->content_hash.lo, "content hash"));
   return in.Get(&f->content_hash.hi, "content hash");
 }
+
+}  // namespace
+
+namespace snapshot_internal {
 
 // One K or V span: raw, or zstd when compression was asked for and saves space.
 Status WriteChunk(std::span<const uint8_t> raw, const SnapshotWriteOptions& o,
@@ -107,6 +113,13 @@ Status ReadRows(ByteSource& in, size_t skip, const KvCache::Spans& spans,
   std::memcpy(spans[1].data(), gather.data() + skip + spans[0].size(), spans[1].size());
   return Status::Ok();
 }
+
+}  // namespace snapshot_internal
+
+namespace {
+
+using snapshot_internal::ReadRows;
+using snapshot_internal::WriteRows;
 
 // The header must describe the loaded model and context exactly.
 Status CheckCompatible(const SnapshotHeader& h, const ModelFingerprint& expected,

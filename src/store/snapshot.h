@@ -48,6 +48,10 @@ struct SnapshotHeader {
   int64_t kv_dim = 0;
   std::vector<int32_t> tokens;
   std::string extra;
+  // Filled by SnapshotStore when a journal of incremental records followed the base:
+  // how many records applied, and why the journal ended early (empty if it did not).
+  int64_t journal_records = 0;
+  std::string journal_note;
 };
 
 struct SnapshotWriteOptions {

@@ -263,5 +263,69 @@ TEST(ServerLifecycleTest, SigtermCheckpointsInFlightWorkAndExitsZero) {
   EXPECT_EQ(again->Stop(SIGINT), 0) << again->log();
 }
 
+// A crash costs at most the request in flight: each reply's rows are appended to the
+// session's snapshot journal after the reply goes out. Once the listing says they are on
+// disk, a SIGKILL and a restart continue the conversation from disk with only the new
+// text computed, and answer as a server that never crashed does.
+TEST(ServerLifecycleTest, SigkillRightAfterAReplyLosesNoComputedToken) {
+  const char* model = "stories260K";
+  auto complete = [&](const ServerProcess& server, const std::string& prompt) {
+    auto r = server.Client().Post(
+        "/v1/completions",
+        json{{"model", model}, {"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0}}.dump(),
+        "application/json");
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no response");
+    return r ? BodyJson(r) : json::object();
+  };
+  auto s = ServerProcess::Start({});
+  ASSERT_NE(s, nullptr);
+  const std::string data = s->data_dir();
+  // Two turns: the first writes the full snapshot, the second a journal record.
+  std::string prompt = "Once upon a time, there was a little cat";
+  json r1 = complete(*s, prompt);
+  prompt += r1["choices"][0]["text"].get<std::string>() + " The next day";
+  json r2 = complete(*s, prompt);
+  const std::string id = r2["dormouse"]["session_id"];
+  EXPECT_EQ(r1["dormouse"]["session_id"], id);
+  prompt += r2["choices"][0]["text"].get<std::string>() + " Then";
+  // Wait (on the server's own state, not on time) until the second reply is on disk.
+  int64_t n_tokens = 0;
+  for (int i = 0; i < 2000 && n_tokens == 0; ++i) {
+    auto list = s->Client().Get("/api/sessions");
+    ASSERT_TRUE(list);
+    const json sessions = BodyJson(list);
+    for (const json& one : sessions["sessions"]) {
+      if (one["id"] == id && one["n_tokens_saved"] == one["n_tokens"]) n_tokens = one["n_tokens"];
+    }
+    if (n_tokens == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(n_tokens, 0) << "the session never reached the disk";
+  auto metrics = s->Client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("dormouse_snapshots_total{op=\"append\"} 1"), std::string::npos)
+      << metrics->body;
+  EXPECT_EQ(s->Stop(SIGKILL), 128 + SIGKILL);
+
+  auto again = ServerProcess::Start({}, data);
+  ASSERT_NE(again, nullptr);
+  json r3 = complete(*again, prompt);
+  EXPECT_EQ(r3["dormouse"]["session_id"], id);
+  EXPECT_TRUE(r3["dormouse"]["restored_from_snapshot"].get<bool>());
+  EXPECT_EQ(r3["dormouse"]["cached_tokens"].get<int64_t>(), n_tokens) << r3.dump();
+  const int64_t new_tokens =
+      r3["usage"]["prompt_tokens"].get<int64_t>() - r3["dormouse"]["cached_tokens"].get<int64_t>();
+  EXPECT_EQ(r3["dormouse"]["prefilled_tokens"].get<int64_t>(), new_tokens);
+  EXPECT_LE(new_tokens, 3) << "only \" Then\" is new";
+
+  // The same three turns on a server that never crashed answer the same.
+  auto steady = ServerProcess::Start({});
+  ASSERT_NE(steady, nullptr);
+  std::string p = "Once upon a time, there was a little cat";
+  p += complete(*steady, p)["choices"][0]["text"].get<std::string>() + " The next day";
+  p += complete(*steady, p)["choices"][0]["text"].get<std::string>() + " Then";
+  ASSERT_EQ(p, prompt);
+  EXPECT_EQ(r3["choices"][0]["text"], complete(*steady, p)["choices"][0]["text"]);
+}
+
 }  // namespace
 }  // namespace dormouse::testing
