@@ -1,6 +1,9 @@
 // libFuzzer target for the KV snapshot reader: any byte string must restore into a real
 // context (stories260K's) or fail with an error, leaving the context empty. Snapshots
-// are files on disk that another version, a crash or a user may have left behind.
+// are files on disk that another version, a crash or a user may have left behind. The
+// same bytes are also read as a journal of incremental records (store/snapshot_delta.h)
+// following a 3-position base: a record applies whole, or leaves the context as it was
+// unless it said that rows were written.
 // Run: make fuzz FUZZ_TARGETS=snapshot_fuzz (seeds: fuzz/corpus/snapshot_fuzz).
 // The model is $DM_FUZZ_MODEL, else ../shared/models/stories260K.gguf (run from the
 // repo root). With $DM_FUZZ_WRITE_SEEDS=dir it writes valid seed snapshots and exits.
@@ -17,6 +20,7 @@
 #include "engine/fingerprint.h"
 #include "engine/model.h"
 #include "store/snapshot.h"
+#include "store/snapshot_delta.h"
 
 namespace {
 
@@ -30,6 +34,34 @@ struct Fixture {
 };
 
 Fixture* fixture = nullptr;
+constexpr uint64_t kBaseChecksum = 0x5eedba5e5eedba5eull;
+constexpr int64_t kBaseTokens = 3;
+
+// Fills positions [0, n) with finite rows and declares them valid.
+void FillRows(InferenceContext& ctx, int64_t n) {
+  for (int64_t l = 0; l < ctx.kv().n_layer(); ++l) {
+    for (auto span : {ctx.kv().MutableKRows(l, n), ctx.kv().MutableVRows(l, n)}) {
+      for (size_t i = 0; i < span.size(); ++i) span[i] = static_cast<uint8_t>(i % 61);
+    }
+  }
+  if (!ctx.AdoptRestoredRows(n).ok()) std::abort();
+}
+
+void WriteJournalSeed(const std::string& dir) {
+  InferenceContext& ctx = *fixture->ctx;
+  FillRows(ctx, 7);
+  std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7};
+  std::vector<uint8_t> journal;
+  for (auto [from, n] : {std::pair{kBaseTokens, 5}, std::pair{5, 7}}) {
+    auto rec = EncodeSnapshotDelta(kBaseChecksum, ctx, std::span(tokens).first(n), from, "{}",
+                                   {.compress = from == 5});
+    if (!rec.ok()) std::abort();
+    journal.insert(journal.end(), rec->begin(), rec->end());
+  }
+  std::ofstream(dir + "/journal.dmkj", std::ios::binary)
+      .write(reinterpret_cast<const char*>(journal.data()),
+             static_cast<std::streamsize>(journal.size()));
+}
 
 void WriteSeeds(const std::string& dir) {
   // A few positions of random-ish (finite) rows, raw and zstd, as the store writes them.
@@ -37,12 +69,7 @@ void WriteSeeds(const std::string& dir) {
     for (bool zstd : {false, true}) {
       InferenceContext& ctx = *fixture->ctx;
       std::vector<int32_t> tokens;
-      for (int64_t l = 0; l < ctx.kv().n_layer(); ++l) {
-        for (auto span : {ctx.kv().MutableKRows(l, n), ctx.kv().MutableVRows(l, n)}) {
-          for (size_t i = 0; i < span.size(); ++i) span[i] = static_cast<uint8_t>(i % 61);
-        }
-      }
-      if (!ctx.AdoptRestoredRows(n).ok()) std::abort();
+      FillRows(ctx, n);
       for (int i = 0; i < n; ++i) tokens.push_back(1 + i);
       MemorySink sink;
       if (!WriteSnapshot(fixture->fingerprint, ctx, tokens, "{\"seed\":1}", {.compress = zstd},
@@ -79,6 +106,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fixture->ctx = std::make_unique<InferenceContext>(std::move(c).value());
   if (const char* dir = std::getenv("DM_FUZZ_WRITE_SEEDS")) {
     WriteSeeds(dir);
+    WriteJournalSeed(dir);
     std::exit(0);
   }
   return 0;
@@ -94,5 +122,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The reader's promise: on failure nothing of the context is declared valid.
   if (!h.ok() && fixture->ctx->n_past() != 0) std::abort();
   if (h.ok() && fixture->ctx->n_past() != static_cast<int64_t>(h->tokens.size())) std::abort();
+
+  InferenceContext& ctx = *fixture->ctx;
+  ctx.Truncate(0);
+  if (!ctx.AdoptRestoredRows(kBaseTokens).ok()) std::abort();
+  MemorySource journal(data, size);
+  while (journal.remaining() > 0) {
+    StatusOr<std::vector<uint8_t>> body = ReadDeltaRecord(journal);
+    if (!body.ok()) break;
+    (void)ParseSnapshotDelta(*body);
+    const int64_t before = ctx.n_past();
+    bool touched = false;
+    StatusOr<SnapshotDelta> d = ApplySnapshotDelta(*body, kBaseChecksum, ctx, &touched);
+    if (!d.ok()) {
+      if (!touched && ctx.n_past() != before) std::abort();
+      break;
+    }
+    if (ctx.n_past() != d->n || d->from != before) std::abort();
+  }
+  ctx.Truncate(0);
   return 0;
 }

@@ -32,8 +32,8 @@ void Service::Impl::LoadIndex() {
       continue;
     }
     StatusOr<SessionExtra> e = DecodeSessionExtra(h->extra);
-    index[info.key] = {h->fingerprint, std::move(h->tokens), e.ok() ? e->text : "",
-                       OwnerOf(info.key)};
+    index[info.key] =
+        MakePrefixEntry(h->fingerprint, OwnerOf(info.key), h->tokens, e.ok() ? e->text : "");
   }
 }
 
@@ -96,7 +96,7 @@ void Service::Impl::SaveSlot(Slot& s, const LoadedModel& lm, SaveKind kind) {
   }
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    index[s.session_id] = {lm.fingerprint, c.tokens(), c.text(), s.owner};
+    index[s.session_id] = MakePrefixEntry(lm.fingerprint, s.owner, c.tokens(), c.text());
     for (const std::string& gone : r->evicted) index.erase(gone);
   }
   Count([&](ServiceMetrics& m) {
@@ -261,10 +261,7 @@ ServiceMetrics Service::Metrics() const {
     m = impl_->metrics;
   }
   std::lock_guard<std::mutex> lock(impl_->index_mu);
-  for (const auto& [key, snap] : impl_->index) {
-    m.prefix_index_bytes += key.size() + snap.tokens.size() * sizeof(int32_t) + snap.text.size() +
-                            snap.owner.size() + sizeof snap;
-  }
+  for (const auto& [key, entry] : impl_->index) m.prefix_index_bytes += key.size() + entry.bytes();
   m.prefix_index_entries = static_cast<int64_t>(impl_->index.size());
   return m;
 }

@@ -13,6 +13,7 @@
 #include "engine/context.h"
 #include "lifecycle/conversation.h"
 #include "lifecycle/gguf_loader.h"
+#include "lifecycle/prefix_index.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
 
@@ -26,14 +27,6 @@ struct Slot {
   int64_t n_messages = 0;    // transcript messages recorded for the session
   size_t prompt_tokens = 0;  // of `tokens`, those of the last request's prompt
   std::chrono::steady_clock::time_point last_used{};
-};
-
-// A saved snapshot as the prefix index sees it.
-struct IndexedSnapshot {
-  ModelFingerprint fingerprint;
-  std::vector<int32_t> tokens;
-  std::string text;
-  std::string owner;
 };
 
 // A live session as the worker last published it.
@@ -92,7 +85,7 @@ struct Service::Impl {
   bool shutting_down = false;
 
   mutable std::mutex index_mu;
-  std::map<std::string, IndexedSnapshot> index;  // snapshot key (session id) -> tokens, text
+  std::map<std::string, PrefixEntry> index;  // snapshot key (session id) -> its hashes
 
   // Sessions deleted by request threads; the worker drops their slots and never saves
   // them again (it owns the slots, so deletion is a message, not a lock).

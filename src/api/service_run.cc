@@ -2,6 +2,7 @@
 // prefix among the live slots and the saved snapshots, restore if needed, prefill the
 // rest, generate, and keep the transcript.
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <set>
@@ -35,47 +36,91 @@ struct Plan {
   bool extends = false;         // the prompt continues the candidate's conversation
 };
 
+// A conversation the prompt may continue: a live slot (its tokens and text in memory) or
+// a saved snapshot (only its hashes in memory; the rest is read from disk if chosen).
 struct Candidate {
   int slot = -1;
   std::string key;
-  const std::vector<int32_t>* tokens;
-  const std::string* text;
+  const std::vector<int32_t>* tokens = nullptr;  // live slots
+  const std::string* text = nullptr;             // live slots
+  const PrefixEntry* entry = nullptr;            // snapshots
   size_t prompt_tokens = 0;  // a slot's last prompt: matching that much still continues it
 };
 
+// A chosen snapshot's tokens and text, read from disk (nullopt: unreadable).
+struct Held {
+  std::vector<int32_t> tokens;
+  std::string text;
+};
+using SnapshotReader = std::function<std::optional<Held>(const std::string& key)>;
+
+// How much of `text` the candidate's exact text is (0: the prompt does not continue it).
+size_t TextPrefix(const Candidate& c, const std::string& text) {
+  if (c.entry != nullptr) return TextContinues(*c.entry, text) ? c.entry->text_len : 0;
+  if (c.tokens->empty() || c.text->empty() || !text.starts_with(*c.text)) return 0;
+  return c.text->size();
+}
+
+// Tokens of `tokens` the candidate shares (for snapshots: exact when the prompt
+// continues all of it, else to whole blocks).
+size_t TokenPrefix(const Candidate& c, const std::vector<int32_t>& tokens,
+                   const std::vector<uint64_t>& blocks) {
+  if (c.entry == nullptr) return CommonPrefix(tokens, *c.tokens);
+  if (TokensContinue(*c.entry, tokens)) return static_cast<size_t>(c.entry->n_tokens);
+  return SharedBlockPrefix(*c.entry, blocks);
+}
+
 Plan MakePlan(const std::vector<Candidate>& cands, const Tokenizer& tok, const std::string& text,
-              bool add_bos) {
+              bool add_bos, const SnapshotReader& read) {
   Plan p;
   // Best: a conversation whose exact text the prompt starts with; only the rest is new.
   const Candidate* best = nullptr;
+  size_t best_len = 0;
   for (const Candidate& c : cands) {
-    if (c.tokens->empty() || c.text->empty() || !text.starts_with(*c.text)) continue;
-    if (best == nullptr || c.text->size() > best->text->size() ||
-        (c.text->size() == best->text->size() && c.slot >= 0 && best->slot < 0)) {
+    const size_t len = TextPrefix(c, text);
+    if (len == 0) continue;
+    if (best == nullptr || len > best_len || (len == best_len && c.slot >= 0 && best->slot < 0)) {
       best = &c;
+      best_len = len;
+    }
+  }
+  std::optional<Held> loaded;
+  if (best != nullptr && best->entry != nullptr) {
+    loaded = read(best->key);
+    if (!loaded || loaded->text.size() != best_len || !text.starts_with(loaded->text)) {
+      best = nullptr;  // the snapshot changed or is unreadable: fall back to tokens
     }
   }
   if (best != nullptr) {
-    p.tokens = *ContinueByText(*best->tokens, *best->text, tok, text);
-    p.reuse = best->tokens->size();
+    const std::vector<int32_t>& held = loaded ? loaded->tokens : *best->tokens;
+    p.tokens = *ContinueByText(held, loaded ? loaded->text : *best->text, tok, text);
+    p.reuse = held.size();
     p.extends = true;
   } else {  // otherwise the longest common token prefix
     p.tokens = tok.Encode(text, add_bos, true);
+    const std::vector<uint64_t> blocks = PrefixBlockHashes(p.tokens);
     for (const Candidate& c : cands) {
-      size_t lcp = CommonPrefix(p.tokens, *c.tokens);
+      size_t lcp = TokenPrefix(c, p.tokens, blocks);
       if (lcp > p.reuse || (lcp == p.reuse && lcp > 0 && c.slot >= 0 && best && best->slot < 0)) {
         p.reuse = lcp;
         best = &c;
       }
+    }
+    size_t held_size = best != nullptr && best->tokens ? best->tokens->size() : 0;
+    if (best != nullptr && best->entry != nullptr) {  // the exact prefix, from disk
+      loaded = read(best->key);
+      p.reuse = loaded ? CommonPrefix(p.tokens, loaded->tokens) : 0;
+      held_size = loaded ? loaded->tokens.size() : 1;
+      if (!loaded) best = nullptr;
     }
     // Continuing: the whole cached conversation matches, or a longer prompt matches all
     // of it but the last reply (clients that resend the conversation with the reply they
     // got spelled differently). The same prompt again is another conversation (another
     // client, or a regenerate): it forks, reusing the rows, with its own session.
     if (best != nullptr) {
-      p.extends = p.reuse == best->tokens->size() ||
-                  (best->prompt_tokens > 0 && p.reuse >= best->prompt_tokens &&
-                   p.tokens.size() > best->prompt_tokens);
+      p.extends =
+          p.reuse == held_size || (best->prompt_tokens > 0 && p.reuse >= best->prompt_tokens &&
+                                   p.tokens.size() > best->prompt_tokens);
     }
     // Forking a live slot costs a copy of rows; a snapshot costs a read from disk.
     if (best != nullptr && !p.extends && best->slot < 0 && p.reuse < kMinUsefulReuse) {
@@ -113,11 +158,11 @@ int Service::Impl::PickSlot(Worker& w, const LoadedModel& lm, int keep) {
   return best;
 }
 
-// Live slots, then snapshots of this exact model that are not live (caller holds index_mu);
-// with API keys, only the caller's own conversations.
-static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnapshot>& index,
-                                         Worker& w, const LoadedModel& lm,
-                                         const SessionScope& owner) {
+// Live slots, then snapshots of this exact model that are not live (copied from the
+// index into `saved`); with API keys, only the caller's own conversations.
+static std::vector<Candidate> Candidates(
+    const std::vector<std::pair<std::string, PrefixEntry>>& saved, Worker& w,
+    const SessionScope& owner) {
   std::vector<Candidate> out;
   std::set<std::string> live;
   for (int i = 0; i < static_cast<int>(w.slots.size()); ++i) {
@@ -125,13 +170,10 @@ static std::vector<Candidate> Candidates(const std::map<std::string, IndexedSnap
     if (s.session_id.empty() || s.conv.tokens().empty()) continue;
     live.insert(s.session_id);
     if (owner && s.owner != *owner) continue;
-    out.push_back({i, s.session_id, &s.conv.tokens(), &s.conv.text(), s.prompt_tokens});
+    out.push_back({i, s.session_id, &s.conv.tokens(), &s.conv.text(), nullptr, s.prompt_tokens});
   }
-  for (const auto& [key, snap] : index) {
-    if (owner && snap.owner != *owner) continue;
-    if (live.count(key) == 0 && snap.fingerprint == lm.fingerprint) {
-      out.push_back({-1, key, &snap.tokens, &snap.text});
-    }
+  for (const auto& [key, entry] : saved) {
+    if (live.count(key) == 0) out.push_back({-1, key, nullptr, nullptr, &entry, 0});
   }
   return out;
 }
@@ -169,11 +211,22 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   }
   const bool add_bos = !req.chat || !ChatTemplate::StartsWithBos(text, bos);
   // 2. The longest cached prefix.
-  Plan plan;
+  std::vector<std::pair<std::string, PrefixEntry>> saved;  // hashes only: a small copy
   {
     std::lock_guard<std::mutex> lock(index_mu);
-    plan = MakePlan(Candidates(index, w, lm, req.owner), tok, text, add_bos);
+    for (const auto& [key, entry] : index) {
+      if (entry.fingerprint == lm.fingerprint && (!req.owner || entry.owner == *req.owner)) {
+        saved.emplace_back(key, entry);
+      }
+    }
   }
+  auto read = [&](const std::string& key) -> std::optional<Held> {
+    StatusOr<SnapshotHeader> h = snapshots->ReadHeader(key);
+    if (!h.ok()) return std::nullopt;
+    StatusOr<SessionExtra> e = DecodeSessionExtra(h->extra);
+    return Held{std::move(h->tokens), e.ok() ? e->text : ""};
+  };
+  Plan plan = MakePlan(Candidates(saved, w, req.owner), tok, text, add_bos, read);
   const int64_t n_ctx = options.context.n_ctx > 0
                             ? options.context.n_ctx
                             : std::min<int64_t>(lm.model->config().n_ctx_train, 4096);

@@ -41,7 +41,7 @@ std::vector<SessionInfo> Service::Sessions(const SessionScope& scope) const {
     std::lock_guard<std::mutex> lock(d.index_mu);
     auto it = d.index.find(snap.key);
     if (it != d.index.end()) {
-      i.n_tokens = i.n_tokens_saved = static_cast<int64_t>(it->second.tokens.size());
+      i.n_tokens = i.n_tokens_saved = it->second.n_tokens;
       i.owner = it->second.owner;
     }
   }

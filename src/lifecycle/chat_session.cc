@@ -107,8 +107,9 @@ StatusOr<ChatSession::Prompt> ChatSession::RenderWindow(size_t window_start) {
   }
   Prompt p;
   DM_ASSIGN_OR_RETURN(p.text, model_->chat_template->Render(in));
-  if (auto continued = conv_.Continue(tok, p.text)) {
-    p.n_new = static_cast<int64_t>(continued->size() - conv_.tokens().size());
+  size_t kept = 0, redone = 0;
+  if (auto continued = conv_.Continue(tok, p.text, &kept, &redone)) {
+    p.n_new = static_cast<int64_t>(continued->size() - kept - redone);
     p.tokens = std::move(*continued);
     return p;
   }

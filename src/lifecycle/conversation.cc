@@ -20,8 +20,9 @@ void Conversation::Close() {
 }
 
 std::optional<std::vector<int32_t>> Conversation::Continue(const Tokenizer& tok,
-                                                           const std::string& text) const {
-  return ContinueByText(tokens_, text_, tok, text);
+                                                           const std::string& text, size_t* kept,
+                                                           size_t* redone) const {
+  return ContinueByText(tokens_, text_, tok, text, kept, redone);
 }
 
 StatusOr<PrefillCounts> Conversation::Prefill(const std::vector<int32_t>& tokens,
@@ -48,7 +49,11 @@ StatusOr<GenerateResult> Conversation::Generate(Sampler& sampler, const Tokenize
     clean_n_ = std::min(clean_n_, tokens_.size());
     return g.status();
   }
-  for (int32_t t : g->tokens) text_ += tok.DecodeToken(t);
+  if (g->reason == StopReason::kStopString) {
+    for (int32_t t : g->tokens) text_ += tok.DecodeToken(t);
+  } else {
+    text_ += g->text;
+  }
   tokens_.insert(tokens_.end(), g->tokens.begin(), g->tokens.end());
   unsaved_ = true;
   return g;

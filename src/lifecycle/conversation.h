@@ -46,10 +46,16 @@ class Conversation {
 
   // The tokens of `text` when it continues this conversation's exact text: the held
   // tokens followed by the tokens of the rest only (see ContinueByText).
-  std::optional<std::vector<int32_t>> Continue(const Tokenizer& tok, const std::string& text) const;
+  // *kept, *redone: see ContinueByText.
+  std::optional<std::vector<int32_t>> Continue(const Tokenizer& tok, const std::string& text,
+                                               size_t* kept = nullptr,
+                                               size_t* redone = nullptr) const;
   // Makes the cache hold `tokens` (spelling `text`), reusing the common prefix.
   StatusOr<PrefillCounts> Prefill(const std::vector<int32_t>& tokens, const std::string& text);
-  // Generates from the current logits and appends what was sampled (ids and text).
+  // Generates from the current logits and appends what was sampled: the ids, and as
+  // their text the reply as the caller records it (the decoder's text, where invalid
+  // UTF-8 became U+FFFD), so that the next prompt, rendered from the transcript,
+  // continues it. A reply cut at a stop string keeps the pieces its tokens spell.
   StatusOr<GenerateResult> Generate(Sampler& sampler, const Tokenizer& tok,
                                     const GenerateParams& params, const PieceCallback& on_piece,
                                     const LogitsObserver& observe = nullptr);

@@ -60,12 +60,34 @@ size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b
 
 std::optional<std::vector<int32_t>> ContinueByText(const std::vector<int32_t>& held,
                                                    const std::string& held_text,
-                                                   const Tokenizer& tok, const std::string& text) {
-  if (held.empty() || held_text.empty() || !text.starts_with(held_text)) return std::nullopt;
-  std::vector<int32_t> out = held;
-  std::vector<int32_t> rest =
-      tok.Encode(std::string_view(text).substr(held_text.size()), false, true);
+                                                   const Tokenizer& tok, const std::string& text,
+                                                   size_t* kept, size_t* redone) {
+  constexpr size_t kMaxDropped = 64;  // a trimmed reply end, not a different conversation
+  if (held.empty() || held_text.empty()) return std::nullopt;
+  const size_t common = static_cast<size_t>(
+      std::mismatch(held_text.begin(), held_text.end(), text.begin(), text.end()).first -
+      held_text.begin());
+  size_t n = held.size(), cut = held_text.size();
+  while (cut > common) {
+    if (n == 0 || held.size() - n >= kMaxDropped) return std::nullopt;
+    const std::string piece = tok.DecodeToken(held[n - 1]);
+    if (piece.size() > cut || held_text.compare(cut - piece.size(), piece.size(), piece) != 0) {
+      return std::nullopt;  // the tokens do not spell the text piece by piece here
+    }
+    cut -= piece.size();
+    --n;
+  }
+  if (n == 0) return std::nullopt;
+  std::vector<int32_t> out(held.begin(), held.begin() + static_cast<ptrdiff_t>(n));
+  std::vector<int32_t> rest = tok.Encode(std::string_view(text).substr(cut), false, true);
   out.insert(out.end(), rest.begin(), rest.end());
+  if (kept != nullptr) *kept = n;
+  // Text a dropped token spelled that the new text still holds is computed again.
+  if (redone != nullptr) {
+    *redone = cut < common
+                  ? tok.Encode(std::string_view(text).substr(cut, common - cut), false, true).size()
+                  : 0;
+  }
   return out;
 }
 

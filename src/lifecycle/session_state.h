@@ -28,12 +28,19 @@ StatusOr<SessionExtra> DecodeSessionExtra(const std::string& bytes);
 size_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
 
 // The tokens of `text` when it continues a cached sequence whose exact text is known
-// (`held_text`, a non-empty prefix of `text`): `held` followed by the tokens of the rest
-// only, so every cached token is reused (re-tokenizing generated text can differ from
-// what was generated). nullopt when `text` does not continue it.
+// (`held_text`): `held` followed by the tokens of the rest only, so every cached token is
+// reused (re-tokenizing generated text can differ from what was generated). When `text`
+// continues all of `held_text` but its last few tokens (a chat template that trims the
+// reply's trailing whitespace, or spells its end differently), those tokens are dropped:
+// their pieces must spell the end of held_text exactly. *kept (if given) is how many
+// tokens of `held` the result starts with, *redone how many of the rest's tokens spell
+// text that a dropped token already held (computed again). nullopt when `text` does not
+// continue it.
 std::optional<std::vector<int32_t>> ContinueByText(const std::vector<int32_t>& held,
                                                    const std::string& held_text,
-                                                   const Tokenizer& tok, const std::string& text);
+                                                   const Tokenizer& tok, const std::string& text,
+                                                   size_t* kept = nullptr,
+                                                   size_t* redone = nullptr);
 
 // Forks a cache: copies the KV rows of positions [0, n) of `from` into `to` (same model
 // and KV layout) and makes `to` hold exactly those positions. A conversation that shares

@@ -22,8 +22,8 @@ const fs::path kShared = DM_SHARED_DIR;
 // Coverage models whose tensor types this build cannot load yet (Q5_0, Q4_1, ... come
 // from other branches). Listed, not silently skipped: empty this list as they land
 // (CoverageListIsCurrent fails while a listed model loads).
-// The coverage models have random weights: their gibberish replies do not re-render to
-// the sampled tokens, so even a session that never ejects re-prefills its last reply.
+// The coverage models have random weights: their gibberish replies often end in
+// whitespace that the templates trim, so the next turn drops those last tokens.
 bool IsCoverage(const std::string& path) {
   return fs::path(path).parent_path().parent_path().filename() == "coverage";
 }
@@ -137,10 +137,12 @@ TEST_P(ChatSessionTest, RestoredConversationContinuesBitwiseIdentically) {
   // The eject costs nothing: the restored session reuses exactly what the live one does.
   EXPECT_EQ(tb->n_reused, ta->n_reused);
   EXPECT_EQ(tb->n_recomputed, ta->n_recomputed);
+  EXPECT_EQ(tb->n_recomputed, 0);
+  EXPECT_EQ(tb->n_prefilled, tb->n_new);
   if (!IsCoverage(path_)) {
-    EXPECT_EQ(tb->n_recomputed, 0);
     EXPECT_EQ(tb->n_reused, static_cast<int64_t>(before.size()));
-    EXPECT_EQ(tb->n_prefilled, tb->n_new);
+  } else {  // a reply's trailing tokens the template trims are dropped, not recomputed
+    EXPECT_LE(tb->n_reused, static_cast<int64_t>(before.size()));
   }
   ASSERT_EQ(ra.logits.size(), rb.logits.size());
   ASSERT_FALSE(ra.logits.empty());

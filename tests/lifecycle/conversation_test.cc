@@ -126,3 +126,46 @@ TEST_F(ConversationTest, ForkStartsWithNothingOnDisk) {
 
 }  // namespace
 }  // namespace dormouse
+
+namespace dormouse {
+namespace {
+
+// A chat template that trims the reply's trailing whitespace: the next prompt continues
+// all of the conversation but the reply's last tokens, which are dropped, not recomputed.
+TEST_F(ConversationTest, ContinueDropsTrailingTokensTheNextPromptNoLongerSpells) {
+  const Tokenizer& tok = *model_->tokenizer;
+  const std::string prompt = "Once upon a time";
+  std::vector<int32_t> held = tok.Encode(prompt, true, true);
+  std::string held_text = prompt;
+  const size_t n_prompt = held.size();
+  for (int32_t t : tok.Encode(" there was a cat.", false, true)) {  // "generated"
+    held.push_back(t);
+    held_text += tok.DecodeToken(t);
+  }
+  const size_t n_reply = held.size();
+  const std::vector<int32_t> ws = tok.Encode("\n\n", false, true);
+  ASSERT_FALSE(ws.empty());
+  for (int32_t t : ws) {
+    held.push_back(t);
+    held_text += tok.DecodeToken(t);
+  }
+  // The whole text continued: everything is kept.
+  size_t kept = 0;
+  auto all = ContinueByText(held, held_text, tok, held_text + " The end.", &kept);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(kept, held.size());
+  // The reply trimmed: the whitespace tokens go, the reply stays.
+  std::string trimmed = held_text;
+  while (std::isspace(static_cast<unsigned char>(trimmed.back()))) trimmed.pop_back();
+  trimmed += "</s> The end.";
+  auto cont = ContinueByText(held, held_text, tok, trimmed, &kept);
+  ASSERT_TRUE(cont.has_value());
+  EXPECT_EQ(kept, n_reply);
+  EXPECT_TRUE(std::equal(held.begin(), held.begin() + n_reply, cont->begin()));
+  // Text that shares nothing continues nothing.
+  EXPECT_FALSE(ContinueByText(held, held_text, tok, "Hello", &kept).has_value());
+  EXPECT_GT(n_reply, n_prompt);
+}
+
+}  // namespace
+}  // namespace dormouse
