@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "api/service.h"
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
+#include "lifecycle/service.h"
 
 namespace dormouse::api {
 

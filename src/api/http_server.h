@@ -26,12 +26,12 @@
 #include <vector>
 
 #include "api/json_params.h"
-#include "api/service.h"
 #include "library/library.h"
 #include "library/pull.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
+#include "lifecycle/service.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
 

@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "api/service.h"
+#include "lifecycle/service.h"
 
 namespace dormouse::api {
 

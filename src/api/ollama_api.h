@@ -23,8 +23,8 @@
 #include <variant>
 
 #include "api/json_params.h"
-#include "api/service.h"
 #include "lifecycle/gguf_loader.h"
+#include "lifecycle/service.h"
 
 namespace dormouse::api {
 

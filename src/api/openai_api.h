@@ -18,7 +18,7 @@
 #include <variant>
 
 #include "api/json_params.h"
-#include "api/service.h"
+#include "lifecycle/service.h"
 
 namespace dormouse::api {
 

@@ -11,13 +11,13 @@
 #include <optional>
 #include <string>
 
-#include "api/service.h"
 #include "api/settings.h"
 #include "base/duration.h"
 #include "lifecycle/events.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
+#include "lifecycle/service.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
 

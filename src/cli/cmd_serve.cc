@@ -12,7 +12,6 @@
 
 #include "api/http_server.h"
 #include "api/runtime.h"
-#include "api/service.h"
 #include "base/duration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -21,6 +20,7 @@
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/loaded_model.h"
 #include "lifecycle/model_manager.h"
+#include "lifecycle/service.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
 

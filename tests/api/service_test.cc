@@ -1,7 +1,7 @@
 // The server core without HTTP: stateless clients that resend the whole conversation
 // get only the new tokens prefilled, also after an idle eject and after a restart;
 // bounded queues, cancellation and bad requests.
-#include "api/service.h"
+#include "lifecycle/service.h"
 
 #include <gtest/gtest.h>
 

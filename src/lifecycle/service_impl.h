@@ -8,12 +8,12 @@
 #include <set>
 #include <thread>
 
-#include "api/service.h"
 #include "base/thread_pool.h"
 #include "engine/context.h"
 #include "lifecycle/conversation.h"
 #include "lifecycle/gguf_loader.h"
 #include "lifecycle/prefix_index.h"
+#include "lifecycle/service.h"
 #include "store/snapshot_store.h"
 #include "store/transcript_db.h"
 

@@ -4,10 +4,13 @@
 // callback; they never touch engine state.
 //
 // Prefix reuse: every model keeps a few live contexts ("slots"); a request's tokens are
-// matched against the slots and against every saved snapshot of the model (a token-prefix
-// index), the longest match is continued (restoring a snapshot from disk if need be), and
-// only the rest is prefilled. So a stateless client that resends the whole conversation
-// each turn costs only the new tokens, also after an idle eject or a restart.
+// matched against the slots and against every saved snapshot of the model (a prefix
+// index of hashes, lifecycle/prefix_index.h), the longest match is continued (restoring a
+// snapshot from disk if need be), and only the rest is prefilled. So a stateless client
+// that resends the whole conversation each turn costs only the new tokens, also after an
+// idle eject or a restart. Each slot is a Conversation (lifecycle/conversation.h), the
+// same mechanism `dormouse chat` uses; after every reply it is checkpointed to disk.
+// It lives in lifecycle/: api/ holds only the HTTP adapters.
 #pragma once
 
 #include <atomic>

@@ -2,7 +2,7 @@
 // `dormouse chat`), joined with what is live in a loaded context and what is saved.
 #include <filesystem>
 
-#include "api/service_impl.h"
+#include "lifecycle/service_impl.h"
 
 namespace dormouse {
 

@@ -1,8 +1,8 @@
-#include "api/service.h"
+#include "lifecycle/service.h"
 
 #include <iostream>
 
-#include "api/service_impl.h"
+#include "lifecycle/service_impl.h"
 #include "lifecycle/session_state.h"
 
 namespace dormouse {

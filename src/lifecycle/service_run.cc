@@ -7,7 +7,7 @@
 #include <random>
 #include <set>
 
-#include "api/service_impl.h"
+#include "lifecycle/service_impl.h"
 #include "lifecycle/session_state.h"
 
 namespace dormouse {
