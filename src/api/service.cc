@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "api/service_impl.h"
+#include "base/cpu_budget.h"
 #include "lifecycle/session_state.h"
 
 namespace dormouse {
@@ -109,9 +110,7 @@ Worker* Service::Impl::WorkerFor(const std::string& model) {
   if (!w) {
     w = std::make_unique<Worker>();
     w->model = model;
-    const unsigned cores = std::thread::hardware_concurrency();
-    w->pool = std::make_unique<ThreadPool>(
-        options.threads > 0 ? options.threads : static_cast<int>(cores ? cores : 1));
+    w->pool = std::make_unique<ThreadPool>(ResolveThreadCount(options.threads));
     Worker* raw = w.get();
     w->thread = std::thread([this, raw] { WorkerLoop(raw); });
   }

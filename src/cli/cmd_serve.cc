@@ -177,6 +177,7 @@ int Serve(const ServeOptions& o) {
       server.Stop();
       core.service().Shutdown();
     });
+    std::cerr << fmt::format("dormouse: compute threads {}\n", DescribeThreads(o.threads));
     std::cerr << fmt::format(
         "dormouse: listening on http://{}:{} ({} models; data in {}){}; "
         "open that address in a browser for the app\n",
