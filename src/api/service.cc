@@ -110,7 +110,8 @@ Worker* Service::Impl::WorkerFor(const std::string& model) {
   if (!w) {
     w = std::make_unique<Worker>();
     w->model = model;
-    w->pool = std::make_unique<ThreadPool>(ResolveThreadCount(options.threads));
+    if (!pool) pool = std::make_shared<ThreadPool>(ResolveThreadCount(options.threads));
+    w->pool = pool;
     Worker* raw = w.get();
     w->thread = std::thread([this, raw] { WorkerLoop(raw); });
   }

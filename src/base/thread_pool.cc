@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cassert>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -63,6 +64,9 @@ uint32_t AwaitNewGeneration(std::atomic<uint32_t>& generation, std::atomic<int>&
 }  // namespace
 
 struct ThreadPool::State {
+  // One Run at a time: the protocol has a single job slot. Uncontended (one model
+  // generating) it costs an atomic exchange per Run.
+  std::mutex run_mu;
   // Written by the caller once per Run, read by every worker: one cache line.
   alignas(64) std::atomic<uint32_t> generation{0};
   Job job = nullptr;
@@ -100,6 +104,7 @@ void ThreadPool::RunRaw(Job job, void* ctx) {
     return;
   }
   State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.run_mu);
   s.job = job;
   s.ctx = ctx;
   s.pending.store(n_threads_ - 1, std::memory_order_relaxed);

@@ -21,7 +21,9 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(thread_index, n_threads) on every thread, the caller being index 0, and
-  // returns after all calls have returned. Not reentrant: fn must not call Run.
+  // returns after all calls have returned. Not reentrant: fn must not call Run. Calls
+  // from different threads (one pool serving several models) take turns, one whole
+  // Run at a time.
   template <typename F>
   void Run(F&& fn) {
     using Fn = std::remove_reference_t<F>;

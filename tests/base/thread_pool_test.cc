@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <latch>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,38 @@ TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
     });
   }
   for (int64_t k = 0; k < kItems; ++k) ASSERT_EQ(data[k], kRuns) << "item " << k;
+}
+
+TEST(ThreadPoolTest, ConcurrentRunsFromTwoThreadsEachGetTheirResults) {
+  // One pool serving two models: both worker threads call Run at once. Each run must
+  // cover its own items exactly once, with every share's writes visible to its caller.
+  constexpr int kRuns = 3000;
+  constexpr int64_t kItems = 53;
+  ThreadPool pool(3);
+  std::latch start(2);
+  auto caller = [&](std::vector<int64_t>& data, std::atomic<int>& overlaps) {
+    start.arrive_and_wait();
+    for (int run = 0; run < kRuns; ++run) {
+      std::atomic<int> inside{0};
+      pool.Run([&](int i, int n) {
+        if (inside.fetch_add(1) >= n) overlaps.fetch_add(1);
+        auto [begin, end] = ThreadPool::Share(kItems, (i + run) % n, n);
+        for (int64_t k = begin; k < end; ++k) data[k] += 1;  // plain writes
+      });
+      if (inside.load() != pool.size()) overlaps.fetch_add(1);
+    }
+  };
+  std::vector<int64_t> a(kItems, 0), b(kItems, 0);
+  std::atomic<int> overlaps_a{0}, overlaps_b{0};
+  std::thread other([&] { caller(b, overlaps_b); });
+  caller(a, overlaps_a);
+  other.join();
+  EXPECT_EQ(overlaps_a.load(), 0);
+  EXPECT_EQ(overlaps_b.load(), 0);
+  for (int64_t k = 0; k < kItems; ++k) {
+    ASSERT_EQ(a[k], kRuns) << "item " << k;
+    ASSERT_EQ(b[k], kRuns) << "item " << k;
+  }
 }
 
 TEST(ThreadPoolTest, ShareCoversRangeExactlyOnceOnGranuleBoundaries) {
