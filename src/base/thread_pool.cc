@@ -41,6 +41,10 @@ constexpr auto kWorkerMaxSpin = std::chrono::microseconds(150);
 // How long the caller spins at most waiting for the other shares before it blocks,
 // which frees its core for a descheduled worker.
 constexpr auto kCallerMaxSpin = std::chrono::microseconds(200);
+// The least the caller waits for a worker to claim its share before it runs the share
+// itself: a hot worker sees a new Run within a few hundred ns (a cache line's trip), and
+// taking its share earlier only makes the two threads fight over the lines.
+constexpr auto kMinStealWait = std::chrono::microseconds(4);
 // Reading the clock costs ~20 ns; look at it only every this many pauses.
 constexpr int kSpinsPerClockCheck = 64;
 
@@ -57,11 +61,10 @@ struct SpinOutcome {
   bool preempted = false;  // a gap between our own clock reads: we lost the core
 };
 
-// Spins with pause until done() or `deadline`.
+// Spins with pause until done() or `deadline`; `last` is a recent clock reading.
 template <typename Done>
-SpinOutcome SpinUntil(Done&& done, Clock::time_point deadline) {
+SpinOutcome SpinUntil(Done&& done, Clock::time_point last, Clock::time_point deadline) {
   SpinOutcome out;
-  Clock::time_point last = Clock::now();
   for (int spins = 1;; ++spins) {
     if (done()) {
       out.done = true;
@@ -124,7 +127,7 @@ struct ThreadPool::State {
     }
   }
   uint32_t AwaitNewGeneration(uint32_t seen, SpinPolicy& spin);
-  void AwaitShares(uint32_t g, int n, std::chrono::nanoseconds share_time);
+  void AwaitShares(uint32_t g, int n, Clock::time_point run_start);
 };
 
 // Returns the first generation != `seen`, spinning first and then blocking.
@@ -132,7 +135,7 @@ uint32_t ThreadPool::State::AwaitNewGeneration(uint32_t seen, SpinPolicy& spin) 
   const Clock::time_point start = Clock::now();
   uint32_t g = seen;
   const SpinOutcome o =
-      SpinUntil([&] { return (g = generation.load(std::memory_order_acquire)) != seen; },
+      SpinUntil([&] { return (g = generation.load(std::memory_order_acquire)) != seen; }, start,
                 start + spin.budget());
   if (!o.done) {
     sleepers.fetch_add(1, std::memory_order_seq_cst);
@@ -145,21 +148,26 @@ uint32_t ThreadPool::State::AwaitNewGeneration(uint32_t seen, SpinPolicy& spin) 
   return g;
 }
 
-// The caller's wait for shares 1..n-1 of Run g. It waits for the workers to claim them
-// as long as running one itself would take (the time share 0 took: ski rental, never
-// worse than twice the better choice), bounded by its spin budget; then it runs the
-// unclaimed ones, spins out the budget and blocks.
-void ThreadPool::State::AwaitShares(uint32_t g, int n, std::chrono::nanoseconds share_time) {
+// The caller's wait for shares 1..n-1 of Run g, after running share 0. It waits for the
+// workers to claim them as long as running one itself would take (the time share 0
+// took: ski rental, never worse than twice the better choice), bounded by its spin
+// budget; then it runs the unclaimed ones, spins out the budget and blocks.
+void ThreadPool::State::AwaitShares(uint32_t g, int n, Clock::time_point run_start) {
+  using std::chrono::nanoseconds;
   auto done = [&] { return pending.load(std::memory_order_acquire) == 0; };
   const Clock::time_point start = Clock::now();
-  const std::chrono::nanoseconds budget = caller_spin.budget();
-  SpinOutcome o = SpinUntil(done, start + std::min(share_time, budget));
+  const nanoseconds budget = caller_spin.budget();
+  const nanoseconds share_time = start - run_start;
+  const nanoseconds steal_wait =
+      std::min<nanoseconds>(std::max<nanoseconds>(share_time, kMinStealWait), budget);
+  SpinOutcome o = SpinUntil(done, start, start + steal_wait);
   bool preempted = o.preempted;
   if (!o.done) {
     for (int i = 1; i < n; ++i) {
       if (TryClaim(i, g)) RunShare(i, n);
     }
-    o = SpinUntil(done, std::max(Clock::now(), start + budget));
+    const Clock::time_point now = Clock::now();
+    o = SpinUntil(done, now, std::max(now, start + budget));
     preempted |= o.preempted;
   }
   if (!o.done) {
@@ -206,7 +214,7 @@ void ThreadPool::RunRaw(Job job, void* ctx) {
 
   const Clock::time_point start = Clock::now();
   job(ctx, 0, n_threads_);
-  s.AwaitShares(g, n_threads_, Since(start));
+  s.AwaitShares(g, n_threads_, start);
 }
 
 void ThreadPool::WorkerLoop(int index) {
