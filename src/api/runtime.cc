@@ -23,7 +23,7 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   lo.context = o.context;
   lo.contexts_per_model = o.contexts_per_model;
   lo.before_load = o.before_load;
-  // Sessions evaluate on their worker's own pool; the loader needs none.
+  // Sessions evaluate on the service's one compute pool; the loader needs none.
   rt->loader_ = std::make_unique<GgufModelLoader>(lo, nullptr, rt->db_.get());
   ModelManager::Options mo;
   mo.default_keep_alive = o.keep_alive;

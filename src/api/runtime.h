@@ -30,7 +30,7 @@ struct RuntimeOptions {
   // The library's models (pulled and discovered), asked on every lookup.
   std::function<std::map<std::string, std::string>()> more_models;
   ContextParams context;
-  int threads = 0;  // per loaded model; 0 = every core
+  int threads = 0;  // compute threads shared by all models; 0 = one per physical core
   int64_t contexts_per_model = 4;
   int64_t max_queue = 16;
   Millis keep_alive = std::chrono::minutes(5);

@@ -1,6 +1,8 @@
 // A fixed pool of worker threads for the engine's parallel loops. Threads are created
 // once; Run() hands every thread the same job and returns when all are done, without
-// allocating, so the decode loop can call it tens of times per token.
+// allocating, so the decode loop can call it tens of times per token. Waiting threads
+// spin briefly and then sleep, spinning less when they keep losing their core
+// (base/spin_policy.h).
 #pragma once
 
 #include <cstdint>
@@ -20,8 +22,14 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(thread_index, n_threads) on every thread, the caller being index 0, and
-  // returns after all calls have returned. Not reentrant: fn must not call Run.
+  // Calls fn(i, n_threads) once for every share i in [0, n_threads), and returns after
+  // all calls have returned. The caller runs share 0; share i normally runs on worker i,
+  // but the caller runs it itself when that worker has not started it in time (it lost
+  // its core to another process): so fn(i, n) must depend on i only, never on which
+  // thread it runs on, and shares must not wait for one another. Per-share scratch
+  // indexed by i stays safe (a thread runs one share at a time).
+  // Not reentrant: fn must not call Run. Calls from different threads (one pool serving
+  // several models) take turns, one whole Run at a time.
   template <typename F>
   void Run(F&& fn) {
     using Fn = std::remove_reference_t<F>;

@@ -56,7 +56,7 @@ StatusOr<std::unique_ptr<ChatApp>> ChatApp::CreateOrError(const ChatOptions& o) 
     DM_ASSIGN_OR_RETURN(budget, SnapshotStore::DefaultBudget(snapshot_dir));
   }
   DM_ASSIGN_OR_RETURN(app->snapshots_, SnapshotStore::OpenOrError(snapshot_dir, budget));
-  app->pool_ = std::make_unique<ThreadPool>(ResolveThreads(o.threads));
+  app->pool_ = std::make_unique<ThreadPool>(ResolveThreadCount(o.threads));
   app->model_name_ = ModelNameFromPath(o.model);
   GgufModelLoader::Options lo;
   lo.files[app->model_name_] = o.model;

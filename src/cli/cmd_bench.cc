@@ -105,8 +105,8 @@ int Bench(const BenchOptions& o) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("model: {}  threads: {}  kernels: {}  reps: {}\n", name, e.pool->size(),
-                           KernelTargetName(), o.reps);
+  std::cout << fmt::format("model: {}  threads: {}  kernels: {}  reps: {}\n", name,
+                           DescribeThreads(o.threads), KernelTargetName(), o.reps);
   if (o.n_prompt > 0) {
     std::cout << fmt::format("pp{:<5} {:10.2f} ± {:.2f} tokens/s\n", o.n_prompt, p.mean, p.stddev);
   }
@@ -127,7 +127,7 @@ void AddBenchCommand(CLI::App& app, Action* action) {
       ->check(CLI::Range(0, 1 << 16));
   cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens (tg test)")
       ->check(CLI::Range(0, 1 << 16));
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: one per physical core available)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions")->check(CLI::Range(1, 1000));
   cmd->add_option("-d,--depth", o->depth, "Tokens already in the context (llama-bench -d)")

@@ -38,7 +38,7 @@ std::unique_ptr<Runtime> MakeRuntime(const Options& o, const fs::path& data) {
   ro.data_dir = data.string();
   ro.files[ModelNameFromPath(o.model)] = o.model;
   ro.context.n_ctx = o.ctx;
-  ro.threads = ResolveThreads(o.threads);
+  ro.threads = ResolveThreadCount(o.threads);
   ro.contexts_per_model = 1;
   ro.start_timer = false;  // the scenario ejects by hand, at known moments
   StatusOr<std::unique_ptr<Runtime>> rt = Runtime::CreateOrError(ro);
@@ -165,7 +165,7 @@ int Bench(const Options& o) {
               << "\n";
     return 0;
   }
-  std::cout << fmt::format("model {}  threads {}  context {}\n", name, ResolveThreads(o.threads),
+  std::cout << fmt::format("model {}  threads {}  context {}\n", name, DescribeThreads(o.threads),
                            o.ctx);
   std::cout << fmt::format("{:<42} {:>24} {:>10}  {}\n", "stage", "RSS MiB (anon/file)", "latency",
                            "");
@@ -190,7 +190,7 @@ void AddBenchResumeCommand(CLI::App& app, Action* action) {
   cmd->add_option("model", o->model, "GGUF model file")->required();
   cmd->add_option("--tokens", o->tokens, "Conversation length in tokens")
       ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: one per physical core available)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size")
       ->check(CLI::Range(int64_t{64}, int64_t{1} << 22));

@@ -21,7 +21,7 @@ void AddChatCommand(CLI::App& app, Action* action) {
                   "Eject the model after this long idle (30s, 5m, 1h; 0 = after each reply; "
                   "negative = never)");
   cmd->add_option("-n,--n-predict", o->max_tokens, "Max tokens per reply (-1: until done)");
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: one per physical core available)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size (default: model's, max 4096)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));

@@ -82,6 +82,7 @@ int Info(const InfoOptions& o) {
       "(f16, context {}) = {:.2f} MiB\n",
       MiB(model->weight_bytes()), MiB(kv), n_ctx, MiB(model->weight_bytes() + kv));
   std::cout << fmt::format("kernels:       {}\n", KernelTargetName());
+  std::cout << fmt::format("threads:       {}\n", DescribeThreads(0));
   std::cout << "supported:     yes\n";
   return 0;
 }

@@ -139,7 +139,7 @@ void AddLogitsCommand(CLI::App& app, Action* action) {
   cmd->add_option("--prompt-file", o->prompt_file, "File holding the prompt bytes")->required();
   cmd->add_option("-n", o->n_greedy, "Greedy continuation length")->check(CLI::Range(0, 4096));
   cmd->add_option("-o,--output", o->out, "Output JSON file (default: stdout)");
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: one per physical core available)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--kv-type", o->kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32"}));
   cmd->callback([o, action] { *action = [o] { return Logits(*o); }; });

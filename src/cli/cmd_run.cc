@@ -79,7 +79,7 @@ void AddRunCommand(CLI::App& app, Action* action) {
   cmd->add_option("--min-p", o->min_p, "Min-p (0 = off)");
   cmd->add_option("--repeat-penalty", o->repeat_penalty, "Repetition penalty (1 = off)");
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: one per physical core available)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size (default: model's, max 4096)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));

@@ -177,6 +177,7 @@ int Serve(const ServeOptions& o) {
       server.Stop();
       core.service().Shutdown();
     });
+    std::cerr << fmt::format("dormouse: compute threads {}\n", DescribeThreads(o.threads));
     std::cerr << fmt::format(
         "dormouse: listening on http://{}:{} ({} models; data in {}){}; "
         "open that address in a browser for the app\n",
@@ -205,7 +206,9 @@ void AddServeCommand(CLI::App& app, Action* action) {
   cmd->add_flag("--no-discover", o->no_discover,
                 "Do not list the models of Ollama, LM Studio, GPT4All and the HF cache");
   cmd->add_option("-m,--model", o->models, "Serve this GGUF file (repeatable)");
-  cmd->add_option("-t,--threads", o->threads, "Compute threads per model (default: all cores)")
+  cmd->add_option(
+         "-t,--threads", o->threads,
+         "Compute threads, shared by all models (default: one per physical core available)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--keep-alive", o->keep_alive,
                   "Eject a model after this long idle (30s, 5m, 1h; 0 = after each request; "

@@ -1,17 +1,18 @@
 #include "cli/common.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 namespace dormouse::cli {
 
-int ResolveThreads(int n_threads) {
-  if (n_threads > 0) return n_threads;
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc > 0 ? static_cast<int>(hc) : 1;
+std::string DescribeThreads(int n_threads) {
+  if (n_threads > 0) return fmt::format("{} (--threads)", n_threads);
+  const CpuBudget b = CurrentCpuBudget();
+  return fmt::format("{} ({})", b.threads, b.Reason());
 }
 
 StatusOr<Engine> LoadEngine(const std::string& path, int n_threads, ContextParams params) {
@@ -25,7 +26,7 @@ StatusOr<Engine> LoadEngine(const std::string& path, int n_threads, ContextParam
     return Status::Errorf("{}: tokenizer has {} tokens but the embedding has {} rows", path,
                           e.tokenizer->n_vocab(), e.model->config().n_vocab);
   }
-  e.pool = std::make_unique<ThreadPool>(ResolveThreads(n_threads));
+  e.pool = std::make_unique<ThreadPool>(ResolveThreadCount(n_threads));
   DM_ASSIGN_OR_RETURN(InferenceContext ctx,
                       InferenceContext::CreateOrError(*e.model, params, e.pool.get()));
   e.ctx = std::make_unique<InferenceContext>(std::move(ctx));

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "base/cpu_budget.h"
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "engine/context.h"
@@ -20,8 +21,9 @@ struct Engine {
   std::unique_ptr<InferenceContext> ctx;
 };
 
-// n_threads <= 0 means every core.
-int ResolveThreads(int n_threads);
+// "2 (2 physical cores available)" for the default (n_threads <= 0, see CpuBudget),
+// "3 (--threads)" for an explicit count.
+std::string DescribeThreads(int n_threads);
 
 StatusOr<Engine> LoadEngine(const std::string& path, int n_threads, ContextParams params);
 

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "base/cpu_budget.h"
 #include "lifecycle/service_impl.h"
 #include "lifecycle/session_state.h"
 
@@ -122,9 +123,8 @@ Worker* Service::Impl::WorkerFor(const std::string& model) {
   if (!w) {
     w = std::make_unique<Worker>();
     w->model = model;
-    const unsigned cores = std::thread::hardware_concurrency();
-    w->pool = std::make_unique<ThreadPool>(
-        options.threads > 0 ? options.threads : static_cast<int>(cores ? cores : 1));
+    if (!pool) pool = std::make_shared<ThreadPool>(ResolveThreadCount(options.threads));
+    w->pool = pool;
     Worker* raw = w.get();
     w->thread = std::thread([this, raw] { WorkerLoop(raw); });
   }

@@ -98,7 +98,7 @@ struct ServiceHooks {
 };
 
 struct ServiceOptions {
-  int threads = 0;                 // compute threads per loaded model; 0 = every core
+  int threads = 0;  // compute threads, shared by all models; 0 = one per physical core
   int64_t contexts_per_model = 4;  // live slots per model
   int64_t max_queue = 16;          // waiting requests per model before 429
   ContextParams context;           // of every slot

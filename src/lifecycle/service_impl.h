@@ -49,7 +49,7 @@ struct Job {
 
 struct Worker {
   std::string model;
-  std::unique_ptr<ThreadPool> pool;  // this model's compute threads
+  std::shared_ptr<ThreadPool> pool;  // the service's one compute pool (Service::Impl::pool)
   std::thread thread;
   std::mutex queue_mu;
   std::condition_variable queue_cv;
@@ -102,6 +102,10 @@ struct Service::Impl {
   mutable std::mutex metrics_mu;
   ServiceMetrics metrics;
 
+  // Every model's compute threads: one pool for the process, so two models generating
+  // at once take turns per parallel loop instead of oversubscribing the cores. Created
+  // with the first worker (guarded by workers_mu).
+  std::shared_ptr<ThreadPool> pool;
   Worker* WorkerFor(const std::string& model);  // nullptr while shutting down
   void WorkerLoop(Worker* w);
   std::variant<CompletionResult, ServiceError> RunCaught(Worker& w, Job& job);

@@ -1,9 +1,17 @@
 #include "base/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <fstream>
+#include <latch>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -39,12 +47,101 @@ TEST(ThreadPoolTest, EveryThreadRunsOnceAndItsWritesAreVisible) {
 TEST(ThreadPoolTest, CallerIsIndexZero) {
   ThreadPool pool(3);
   const std::thread::id caller = std::this_thread::get_id();
-  std::vector<std::thread::id> ids(3);
-  pool.Run([&](int i, int) { ids[i] = std::this_thread::get_id(); });
-  EXPECT_EQ(ids[0], caller);
-  EXPECT_NE(ids[1], caller);
-  EXPECT_NE(ids[2], caller);
-  EXPECT_NE(ids[1], ids[2]);
+  for (int run = 0; run < 100; ++run) {
+    std::thread::id id0;
+    pool.Run([&](int i, int) {
+      if (i == 0) id0 = std::this_thread::get_id();
+    });
+    ASSERT_EQ(id0, caller);
+  }
+}
+
+// Holds a pool worker inside a signal handler, as if another process had its core.
+sem_t g_held, g_release;
+void HoldThread(int) {
+  sem_post(&g_held);
+  while (sem_wait(&g_release) != 0) {
+  }
+}
+
+TEST(ThreadPoolTest, CallerRunsTheShareOfAWorkerThatLostItsCore) {
+  ThreadPool pool(2);
+  pthread_t worker{};
+  std::thread::id worker_id;
+  std::atomic<bool> started{false};
+  pool.Run([&](int i, int) {
+    if (i == 1) {
+      worker = pthread_self();
+      worker_id = std::this_thread::get_id();
+      started.store(true);
+    } else {
+      while (!started.load()) {  // so that the worker, not the caller, runs share 1
+      }
+    }
+  });
+  ASSERT_NE(worker_id, std::this_thread::get_id());
+  ASSERT_EQ(sem_init(&g_held, 0, 0), 0);
+  ASSERT_EQ(sem_init(&g_release, 0, 0), 0);
+  struct sigaction sa {};
+  sa.sa_handler = HoldThread;
+  sa.sa_flags = SA_RESTART;
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+  ASSERT_EQ(pthread_kill(worker, SIGUSR2), 0);
+  while (sem_wait(&g_held) != 0) {
+  }
+  // The worker cannot run: share 1 must still run, on the caller, and the Run return.
+  std::vector<std::thread::id> ids(2);
+  std::vector<int> data(100, 0);
+  pool.Run([&](int i, int n) {
+    ids[i] = std::this_thread::get_id();
+    auto [b, e] = ThreadPool::Share(100, i, n);
+    for (int64_t k = b; k < e; ++k) data[k] += 1;
+  });
+  EXPECT_EQ(ids[1], std::this_thread::get_id());
+  sem_post(&g_release);
+  // Back from the handler, the worker finds its share of that Run taken and goes on.
+  for (int run = 0; run < 100; ++run) {
+    pool.Run([&](int i, int n) {
+      auto [b, e] = ThreadPool::Share(100, i, n);
+      for (int64_t k = b; k < e; ++k) data[k] += 1;
+    });
+  }
+  for (int k = 0; k < 100; ++k) ASSERT_EQ(data[k], 101) << "item " << k;
+  sigaction(SIGUSR2, &old, nullptr);
+  sem_destroy(&g_held);
+  sem_destroy(&g_release);
+}
+
+// Share 1 returns only once the caller is asleep (blocked, not spinning) waiting for it.
+TEST(ThreadPoolTest, CallerBlocksWhileALongShareRuns) {
+  ThreadPool pool(2);
+  for (int run = 0; run < 3; ++run) {
+    std::atomic<pid_t> caller_tid{0};
+    std::atomic<bool> started{false};
+    pool.Run([&](int i, int) {
+      if (i == 0) {
+        caller_tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
+        while (!started.load()) {  // so that the worker, not the caller, runs share 1
+        }
+        return;
+      }
+      started.store(true);
+      while (caller_tid.load() == 0) {
+      }
+      const std::string stat = "/proc/self/task/" + std::to_string(caller_tid.load()) + "/stat";
+      for (;;) {
+        std::ifstream in(stat);
+        std::string line;
+        std::getline(in, line);
+        // "tid (comm) S ...": the state follows the last ')'.
+        const size_t paren = line.rfind(')');
+        if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S') {
+          return;
+        }
+      }
+    });
+  }
 }
 
 TEST(ThreadPoolTest, OneThreadRunsInline) {
@@ -75,6 +172,38 @@ TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
     });
   }
   for (int64_t k = 0; k < kItems; ++k) ASSERT_EQ(data[k], kRuns) << "item " << k;
+}
+
+TEST(ThreadPoolTest, ConcurrentRunsFromTwoThreadsEachGetTheirResults) {
+  // One pool serving two models: both worker threads call Run at once. Each run must
+  // cover its own items exactly once, with every share's writes visible to its caller.
+  constexpr int kRuns = 3000;
+  constexpr int64_t kItems = 53;
+  ThreadPool pool(3);
+  std::latch start(2);
+  auto caller = [&](std::vector<int64_t>& data, std::atomic<int>& overlaps) {
+    start.arrive_and_wait();
+    for (int run = 0; run < kRuns; ++run) {
+      std::atomic<int> inside{0};
+      pool.Run([&](int i, int n) {
+        if (inside.fetch_add(1) >= n) overlaps.fetch_add(1);
+        auto [begin, end] = ThreadPool::Share(kItems, (i + run) % n, n);
+        for (int64_t k = begin; k < end; ++k) data[k] += 1;  // plain writes
+      });
+      if (inside.load() != pool.size()) overlaps.fetch_add(1);
+    }
+  };
+  std::vector<int64_t> a(kItems, 0), b(kItems, 0);
+  std::atomic<int> overlaps_a{0}, overlaps_b{0};
+  std::thread other([&] { caller(b, overlaps_b); });
+  caller(a, overlaps_a);
+  other.join();
+  EXPECT_EQ(overlaps_a.load(), 0);
+  EXPECT_EQ(overlaps_b.load(), 0);
+  for (int64_t k = 0; k < kItems; ++k) {
+    ASSERT_EQ(a[k], kRuns) << "item " << k;
+    ASSERT_EQ(b[k], kRuns) << "item " << k;
+  }
 }
 
 TEST(ThreadPoolTest, ShareCoversRangeExactlyOnceOnGranuleBoundaries) {

@@ -1,4 +1,5 @@
 // Drives the `dormouse` binary the way users and other tools do.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -8,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+
+#include "base/cpu_budget.h"
 
 namespace {
 
@@ -95,6 +98,11 @@ TEST(CliTest, InfoDescribesModel) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("architecture:  llama"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("n_embd 64, n_layer 5, n_head 8, n_head_kv 4"), std::string::npos);
+  // The default thread count and why: one per physical core this process may use.
+  const dormouse::CpuBudget b = dormouse::CurrentCpuBudget();
+  EXPECT_NE(r.out.find(fmt::format("threads:       {} ({})\n", b.threads, b.Reason())),
+            std::string::npos)
+      << r.out;
 }
 
 TEST(CliTest, BadInputsFailCleanly) {
