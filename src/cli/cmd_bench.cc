@@ -1,6 +1,6 @@
-// `dormouse bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--json]`: prefill and decode
-// throughput like llama-bench's pp/tg tests (fresh context each repetition, one
-// warm-up run first, token ids drawn from the vocabulary).
+// `dormouse bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [-d 0] [--target T] [--json]`: prefill and
+// decode throughput like llama-bench's pp/tg tests (fresh context each repetition, one warm-up run
+// first, token ids drawn from the vocabulary).
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "engine/kernel_target.h"
 #include "engine/kernels.h"
 
 namespace dormouse::cli {
@@ -20,7 +21,8 @@ struct BenchOptions {
   int n_gen = 128;
   int threads = 0;
   int reps = 5;
-  int depth = 0;  // tokens already in the context when timing starts (llama-bench -d)
+  int depth = 0;       // tokens already in the context when timing starts (llama-bench -d)
+  std::string target;  // kernel target ceiling; "" keeps DORMOUSE_TARGET or the CPU's best
   bool json = false;
 };
 
@@ -65,6 +67,9 @@ StatusOr<double> TimeDecode(InferenceContext& ctx, const std::vector<int32_t>& t
 }
 
 int Bench(const BenchOptions& o) {
+  if (!o.target.empty()) {
+    if (Status s = RestrictKernelTarget(o.target); !s.ok()) return Fail(s);
+  }
   ContextParams cp;
   cp.n_ctx = o.depth + std::max(o.n_prompt, o.n_gen) + 1;
   StatusOr<Engine> loaded = LoadEngine(o.model, o.threads, cp);
@@ -132,6 +137,10 @@ void AddBenchCommand(CLI::App& app, Action* action) {
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions")->check(CLI::Range(1, 1000));
   cmd->add_option("-d,--depth", o->depth, "Tokens already in the context (llama-bench -d)")
       ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--target", o->target,
+                  fmt::format("Kernel target or lower: {} (default: $DORMOUSE_TARGET, else the "
+                              "CPU's best)",
+                              kKernelTargetNames));
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o, action] { *action = [o] { return Bench(*o); }; });
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/kernel_target.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
@@ -98,10 +99,9 @@ void AttendF32(const AttentionArgs& a, const AttentionScratch& s, float* out) {
 }  // namespace
 
 void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratch, float* out) {
-  static const bool kAvx512 = attention_internal::HaveAvx512();
   if (!f16) {
     AttendF32(a, scratch, out);
-  } else if (kAvx512) {
+  } else if (AllowAvx512Attention()) {
     attention_internal::AttendF16Avx512(a, scratch, out);
   } else {
     attention_internal::AttendF16Reference(a, scratch, out);
@@ -110,8 +110,8 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
                  float* const* out) {
-  static const bool kAvx512 = attention_internal::HaveAvx512();
-  if (f16 && kAvx512 && attention_internal::AttendGroupF16Avx512(a, n, scratch, out)) return;
+  if (f16 && AllowAvx512Attention() && attention_internal::AttendGroupF16Avx512(a, n, scratch, out))
+    return;
   for (int i = 0; i < n; ++i) AttendHead(a[i], f16, scratch, out[i]);
 }
 

@@ -20,8 +20,10 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-Result RunCli(const std::string& args) {
-  std::string cmd = std::string(DM_BINARY) + " " + args + " 2>&1";
+// `env` ("NAME=value ...") is set for the command only.
+Result RunCli(const std::string& args, const std::string& env = "") {
+  std::string cmd =
+      (env.empty() ? "" : "env " + env + " ") + std::string(DM_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   Result r{-1, ""};
   if (p == nullptr) return r;
@@ -88,6 +90,22 @@ TEST(CliTest, BenchPrintsThroughput) {
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["pp_tps"].get<double>(), 0);
   EXPECT_GT(j["tg_tps"].get<double>(), 0);
+}
+
+TEST(CliTest, BenchTargetSwitchCapsTheKernels) {
+  Result r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --json --target avx2");
+  if (r.out.find("this CPU lacks AVX2") != std::string::npos) GTEST_SKIP() << r.out;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "AVX2");
+  r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --target avx3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "error: unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, scalar)\n");
+  r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --json", "DORMOUSE_TARGET=scalar");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "SCALAR");
+  r = RunCli("info " + kStories, "DORMOUSE_TARGET=avx");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("DORMOUSE_TARGET: unknown kernel target 'avx'"), std::string::npos) << r.out;
 }
 
 TEST(CliTest, InfoDescribesModel) {
