@@ -92,6 +92,25 @@ TEST(CliTest, BenchPrintsThroughput) {
   EXPECT_GT(j["tg_tps"].get<double>(), 0);
 }
 
+TEST(CliTest, BenchMeasuresBandwidthAndTheDecodeRoofline) {
+  Result r = RunCli("bench --bandwidth -r 1 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_GT(nlohmann::json::parse(r.out)["bandwidth_gbs"].get<double>(), 0);
+  r = RunCli("bench " + kStories + " --bandwidth -p 8 -n 4 -r 1 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  // Every weight is read per token, of the token embedding (512 x 64 F32) only one row.
+  const double bytes = j["decode_bytes_per_token"].get<double>();
+  EXPECT_LT(bytes, 1.2e6 - 512 * 64 * 4 + 64 * 4);
+  EXPECT_GT(bytes, 0.9e6);
+  EXPECT_LT(bytes, static_cast<double>(fs::file_size(kStories)));
+  EXPECT_NEAR(j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>() * 1e9 / bytes,
+              1e-6 * j["roofline_tps"].get<double>());
+  r = RunCli("bench");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "error: bench needs a model file or --bandwidth\n");
+}
+
 TEST(CliTest, BenchTargetSwitchCapsTheKernels) {
   Result r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --json --target avx2");
   if (r.out.find("this CPU lacks AVX2") != std::string::npos) GTEST_SKIP() << r.out;
