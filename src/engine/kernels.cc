@@ -19,6 +19,7 @@
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
 #include "engine/kernels_legacy.h"
+#include "engine/kernels_portable-inl.h"
 #include "engine/kernels_quant-inl.h"
 #include "engine/kernels_quant_legacy-inl.h"
 #include "engine/kernels_reference.h"
@@ -100,7 +101,11 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
     return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                               out_stride);
   }
-  MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
+  if (portable::HasTiledKernel(wtype)) {
+    return portable::MatMulTiled(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                 out_stride);
+  }
+  MatMulLegacyPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #endif
 }
 
