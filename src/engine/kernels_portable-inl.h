@@ -165,6 +165,114 @@ HWY_INLINE void PanelRow(const Panel& p, int64_t row, const BlockQ8_K* const* a,
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
+// Few tokens (decode): a Q4_K row unpacked in registers and dotted at once, no panel. Each
+// pair of sub-blocks sums into int32 lanes that are then scaled: exact, as PanelRow.
+template <int NT>
+HWY_INLINE void RowQ4_K(const BlockQ4_K* x, int64_t nsb, const BlockQ8_K* const* a, float* out,
+                        int64_t out_stride) {
+  const U16 du16;
+  const U8 du8;
+  const S16 d16;
+  const hn::Rebind<int8_t, S16> d8;
+  const hn::RepartitionToWide<S16> d32;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(du16));
+  const auto mask = hn::Set(du16, 0xf);
+  float acc[NT] = {};
+  for (int64_t b = 0; b < nsb; ++b) {
+    uint8_t sc[8], mn[8];
+    HWY_UNROLL(8) for (int j = 0; j < 8; ++j) GetScaleMinK4(j, x[b].scales, &sc[j], &mn[j]);
+    HWY_ALIGN int16_t mn16[16];  // each sub-block's min twice, against the 16 bsums
+    for (int j = 0; j < 16; ++j) mn16[j] = mn[j / 2];
+    hn::Vec<decltype(d32)> tot[NT];
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) tot[t] = hn::Zero(d32);
+    HWY_UNROLL(4) for (int k = 0; k < 4; ++k) {  // qs[32k + l]: 64k + l (low), 64k + 32 + l (high)
+      hn::Vec<decltype(d32)> lo[NT], hi[NT], lo1[NT], hi1[NT];  // *1: sum1 of other targets
+      HWY_UNROLL(4) for (int t = 0; t < NT; ++t) lo[t] = hi[t] = lo1[t] = hi1[t] = hn::Zero(d32);
+      HWY_UNROLL(2) for (int64_t l = 0; l < 32; l += N) {
+        const auto v = hn::PromoteTo(du16, hn::LoadU(du8, x[b].qs + 32 * k + l));
+        const auto wl = hn::BitCast(d16, hn::And(v, mask));
+        const auto wh = hn::BitCast(d16, hn::ShiftRight<4>(v));
+        HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+          const int8_t* q = a[t][b].qs + 64 * k + l;
+          lo[t] = hn::ReorderWidenMulAccumulate(d32, wl, hn::PromoteTo(d16, hn::LoadU(d8, q)),
+                                                lo[t], lo1[t]);
+          hi[t] = hn::ReorderWidenMulAccumulate(d32, wh, hn::PromoteTo(d16, hn::LoadU(d8, q + 32)),
+                                                hi[t], hi1[t]);
+        }
+      }
+      const auto s_lo = hn::Set(d32, sc[2 * k]), s_hi = hn::Set(d32, sc[2 * k + 1]);
+      HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+        tot[t] = hn::Add(tot[t], hn::Add(hn::Mul(hn::Add(lo[t], lo1[t]), s_lo),
+                                         hn::Mul(hn::Add(hi[t], hi1[t]), s_hi)));
+      }
+    }
+    const float d = F16ToF32(x[b].d), dmin = F16ToF32(x[b].dmin);
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+      const BlockQ8_K& y = a[t][b];
+      auto m0 = hn::Zero(d32), m1 = hn::Zero(d32);
+      for (int64_t i = 0; i < 16; i += N) {
+        m0 = hn::ReorderWidenMulAccumulate(d32, hn::Load(d16, mn16 + i),
+                                           hn::LoadU(d16, y.bsums + i), m0, m1);
+      }
+      const int32_t mins = hn::GetLane(hn::SumOfLanes(d32, hn::Add(m0, m1)));
+      const int32_t scaled = hn::GetLane(hn::SumOfLanes(d32, tot[t]));
+      acc[t] += d * y.d * static_cast<float>(scaled);
+      acc[t] -= dmin * y.d * static_cast<float>(mins);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
+}
+
+// Few tokens (decode): a Q6_K row unpacked in registers, each 16-element scale group's
+// weights multiplied by its scale in int16 (exact) and dotted at once, no panel.
+template <int NT>
+HWY_INLINE void RowQ6_K(const BlockQ6_K* x, int64_t nsb, const BlockQ8_K* const* a, float* out,
+                        int64_t out_stride) {
+  const U16 du16;
+  const U8 du8;
+  const S16 d16;
+  const hn::Rebind<int8_t, S16> d8;
+  const hn::RepartitionToWide<S16> d32;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(du16));
+  const auto m4 = hn::Set(du16, 0xf), m3 = hn::Set(du16, 3);
+  const auto k32 = hn::Set(d16, 32);
+  float acc[NT] = {};
+  for (int64_t b = 0; b < nsb; ++b) {
+    hn::Vec<decltype(d32)> s0[NT], s1[NT];
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) s0[t] = s1[t] = hn::Zero(d32);
+    HWY_UNROLL(2) for (int h = 0; h < 2; ++h) {  // 128 elements from ql[64h, +64) and qh[32h, +32)
+      const uint8_t* ql = x[b].ql + 64 * h;
+      const uint8_t* qh = x[b].qh + 32 * h;
+      const int8_t* sc = x[b].scales + 8 * h;
+      HWY_UNROLL(2) for (int64_t l = 0; l < 32; l += N) {
+        const auto l0 = hn::PromoteTo(du16, hn::LoadU(du8, ql + l));
+        const auto l1 = hn::PromoteTo(du16, hn::LoadU(du8, ql + 32 + l));
+        const auto hb = hn::PromoteTo(du16, hn::LoadU(du8, qh + l));
+        const decltype(l0) q[4] = {
+            hn::Or(hn::And(l0, m4), hn::ShiftLeft<4>(hn::And(hb, m3))),
+            hn::Or(hn::And(l1, m4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(hb), m3))),
+            hn::Or(hn::ShiftRight<4>(l0), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(hb), m3))),
+            hn::Or(hn::ShiftRight<4>(l1), hn::ShiftLeft<4>(hn::ShiftRight<6>(hb)))};
+        HWY_UNROLL(4) for (int k = 0; k < 4; ++k) {  // element 32k + l: scale group 2k + l / 16
+          const auto w =
+              hn::Mul(hn::Sub(hn::BitCast(d16, q[k]), k32), hn::Set(d16, sc[2 * k + l / 16]));
+          HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+            const int8_t* y = a[t][b].qs + 128 * h + 32 * k + l;
+            s0[t] = hn::ReorderWidenMulAccumulate(d32, w, hn::PromoteTo(d16, hn::LoadU(d8, y)),
+                                                  s0[t], s1[t]);
+          }
+        }
+      }
+    }
+    const float d = F16ToF32(x[b].d);
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+      const int32_t isum = hn::GetLane(hn::SumOfLanes(d32, hn::Add(s0[t], s1[t])));
+      acc[t] += d * a[t][b].d * static_cast<float>(isum);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
+}
+
 // One Q8_0 or Q4_0 row against NT tokens.
 template <int NT>
 HWY_INLINE void RowQ0(bool q4, const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* out,
@@ -213,11 +321,11 @@ HWY_INLINE void RowQ0(bool q4, const uint8_t* row, int64_t nb, const PreparedQ8_
   }
 }
 
-// Rows [r0, r1) (a tile, unpacked into `p` for K-quants) against NT tokens.
+// Rows [r0, r1) (a tile, unpacked into `p` for K-quants when `panel`) against NT tokens.
 template <int NT>
 HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n, int64_t r0,
-                       int64_t r1, const Panel& p, const uint8_t* act, size_t arow, float* out,
-                       int64_t out_stride) {
+                       int64_t r1, bool panel, const Panel& p, const uint8_t* act, size_t arow,
+                       float* out, int64_t out_stride) {
   if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
     PreparedQ8_0 a[NT];
     for (int t = 0; t < NT; ++t) a[t] = PreparedQ8_0::At(act + t * arow, n);
@@ -227,6 +335,18 @@ HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n,
   }
   const BlockQ8_K* a[NT];
   for (int t = 0; t < NT; ++t) a[t] = reinterpret_cast<const BlockQ8_K*>(act + t * arow);
+  if (!panel) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (wtype == GgmlType::kQ4_K) {
+        RowQ4_K<NT>(reinterpret_cast<const BlockQ4_K*>(w + r * wrow), n / kQK_K, a, out + r,
+                    out_stride);
+      } else {
+        RowQ6_K<NT>(reinterpret_cast<const BlockQ6_K*>(w + r * wrow), n / kQK_K, a, out + r,
+                    out_stride);
+      }
+    }
+    return;
+  }
   for (int64_t r = r0; r < r1; ++r) {
     if (wtype == GgmlType::kQ4_K) {
       PanelRow<NT, true>(p, r - r0, a, out + r, out_stride);
@@ -235,6 +355,10 @@ HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n,
     }
   }
 }
+
+// Up to this many tokens K-quant rows are unpacked in registers (RowQ4_K, RowQ6_K) rather
+// than into a panel.
+constexpr int64_t kDirectMaxTokens = 4;
 
 inline bool HasTiledKernel(GgmlType t) {
   return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K ||
@@ -251,7 +375,9 @@ void MatMulTiled(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r
   const auto* w8 = static_cast<const uint8_t*>(w);
   const auto* a8 = static_cast<const uint8_t*>(act);
   const size_t wrow = RowBytes(wtype, n);
-  const bool kquant = wtype == GgmlType::kQ4_K || wtype == GgmlType::kQ6_K;
+  // K-quants unpack a tile once for many tokens; for a few, in registers as they go.
+  const bool kquant =
+      (wtype == GgmlType::kQ4_K || wtype == GgmlType::kQ6_K) && n_tokens > kDirectMaxTokens;
   thread_local Panel panel;
   const int64_t tile = TileRows(n);
   for (int64_t rt = r0; rt < r1; rt += tile) {
@@ -271,16 +397,16 @@ void MatMulTiled(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r
       float* o = out + t * out_stride;
       switch (std::min<int64_t>(4, n_tokens - t)) {
         case 1:
-          TileNT<1>(wtype, w8, wrow, n, rt, re, panel, at, arow, o, out_stride);
+          TileNT<1>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
           break;
         case 2:
-          TileNT<2>(wtype, w8, wrow, n, rt, re, panel, at, arow, o, out_stride);
+          TileNT<2>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
           break;
         case 3:
-          TileNT<3>(wtype, w8, wrow, n, rt, re, panel, at, arow, o, out_stride);
+          TileNT<3>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
           break;
         default:
-          TileNT<4>(wtype, w8, wrow, n, rt, re, panel, at, arow, o, out_stride);
+          TileNT<4>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
           break;
       }
     }
