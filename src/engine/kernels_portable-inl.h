@@ -6,10 +6,8 @@
 // per group of 4 tokens. K-quant tiles are first unpacked to int16 with each sub-block's
 // scale folded in (exact: |q * scale| <= 4096), so the dot products are plain int16 widening
 // multiply-adds into int32 lanes, reduced once per 256-element super-block. Their integer
-// sums are exact and the float accumulation follows the reference's order: Q4_K and Q6_K
-// match the reference bit for bit. Q8_0 / Q4_0 keep one float accumulator lane per int32
-// lane (a block's integer sum times its two scales), summed across lanes at the end of the
-// row: the reference's sum in another order, within its rounding.
+// sums are exact and the float accumulation follows the reference's order, so every target
+// gives the reference's bits (and the same greedy tokens).
 #if defined(DORMOUSE_ENGINE_KERNELS_PORTABLE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_PORTABLE_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_PORTABLE_INL_H_
@@ -30,12 +28,11 @@ namespace HWY_NAMESPACE {
 namespace portable {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// int16 lanes for the dot products (at most a Q8_0 block's 32), and their int8 / int32 /
-// float partners.
+// int16 lanes for the dot products (at most a Q8_0 block's 32), and their int8 / int32
+// partners.
 using D16 = hn::CappedTag<int16_t, 32>;
 using D8 = hn::Rebind<int8_t, D16>;
 using D32 = hn::RepartitionToWide<D16>;
-using DF = hn::Rebind<float, D32>;
 // At most 16 lanes for unpacking, so that one vector never straddles two scale groups.
 using U16 = hn::CappedTag<uint16_t, 16>;
 using U8 = hn::Rebind<uint8_t, U16>;
@@ -273,22 +270,21 @@ HWY_INLINE void RowQ6_K(const BlockQ6_K* x, int64_t nsb, const BlockQ8_K* const*
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
-// One Q8_0 or Q4_0 row against NT tokens.
+// One Q8_0 or Q4_0 row against NT tokens: exact block sums, accumulated as the reference
+// does (bit for bit: a lane-parallel float sum flips near-tied greedy tokens).
 template <int NT>
 HWY_INLINE void RowQ0(bool q4, const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* out,
                       int64_t out_stride) {
   const D16 d16;
   const D8 d8;
   const D32 d32;
-  const DF df;
   const U16 du16;
   const U8 du8;
   const S16 s16;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d16)),
                 NU = static_cast<int64_t>(hn::Lanes(du16));
   const size_t bs = q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  hn::Vec<DF> acc[NT];
-  HWY_UNROLL(4) for (int t = 0; t < NT; ++t) acc[t] = hn::Zero(df);
+  float acc[NT] = {};
   HWY_ALIGN int16_t wq[32];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = row + b * bs;
@@ -303,8 +299,9 @@ HWY_INLINE void RowQ0(bool q4, const uint8_t* row, int64_t nb, const PreparedQ8_
       }
     } else {
       const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
-      for (int64_t i = 0; i < 32; i += N)
+      for (int64_t i = 0; i < 32; i += N) {
         hn::StoreU(hn::PromoteTo(d16, hn::LoadU(d8, q + i)), d16, wq + i);
+      }
     }
     HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
       auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
@@ -312,13 +309,11 @@ HWY_INLINE void RowQ0(bool q4, const uint8_t* row, int64_t nb, const PreparedQ8_
         const auto va = hn::PromoteTo(d16, hn::LoadU(d8, a[t].qs + 32 * b + i));
         s0 = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, wq + i), va, s0, s1);
       }
-      const auto scale = hn::Set(df, dw * LoadUnaligned(a[t].d + b));
-      acc[t] = hn::MulAdd(hn::ConvertTo(df, hn::Add(s0, s1)), scale, acc[t]);
+      const int32_t isum = hn::GetLane(hn::SumOfLanes(d32, hn::Add(s0, s1)));
+      acc[t] += static_cast<float>(isum) * (dw * LoadUnaligned(a[t].d + b));
     }
   }
-  HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
-    out[t * out_stride] = hn::GetLane(hn::SumOfLanes(df, acc[t]));
-  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
 // Rows [r0, r1) (a tile, unpacked into `p` for K-quants when `panel`) against NT tokens.
