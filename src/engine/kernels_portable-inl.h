@@ -18,6 +18,10 @@
 #include <algorithm>
 #include <vector>
 
+#if HWY_TARGET == HWY_AVX2
+#include <immintrin.h>
+#endif
+
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
 #include "hwy/highway.h"
@@ -270,6 +274,58 @@ HWY_INLINE void RowQ6_K(const BlockQ6_K* x, int64_t nsb, const BlockQ8_K* const*
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
+#if HWY_TARGET == HWY_AVX2
+// RowQ4_K with AVX2's unsigned x signed byte multiply-add (vpmaddubsw), which Highway 1.0.3
+// does not expose: 32 products per instruction instead of 16, no widening of either side.
+// Nibbles times int8 summed in pairs stay below 2 * 15 * 128, so nothing saturates and
+// the integer sums, hence the results, are RowQ4_K's.
+template <int NT>
+HWY_INLINE void RowQ4_KAvx2(const BlockQ4_K* x, int64_t nsb, const BlockQ8_K* const* a, float* out,
+                            int64_t out_stride) {
+  const __m256i m4 = _mm256_set1_epi8(0xf);
+  float acc[NT] = {};
+  for (int64_t b = 0; b < nsb; ++b) {
+    uint8_t sc[8], mn[8];
+    HWY_UNROLL(8) for (int j = 0; j < 8; ++j) GetScaleMinK4(j, x[b].scales, &sc[j], &mn[j]);
+    __m256i tot[NT];
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
+    HWY_UNROLL(4) for (int k = 0; k < 4; ++k) {  // 32 bytes: sub-blocks 2k (low), 2k + 1 (high)
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * k));
+      const __m256i lo = _mm256_and_si256(v, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      const __m256i s_lo = _mm256_set1_epi16(sc[2 * k]), s_hi = _mm256_set1_epi16(sc[2 * k + 1]);
+      HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+        const auto* q = reinterpret_cast<const __m256i*>(a[t][b].qs + 64 * k);
+        const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(q));
+        const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(q + 1));
+        tot[t] = _mm256_add_epi32(
+            tot[t], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
+      }
+    }
+    const __m256i mins16 =
+        _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4],
+                          mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
+    const float d = F16ToF32(x[b].d), dmin = F16ToF32(x[b].dmin);
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+      const BlockQ8_K& y = a[t][b];
+      const __m256i m32 =
+          _mm256_madd_epi16(mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
+      // Both horizontal sums at once: [tot | mins] halves, then pairwise within 128 bits.
+      const __m256i lo2 = _mm256_permute2x128_si256(tot[t], m32, 0x20);
+      const __m256i hi2 = _mm256_permute2x128_si256(tot[t], m32, 0x31);
+      __m256i r = _mm256_add_epi32(lo2, hi2);
+      r = _mm256_hadd_epi32(r, r);
+      r = _mm256_hadd_epi32(r, r);
+      const int32_t scaled = _mm256_extract_epi32(r, 0);
+      const int32_t mins = _mm256_extract_epi32(r, 4);
+      acc[t] += d * y.d * static_cast<float>(scaled);
+      acc[t] -= dmin * y.d * static_cast<float>(mins);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
+}
+#endif
+
 // One Q8_0 or Q4_0 row against NT tokens: exact block sums, accumulated as the reference
 // does (bit for bit: a lane-parallel float sum flips near-tied greedy tokens).
 template <int NT>
@@ -333,8 +389,13 @@ HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n,
   if (!panel) {
     for (int64_t r = r0; r < r1; ++r) {
       if (wtype == GgmlType::kQ4_K) {
+#if HWY_TARGET == HWY_AVX2
+        RowQ4_KAvx2<NT>(reinterpret_cast<const BlockQ4_K*>(w + r * wrow), n / kQK_K, a, out + r,
+                        out_stride);
+#else
         RowQ4_K<NT>(reinterpret_cast<const BlockQ4_K*>(w + r * wrow), n / kQK_K, a, out + r,
                     out_stride);
+#endif
       } else {
         RowQ6_K<NT>(reinterpret_cast<const BlockQ6_K*>(w + r * wrow), n / kQK_K, a, out + r,
                     out_stride);
