@@ -324,6 +324,58 @@ HWY_INLINE void RowQ4_KAvx2(const BlockQ4_K* x, int64_t nsb, const BlockQ8_K* co
   }
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
+
+// RowQ6_K likewise: the 6-bit weights taken unsigned (q + 32, as stored), their products
+// summed per scale group with vpmaddubsw (below 2 * 63 * 128: no saturation), scaled with
+// vpmaddwd, and 32 * sum(scale * bsum) taken off: the same integers as RowQ6_K.
+template <int NT>
+HWY_INLINE void RowQ6_KAvx2(const BlockQ6_K* x, int64_t nsb, const BlockQ8_K* const* a, float* out,
+                            int64_t out_stride) {
+  const __m256i m4 = _mm256_set1_epi8(0xf), m3 = _mm256_set1_epi8(3);
+  float acc[NT] = {};
+  for (int64_t b = 0; b < nsb; ++b) {
+    __m256i tot[NT];
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
+    HWY_UNROLL(2) for (int h = 0; h < 2; ++h) {  // elements [128h, +128)
+      const uint8_t* ql = x[b].ql + 64 * h;
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh + 32 * h));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4))};
+      HWY_UNROLL(4) for (int k = 0; k < 4; ++k) {  // elements 128h + 32k + [0, 32): 2 groups
+        const int g = 8 * h + 2 * k;
+        const __m256i sc =
+            _mm256_set_m128i(_mm_set1_epi16(x[b].scales[g + 1]), _mm_set1_epi16(x[b].scales[g]));
+        HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+          const __m256i y =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs + 128 * h + 32 * k));
+          tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], y), sc));
+        }
+      }
+    }
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales)));
+    const float d = F16ToF32(x[b].d);
+    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
+      const BlockQ8_K& y = a[t][b];
+      const __m256i corr =
+          _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
+      __m256i r = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(corr, 5));
+      r = _mm256_add_epi32(r, _mm256_permute2x128_si256(r, r, 0x01));
+      r = _mm256_hadd_epi32(r, r);
+      r = _mm256_hadd_epi32(r, r);
+      acc[t] += d * y.d * static_cast<float>(_mm256_extract_epi32(r, 0));
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
+}
 #endif
 
 // One Q8_0 or Q4_0 row against NT tokens: exact block sums, accumulated as the reference
@@ -397,8 +449,13 @@ HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n,
                     out_stride);
 #endif
       } else {
+#if HWY_TARGET == HWY_AVX2
+        RowQ6_KAvx2<NT>(reinterpret_cast<const BlockQ6_K*>(w + r * wrow), n / kQK_K, a, out + r,
+                        out_stride);
+#else
         RowQ6_K<NT>(reinterpret_cast<const BlockQ6_K*>(w + r * wrow), n / kQK_K, a, out + r,
                     out_stride);
+#endif
       }
     }
     return;
