@@ -70,9 +70,11 @@ fuzz: deps
 	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t fuzz/corpus/$$t || exit 1; \
 	done
 
+# pp512/tg128 (and at depth 4096) of the shared models and of 1B-shaped files written once into
+# $(BUILD)/bench-models, with the read bandwidth and decode roofline. Settings: see the script
+# (e.g. make bench TARGETS="avx512 avx2" ROUNDS=3 MODELS=1b-q4_k_m DEPTH=0).
 bench: build
-	./$(BUILD)/dormouse bench ../shared/models/llama-58m-q8_0.gguf -t 2
-	./$(BUILD)/dormouse bench ../shared/models/llama-58m-q4_k_m.gguf -t 2
+	BUILD=$(BUILD) bash scripts/bench.sh
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

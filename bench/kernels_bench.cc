@@ -2,15 +2,17 @@
 //   Decode: 1 token, weights streamed from DRAM (a rotating set of copies larger than the
 //           L3), split over threads in multiples of 16 rows as the engine does: GB/s of weights.
 //   Prefill: 512 tokens: GFLOP/s (2 * rows * cols * tokens per call).
-// Run: kernels_bench --benchmark_counters_tabular=true
+// Run: [DORMOUSE_TARGET=avx2] kernels_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "engine/kernel_target.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
@@ -131,4 +133,14 @@ BENCHMARK(BM_Prefill)->Apply(PrefillArgs);
 }  // namespace
 }  // namespace dormouse
 
-BENCHMARK_MAIN();
+// DORMOUSE_TARGET=avx2 measures the AVX2 kernels on an AVX-512 machine.
+int main(int argc, char** argv) {
+  if (dormouse::Status s = dormouse::RestrictKernelTargetFromEnvironment(); !s.ok()) {
+    std::fprintf(stderr, "error: %s\n", s.message().c_str());
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

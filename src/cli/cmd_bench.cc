@@ -1,6 +1,9 @@
-// `dormouse bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--json]`: prefill and decode
-// throughput like llama-bench's pp/tg tests (fresh context each repetition, one
-// warm-up run first, token ids drawn from the vocabulary).
+// `dormouse bench [MODEL] [-p 512] [-n 128] [-t N] [-r 5] [-d 0] [--target T] [--bandwidth]
+// [--json]`: prefill and decode throughput like llama-bench's pp/tg tests (fresh context each
+// repetition, one warm-up run first, token ids drawn from the vocabulary). `--bandwidth`
+// measures the memory read bandwidth, alone or before a model's runs (then with the decode
+// roofline: tokens/s <= bandwidth / bytes of weights read per token).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -9,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "engine/kernel_target.h"
 #include "engine/kernels.h"
 
 namespace dormouse::cli {
@@ -20,12 +24,14 @@ struct BenchOptions {
   int n_gen = 128;
   int threads = 0;
   int reps = 5;
-  int depth = 0;  // tokens already in the context when timing starts (llama-bench -d)
+  int depth = 0;       // tokens already in the context when timing starts (llama-bench -d)
+  std::string target;  // kernel target ceiling; "" keeps DORMOUSE_TARGET or the CPU's best
+  bool bandwidth = false;
   bool json = false;
 };
 
 struct Stats {
-  double mean = 0, stddev = 0;
+  double mean = 0, stddev = 0, best = 0;
 };
 
 Stats Summarize(const std::vector<double>& v) {
@@ -33,12 +39,41 @@ Stats Summarize(const std::vector<double>& v) {
   if (v.empty()) return s;
   for (double x : v) s.mean += x;
   s.mean /= static_cast<double>(v.size());
+  s.best = *std::max_element(v.begin(), v.end());
   if (v.size() > 1) {
     double acc = 0;
     for (double x : v) acc += (x - s.mean) * (x - s.mean);
     s.stddev = std::sqrt(acc / static_cast<double>(v.size() - 1));
   }
   return s;
+}
+
+// Memory read bandwidth in bytes/s, best of `reps`, as ../shared/BENCHMARKS.md measured it:
+// every thread streams its share of a buffer far larger than the caches (a dot product of
+// the share with itself: one load stream, no writes).
+double MeasureReadBandwidth(ThreadPool& pool, int reps) {
+  constexpr size_t kBytes = size_t{1} << 29;
+  std::vector<float> buf(kBytes / sizeof(float), 1.0f);  // written: backed by real pages
+  std::vector<float> sink(static_cast<size_t>(pool.size()));
+  double best = 0;
+  for (int r = 0; r <= reps; ++r) {  // r == 0 is the warm-up
+    auto t0 = std::chrono::steady_clock::now();
+    pool.Run([&](int i, int n) {
+      auto [b, e] = ThreadPool::Share(static_cast<int64_t>(buf.size()), i, n, 1024);
+      sink[i] = DotF32(buf.data() + b, buf.data() + b, e - b);
+    });
+    std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    if (r > 0) best = std::max(best, static_cast<double>(kBytes) / dt.count());
+  }
+  return best;
+}
+
+// Bytes of weights one decoded token reads: every matrix once, and of the token embedding
+// only one row unless it doubles as the output matrix.
+uint64_t DecodeBytesPerToken(const Model& m) {
+  const Weight& e = m.token_embd();
+  const uint64_t embd = static_cast<uint64_t>(e.rows) * e.row_bytes;
+  return m.weight_bytes() - (m.tied_output() ? 0 : embd - e.row_bytes);
 }
 
 // Tokens/s of one prefill of `tokens` after the first `depth` positions.
@@ -64,12 +99,12 @@ StatusOr<double> TimeDecode(InferenceContext& ctx, const std::vector<int32_t>& t
   return static_cast<double>(tokens.size()) / dt.count();
 }
 
-int Bench(const BenchOptions& o) {
-  ContextParams cp;
-  cp.n_ctx = o.depth + std::max(o.n_prompt, o.n_gen) + 1;
-  StatusOr<Engine> loaded = LoadEngine(o.model, o.threads, cp);
-  if (!loaded.ok()) return Fail(loaded.status());
-  Engine& e = *loaded;
+struct Timings {
+  Stats pp, tg;
+};
+
+// pp and tg repetitions on `e`, after one warm-up run.
+StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o) {
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(e.ctx->n_vocab() - 1));
   auto random_tokens = [&](int n) {
@@ -79,41 +114,103 @@ int Bench(const BenchOptions& o) {
   };
   std::vector<int32_t> prompt = random_tokens(o.n_prompt), gen = random_tokens(o.n_gen);
   if (o.depth > 0) {  // the context every repetition starts from; not timed
-    if (Status s = e.ctx->Eval(random_tokens(o.depth)); !s.ok()) return Fail(s);
+    DM_RETURN_IF_ERROR(e.ctx->Eval(random_tokens(o.depth)));
   }
   std::vector<double> pp, tg;
   for (int r = 0; r <= o.reps; ++r) {  // r == 0 is the warm-up
     if (o.n_prompt > 0) {
-      StatusOr<double> v = TimePrefill(*e.ctx, prompt, o.depth);
-      if (!v.ok()) return Fail(v.status());
-      if (r > 0) pp.push_back(*v);
+      DM_ASSIGN_OR_RETURN(double v, TimePrefill(*e.ctx, prompt, o.depth));
+      if (r > 0) pp.push_back(v);
     }
     if (o.n_gen > 0) {
-      StatusOr<double> v = TimeDecode(*e.ctx, gen, o.depth);
-      if (!v.ok()) return Fail(v.status());
-      if (r > 0) tg.push_back(*v);
+      DM_ASSIGN_OR_RETURN(double v, TimeDecode(*e.ctx, gen, o.depth));
+      if (r > 0) tg.push_back(v);
     }
   }
-  Stats p = Summarize(pp), g = Summarize(tg);
-  const std::string name = o.model.substr(o.model.find_last_of('/') + 1);
-  if (o.json) {
-    nlohmann::json j = {
-        {"model", name},          {"threads", e.pool->size()}, {"kernels", KernelTargetName()},
-        {"n_prompt", o.n_prompt}, {"n_gen", o.n_gen},          {"depth", o.depth},
-        {"reps", o.reps},         {"pp_tps", p.mean},          {"pp_tps_stddev", p.stddev},
-        {"tg_tps", g.mean},       {"tg_tps_stddev", g.stddev}};
-    std::cout << j.dump(2) << "\n";
-    return 0;
+  return Timings{Summarize(pp), Summarize(tg)};
+}
+
+// What one run measured; bandwidth and roofline are 0 when not measured.
+struct Report {
+  std::string model;
+  int threads = 0;
+  Timings t;
+  double bandwidth = 0;          // bytes/s
+  uint64_t bytes_per_token = 0;  // decode
+  double Roofline() const { return bytes_per_token ? bandwidth / bytes_per_token : 0; }
+};
+
+void PrintJson(const BenchOptions& o, const Report& r) {
+  nlohmann::json j = {{"threads", r.threads}, {"kernels", KernelTargetName()}, {"reps", o.reps}};
+  if (r.bandwidth > 0) j["bandwidth_gbs"] = r.bandwidth / 1e9;
+  if (!r.model.empty()) {
+    j.update({{"model", r.model},
+              {"n_prompt", o.n_prompt},
+              {"n_gen", o.n_gen},
+              {"depth", o.depth},
+              {"pp_tps", r.t.pp.mean},
+              {"pp_tps_stddev", r.t.pp.stddev},
+              {"pp_tps_best", r.t.pp.best},
+              {"tg_tps", r.t.tg.mean},
+              {"tg_tps_stddev", r.t.tg.stddev},
+              {"tg_tps_best", r.t.tg.best},
+              {"decode_bytes_per_token", r.bytes_per_token}});
   }
-  std::cout << fmt::format("model: {}  threads: {}  kernels: {}  reps: {}\n", name,
+  if (r.Roofline() > 0) j["roofline_tps"] = r.Roofline();
+  std::cout << j.dump(2) << "\n";
+}
+
+void PrintText(const BenchOptions& o, const Report& r) {
+  std::cout << fmt::format("{}threads: {}  kernels: {}  reps: {}\n",
+                           r.model.empty() ? "" : "model: " + r.model + "  ",
                            DescribeThreads(o.threads), KernelTargetName(), o.reps);
+  if (r.bandwidth > 0) {
+    std::cout << fmt::format("read bandwidth {:8.1f} GB/s (streaming read, best)\n",
+                             r.bandwidth / 1e9);
+  }
+  if (r.model.empty()) return;
+  const Stats &p = r.t.pp, &g = r.t.tg;
   if (o.n_prompt > 0) {
-    std::cout << fmt::format("pp{:<5} {:10.2f} ± {:.2f} tokens/s\n", o.n_prompt, p.mean, p.stddev);
+    std::cout << fmt::format("pp{:<5} {:10.2f} ± {:.2f} tokens/s (best {:.2f})\n", o.n_prompt,
+                             p.mean, p.stddev, p.best);
   }
   if (o.n_gen > 0) {
-    std::cout << fmt::format("tg{:<5} {:10.2f} ± {:.2f} tokens/s{}\n", o.n_gen, g.mean, g.stddev,
+    std::cout << fmt::format("tg{:<5} {:10.2f} ± {:.2f} tokens/s (best {:.2f}){}\n", o.n_gen,
+                             g.mean, g.stddev, g.best,
                              o.depth ? fmt::format(" @ depth {}", o.depth) : "");
   }
+  if (o.n_gen > 0 && r.Roofline() > 0) {
+    std::cout << fmt::format(
+        "roofline {:8.2f} tokens/s ({:.1f} MB of weights per token); best tg at {:.2f} of it\n",
+        r.Roofline(), static_cast<double>(r.bytes_per_token) / 1e6, g.best / r.Roofline());
+  }
+}
+
+int Bench(const BenchOptions& o) {
+  if (o.model.empty() && !o.bandwidth)
+    return Fail(Status::Error("bench needs a model file or --bandwidth"));
+  if (!o.target.empty()) {
+    if (Status s = RestrictKernelTarget(o.target); !s.ok()) return Fail(s);
+  }
+  Report r;
+  if (o.model.empty()) {
+    ThreadPool pool(ResolveThreadCount(o.threads));
+    r.threads = pool.size();
+    r.bandwidth = MeasureReadBandwidth(pool, o.reps);
+  } else {
+    ContextParams cp;
+    cp.n_ctx = o.depth + std::max(o.n_prompt, o.n_gen) + 1;
+    StatusOr<Engine> loaded = LoadEngine(o.model, o.threads, cp);
+    if (!loaded.ok()) return Fail(loaded.status());
+    r.model = o.model.substr(o.model.find_last_of('/') + 1);
+    r.threads = loaded->pool->size();
+    if (o.bandwidth) r.bandwidth = MeasureReadBandwidth(*loaded->pool, o.reps);
+    r.bytes_per_token = DecodeBytesPerToken(*loaded->model);
+    StatusOr<Timings> t = TimeModel(*loaded, o);
+    if (!t.ok()) return Fail(t.status());
+    r.t = *t;
+  }
+  o.json ? PrintJson(o, r) : PrintText(o, r);
   return 0;
 }
 
@@ -122,7 +219,7 @@ int Bench(const BenchOptions& o) {
 void AddBenchCommand(CLI::App& app, Action* action) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prefill and decode tokens/s");
-  cmd->add_option("model", o->model, "GGUF model file")->required();
+  cmd->add_option("model", o->model, "GGUF model file");
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens (pp test)")
       ->check(CLI::Range(0, 1 << 16));
   cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens (tg test)")
@@ -132,6 +229,13 @@ void AddBenchCommand(CLI::App& app, Action* action) {
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions")->check(CLI::Range(1, 1000));
   cmd->add_option("-d,--depth", o->depth, "Tokens already in the context (llama-bench -d)")
       ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--target", o->target,
+                  fmt::format("Kernel target or lower: {} (default: $DORMOUSE_TARGET, else the "
+                              "CPU's best)",
+                              kKernelTargetNames));
+  cmd->add_flag("--bandwidth", o->bandwidth,
+                "Measure the memory read bandwidth (alone, or before the model's runs: then the "
+                "decode roofline is printed too)");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o, action] { *action = [o] { return Bench(*o); }; });
 }

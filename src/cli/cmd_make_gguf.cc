@@ -1,6 +1,6 @@
 // `dormouse make-gguf -o OUT (--like FILE | --dim D --layers L --heads H --ffn F --vocab V)
-// [--kv-heads K] [--type Q4_K_M] [--pure] [--tokenizer FILE]`: writes a random llama of a
-// given shape and tensor type, for benchmarks (the engine's random_model.h).
+// [--kv-heads K] [--type Q4_K_M] [--pure] [--tied] [--rope-base B] [--tokenizer FILE]`: writes a
+// random llama of a given shape and tensor type, for benchmarks (the engine's random_model.h).
 #include <iostream>
 #include <optional>
 
@@ -15,7 +15,8 @@ namespace {
 struct MakeGgufOptions {
   std::string out, like, tokenizer, type = "Q8_0";
   int64_t dim = 0, layers = 0, heads = 0, kv_heads = 0, ffn = 0, vocab = 0, ctx = 0;
-  bool pure = false;
+  float rope_base = 0;
+  bool pure = false, tied = false;
   uint64_t seed = 1;
 };
 
@@ -38,6 +39,8 @@ int MakeGguf(const MakeGgufOptions& o) {
   if (!o.kv_heads && !like) s.n_head_kv = s.n_head;
   if (o.ffn) s.n_ff = o.ffn;
   if (o.ctx) s.n_ctx = o.ctx;
+  if (o.rope_base > 0) s.rope_freq_base = o.rope_base;
+  if (o.tied) s.tied_output = true;
   s.type = o.type;
   s.pure = o.pure;
   s.seed = o.seed;
@@ -60,7 +63,8 @@ int MakeGguf(const MakeGgufOptions& o) {
   }
   std::cout << o.out << ": random llama, dim " << s.n_embd << ", " << s.n_layer << " layers, "
             << s.n_head << "/" << s.n_head_kv << " heads, ffn " << s.n_ff << ", vocab " << s.n_vocab
-            << ", " << s.type << (s.pure ? " (pure)" : "") << "\n";
+            << ", " << s.type << (s.pure ? " (pure)" : "") << (s.tied_output ? ", tied output" : "")
+            << "\n";
   return 0;
 }
 
@@ -87,6 +91,9 @@ void AddMakeGgufCommand(CLI::App& app, Action* action) {
       ->check(CLI::Range(1, 1 << 22));
   cmd->add_option("--ctx", o->ctx, "Training context length in the metadata (default 2048)")
       ->check(CLI::Range(1, 1 << 24));
+  cmd->add_option("--rope-base", o->rope_base, "RoPE frequency base (default 10000)")
+      ->check(CLI::Range(1.0f, 1e9f));
+  cmd->add_flag("--tied", o->tied, "No output matrix: the output reuses token_embd");
   cmd->add_option("--seed", o->seed, "Random seed");
   cmd->callback([o, action] { *action = [o] { return MakeGguf(*o); }; });
 }

@@ -3,6 +3,8 @@
 
 #include "base/allocator.h"
 #include "cli/commands.h"
+#include "cli/common.h"
+#include "engine/kernel_target.h"
 
 int main(int argc, char** argv) {
   dormouse::TuneAllocatorForReclaim();
@@ -24,6 +26,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  // Before any command runs a kernel: DORMOUSE_TARGET=avx2 makes every command measure or
+  // serve with the AVX2 kernels.
+  if (dormouse::Status s = dormouse::RestrictKernelTargetFromEnvironment(); !s.ok()) {
+    return dormouse::cli::Fail(s);
   }
   return action ? action() : 1;
 }

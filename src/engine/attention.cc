@@ -2,19 +2,19 @@
 
 #include <cmath>
 
+#include "engine/kernel_target.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
 namespace dormouse {
 namespace attention_internal {
-namespace {
 
 // ggml's F16 dot product (ggml_vec_dot_f16) on AVX-512: blocks of 64 go through four
 // 16-lane F32 accumulators (FMA of exact F16 x F16 products), reduced pairwise and then
 // across lanes in the order GCC's _mm512_reduce_add_ps uses; the tail is summed in
 // double. The order matters only in the last bit, but that bit can decide a near-tied
 // greedy token.
-float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
+float DotF16Reference(const uint16_t* x, const uint16_t* y, int64_t n) {
   const int64_t np = n & ~int64_t{63};
   double sum = 0.0;
   if (np > 0) {
@@ -29,18 +29,34 @@ float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
     }
     float a[16];
     for (int l = 0; l < 16; ++l) a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    float t3[8], t6[4];
-    for (int l = 0; l < 8; ++l) t3[l] = a[8 + l] + a[l];
-    for (int l = 0; l < 4; ++l) t6[l] = t3[4 + l] + t3[l];
-    sum = static_cast<double>((t6[0] + t6[2]) + (t6[1] + t6[3]));
+    sum = ReduceLanes16(a);
   }
   for (int64_t i = np; i < n; ++i) sum += static_cast<double>(F16ToF32(x[i]) * F16ToF32(y[i]));
   return static_cast<float>(sum);
 }
 
-}  // namespace
+double ReduceLanes16(const float* a) {
+  float t3[8], t6[4];
+  for (int l = 0; l < 8; ++l) t3[l] = a[8 + l] + a[l];
+  for (int l = 0; l < 4; ++l) t6[l] = t3[4 + l] + t3[l];
+  return static_cast<double>((t6[0] + t6[2]) + (t6[1] + t6[3]));
+}
 
-void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out) {
+void ScaleF16Reference(uint16_t* y, float v, int64_t n) {  // ggml_vec_scale_f16
+  for (int64_t d = 0; d < n; ++d) y[d] = F32ToF16(F16ToF32(y[d]) * v);
+}
+
+void MadF16Reference(uint16_t* y, const uint16_t* x, float v, int64_t n) {  // ggml_vec_mad_f16
+  for (int64_t d = 0; d < n; ++d) y[d] = F32ToF16(std::fma(F16ToF32(x[d]), v, F16ToF32(y[d])));
+}
+
+namespace {
+
+// The F16 path, once for the scalar reference and once for the dispatched kernels.
+template <float (*Dot)(const uint16_t*, const uint16_t*, int64_t),
+          void (*Scale)(uint16_t*, float, int64_t),
+          void (*Mad)(uint16_t*, const uint16_t*, float, int64_t)>
+void AttendF16With(const AttentionArgs& a, const AttentionScratch& s, float* out) {
   const int64_t hd = a.head_dim;
   ConvertF32ToF16(a.q, s.q16, hd);
   for (int64_t d = 0; d < hd; ++d) s.acc16[d] = 0;
@@ -48,23 +64,31 @@ void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float
   for (int64_t j = a.first_key; j < a.n_keys; ++j) {
     const uint16_t* k = reinterpret_cast<const uint16_t*>(a.KRow(j)) + a.offset;
     const uint16_t* v = reinterpret_cast<const uint16_t*>(a.VRow(j)) + a.offset;
-    const float score = a.Score(DotF16(k, s.q16, hd));
+    const float score = a.Score(Dot(k, s.q16, hd));
     float ms = 1.0f, vs = 1.0f;
-    if (score > M) {  // a new maximum: rescale what was accumulated (ggml_vec_scale_f16)
+    if (score > M) {  // a new maximum: rescale what was accumulated
       const float old = M;
       M = score;
       ms = std::exp(old - M);
-      for (int64_t d = 0; d < hd; ++d) s.acc16[d] = F32ToF16(F16ToF32(s.acc16[d]) * ms);
+      Scale(s.acc16, ms, hd);
     } else {
       vs = std::exp(score - M);
     }
-    for (int64_t d = 0; d < hd; ++d) {  // ggml_vec_mad_f16
-      s.acc16[d] = F32ToF16(std::fma(F16ToF32(v[d]), vs, F16ToF32(s.acc16[d])));
-    }
+    Mad(s.acc16, v, vs, hd);
     S = std::fma(S, ms, vs);  // contracted, as ggml's -O3 -march=native build does
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = F16ToF32(s.acc16[d]) * inv;
+}
+
+}  // namespace
+
+void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out) {
+  AttendF16With<DotF16Reference, ScaleF16Reference, MadF16Reference>(a, s, out);
+}
+
+void AttendF16Portable(const AttentionArgs& a, const AttentionScratch& s, float* out) {
+  AttendF16With<DotF16Ggml, ScaleF16, MadF16>(a, s, out);
 }
 
 }  // namespace attention_internal
@@ -98,20 +122,19 @@ void AttendF32(const AttentionArgs& a, const AttentionScratch& s, float* out) {
 }  // namespace
 
 void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratch, float* out) {
-  static const bool kAvx512 = attention_internal::HaveAvx512();
   if (!f16) {
     AttendF32(a, scratch, out);
-  } else if (kAvx512) {
+  } else if (AllowAvx512Attention()) {
     attention_internal::AttendF16Avx512(a, scratch, out);
   } else {
-    attention_internal::AttendF16Reference(a, scratch, out);
+    attention_internal::AttendF16Portable(a, scratch, out);
   }
 }
 
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
                  float* const* out) {
-  static const bool kAvx512 = attention_internal::HaveAvx512();
-  if (f16 && kAvx512 && attention_internal::AttendGroupF16Avx512(a, n, scratch, out)) return;
+  if (f16 && AllowAvx512Attention() && attention_internal::AttendGroupF16Avx512(a, n, scratch, out))
+    return;
   for (int i = 0; i < n; ++i) AttendHead(a[i], f16, scratch, out[i]);
 }
 

@@ -11,8 +11,9 @@
 // Masked keys (outside a sliding window) are skipped, as ggml skips -inf mask entries;
 // gemma2's attention soft-cap applies to each scaled score before the softmax.
 //
-// The F16 path has a scalar reference and an AVX-512 variant that gives the same bits
-// (same operations, same order); AttendHead dispatches once on the CPU's features.
+// The F16 path has a scalar reference, an AVX-512 variant and a portable one (Highway
+// kernels, vectorized from AVX2 on) that give the same bits (same operations, same order);
+// AttendHead picks by the CPU's features and DORMOUSE_TARGET.
 #pragma once
 
 #include <cmath>
@@ -62,6 +63,17 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
 namespace attention_internal {
 // The F16 path's variants, exposed for the test that holds them to each other.
 void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out);
+// The same steps through the dispatched kernels (kernels.h DotF16Ggml, ScaleF16, MadF16):
+// vectorized on AVX2, identical bits.
+void AttendF16Portable(const AttentionArgs& a, const AttentionScratch& s, float* out);
+// Its steps' scalar references: ggml's F16 dot in its AVX-512 order, and the F16
+// accumulator's rescale (y = f16(y * v)) and multiply-add (y = f16(fma(x, v, y))).
+float DotF16Reference(const uint16_t* x, const uint16_t* y, int64_t n);
+void ScaleF16Reference(uint16_t* y, float v, int64_t n);
+void MadF16Reference(uint16_t* y, const uint16_t* x, float v, int64_t n);
+// (((a[l] + a[8 + l]) ... ): the last steps of DotF16Reference, the order of GCC's
+// _mm512_reduce_add_ps over 16 lanes, in double.
+double ReduceLanes16(const float* a);
 bool HaveAvx512();
 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* out);
 // False when head_dim has no grouped variant (the caller falls back to AttendHead).

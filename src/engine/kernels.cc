@@ -19,6 +19,7 @@
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
 #include "engine/kernels_legacy.h"
+#include "engine/kernels_portable-inl.h"
 #include "engine/kernels_quant-inl.h"
 #include "engine/kernels_quant_legacy-inl.h"
 #include "engine/kernels_reference.h"
@@ -100,7 +101,11 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
     return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                               out_stride);
   }
-  MatMulQuantPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
+  if (portable::HasTiledKernel(wtype)) {
+    return portable::MatMulTiled(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                 out_stride);
+  }
+  MatMulLegacyPortable(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #endif
 }
 
@@ -109,6 +114,9 @@ float DotF32F16T(const float* a, const uint16_t* b, int64_t n) { return DotF32F1
 void AxpyF32T(float alpha, const float* x, float* y, int64_t n) { AxpyF32(alpha, x, y, n); }
 void AxpyF16T(float alpha, const uint16_t* x, float* y, int64_t n) { AxpyF16(alpha, x, y, n); }
 void ConvertF32ToF16T(const float* x, uint16_t* out, int64_t n) { ConvertF32ToF16(x, out, n); }
+float DotF16GgmlT(const uint16_t* x, const uint16_t* y, int64_t n) { return DotF16Ggml(x, y, n); }
+void ScaleF16T(uint16_t* y, float v, int64_t n) { ScaleF16(y, v, n); }
+void MadF16T(uint16_t* y, const uint16_t* x, float v, int64_t n) { MadF16(y, x, v, n); }
 void RmsNormT(const float* x, const float* w, float eps, int64_t n, float* out) {
   RmsNorm(x, w, eps, n, out);
 }
@@ -131,6 +139,9 @@ HWY_EXPORT(DotF32F16T);
 HWY_EXPORT(AxpyF32T);
 HWY_EXPORT(AxpyF16T);
 HWY_EXPORT(ConvertF32ToF16T);
+HWY_EXPORT(DotF16GgmlT);
+HWY_EXPORT(ScaleF16T);
+HWY_EXPORT(MadF16T);
 HWY_EXPORT(RmsNormT);
 HWY_EXPORT(SwiGluT);
 
@@ -181,6 +192,13 @@ void AxpyF16(float alpha, const uint16_t* x_f16, float* y, int64_t n) {
 }
 void ConvertF32ToF16(const float* x, uint16_t* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(ConvertF32ToF16T)(x, out, n);
+}
+float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(DotF16GgmlT)(x, y, n);
+}
+void ScaleF16(uint16_t* y, float v, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleF16T)(y, v, n); }
+void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(MadF16T)(y, x, v, n);
 }
 void RmsNorm(const float* x, const float* w, float eps, int64_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(RmsNormT)(x, w, eps, n, out);

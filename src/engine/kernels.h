@@ -32,13 +32,20 @@ void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int
 // ---- Vector kernels (attention, norms, activations) -----------------------------------
 float DotF32(const float* a, const float* b, int64_t n);
 float DotF32F16(const float* a, const uint16_t* b_f16, int64_t n);
-void AxpyF32(float alpha, const float* x, float* y, int64_t n);        // y += alpha * x
+void AxpyF32(float alpha, const float* x, float* y, int64_t n);         // y += alpha * x
 void AxpyF16(float alpha, const uint16_t* x_f16, float* y, int64_t n);  // y += alpha * x
 void ConvertF32ToF16(const float* x, uint16_t* out, int64_t n);
 // out = x / sqrt(mean(x^2) + eps) * w   (out may alias x)
 void RmsNorm(const float* x, const float* w, float eps, int64_t n, float* out);
 // out = silu(gate) * up   (out may alias gate)
 void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
+
+// F16 steps of attention.cc's portable path, bit-identical to their scalar references there
+// (attention_internal::DotF16Reference, ScaleF16Reference, MadF16Reference): ggml's F16
+// dot product in its AVX-512 order, y = f16(y * v), y = f16(fma(x, v, y)).
+float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n);
+void ScaleF16(uint16_t* y, float v, int64_t n);
+void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n);
 
 // Name of the SIMD target the dispatcher picked ("AVX3_DL", "AVX2", ...), for `info`.
 const char* KernelTargetName();

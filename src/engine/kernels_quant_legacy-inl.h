@@ -109,7 +109,7 @@ HWY_INLINE void RowIQ4_XS(const BlockIQ4_XS* w, int64_t n, const uint8_t* const*
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
-// QuantRowsNT (kernels_quant-inl.h) for the quants_legacy.h types.
+// Rows [r0, r1) of a quants_legacy.h type against NT tokens (MatMulLegacyPortable).
 template <int NT>
 void LegacyRowsNT(GgmlType wtype, const uint8_t* w, int64_t n, int64_t r0, int64_t r1,
                   const uint8_t* act, size_t arow, float* out, int64_t out_stride) {

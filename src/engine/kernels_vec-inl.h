@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/attention.h"
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
 #include "hwy/contrib/math/math-inl.h"
@@ -105,6 +106,82 @@ void ConvertF32ToF16(const float* x, uint16_t* out, int64_t n) {
 #endif
   for (; i < n; ++i) out[i] = F32ToF16(x[i]);
 }
+
+// attention.cc's F16 steps (kernels.h). With F16C (x86 from AVX2 on) the conversions are
+// exact and round to nearest even, so vectors give the scalar references' bits; elsewhere
+// the references run.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// Lanes of ggml's 16-lane accumulators: 8 per vector on AVX2, 16 from AVX3 on.
+using DF16L = hn::CappedTag<float, 16>;
+constexpr int kAccVecs = 16 / HWY_MIN(16, static_cast<int>(HWY_LANES(float)));
+
+HWY_INLINE hn::Vec<DF16L> LoadF16(const uint16_t* p) {
+  const DF16L df;
+  const hn::Rebind<hwy::float16_t, DF16L> dh;
+  return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+}
+HWY_INLINE void StoreF16(hn::Vec<DF16L> v, uint16_t* p) {
+  const hn::Rebind<hwy::float16_t, DF16L> dh;
+  hn::StoreU(hn::DemoteTo(dh, v), dh, reinterpret_cast<hwy::float16_t*>(p));
+}
+
+float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
+  const DF16L df;
+  constexpr int64_t N = 16 / kAccVecs;
+  const int64_t np = n & ~int64_t{63};
+  double sum = 0.0;
+  if (np > 0) {
+    hn::Vec<DF16L> acc[4][kAccVecs];
+    for (auto& row : acc) {
+      for (auto& v : row) v = hn::Zero(df);
+    }
+    for (int64_t i = 0; i < np; i += 64) {
+      DM_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        DM_UNROLL
+        for (int v = 0; v < kAccVecs; ++v) {
+          const int64_t k = i + 16 * j + N * v;
+          acc[j][v] = hn::MulAdd(LoadF16(x + k), LoadF16(y + k), acc[j][v]);
+        }
+      }
+    }
+    HWY_ALIGN float a[16];
+    for (int v = 0; v < kAccVecs; ++v) {
+      hn::Store(hn::Add(hn::Add(acc[0][v], acc[2][v]), hn::Add(acc[1][v], acc[3][v])), df,
+                a + N * v);
+    }
+    sum = attention_internal::ReduceLanes16(a);
+  }
+  for (int64_t i = np; i < n; ++i) sum += static_cast<double>(F16ToF32(x[i]) * F16ToF32(y[i]));
+  return static_cast<float>(sum);
+}
+
+void ScaleF16(uint16_t* y, float v, int64_t n) {
+  const DF16L df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const auto vv = hn::Set(df, v);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) StoreF16(hn::Mul(LoadF16(y + i), vv), y + i);
+  attention_internal::ScaleF16Reference(y + i, v, n - i);
+}
+
+void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
+  const DF16L df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const auto vv = hn::Set(df, v);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) StoreF16(hn::MulAdd(LoadF16(x + i), vv, LoadF16(y + i)), y + i);
+  attention_internal::MadF16Reference(y + i, x + i, v, n - i);
+}
+#else
+float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
+  return attention_internal::DotF16Reference(x, y, n);
+}
+void ScaleF16(uint16_t* y, float v, int64_t n) { attention_internal::ScaleF16Reference(y, v, n); }
+void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
+  attention_internal::MadF16Reference(y, x, v, n);
+}
+#endif
 
 // F32 -> BF16 with ggml's rounding (nearest even, NaN kept quiet), in integer ops.
 void ConvertF32ToBF16(const float* x, uint16_t* out, int64_t n) {

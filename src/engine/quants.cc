@@ -49,16 +49,6 @@ int NearestInt(float x) {
   return static_cast<int>(FloatBits(v) & 0x007fffff) - 0x00400000;
 }
 
-void GetScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = static_cast<uint8_t>((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 void SetScaleMinK4(int j, uint8_t sc, uint8_t m, uint8_t* q) {
   assert(sc < 64 && m < 64);
   if (j < 4) {

@@ -71,7 +71,16 @@ inline uint16_t F32ToBF16(float f);  // round-to-nearest-even, NaN kept quiet (a
 int NearestInt(float x);
 
 // Q4_K's packed 6-bit scale and min of sub-block j (0..7).
-void GetScaleMinK4(int j, const uint8_t* scales, uint8_t* sc, uint8_t* m);
+// Inline: the kernels unpack 8 per super-block, and a call each cost as much as unpacking.
+inline void GetScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = static_cast<uint8_t>((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 void SetScaleMinK4(int j, uint8_t sc, uint8_t m, uint8_t* scales);
 
 // ---- Rows -----------------------------------------------------------------------------

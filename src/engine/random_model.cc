@@ -133,7 +133,9 @@ Status AddTensors(GgufWriter& w, const RandomModelSpec& s) {
   const int64_t head_dim = s.n_embd / s.n_head, kv = head_dim * s.n_head_kv;
   DM_RETURN_IF_ERROR(AddMatrix(w, s, "token_embd.weight", s.n_embd, s.n_vocab, -1));
   DM_RETURN_IF_ERROR(AddNorm(w, s, "output_norm.weight"));
-  DM_RETURN_IF_ERROR(AddMatrix(w, s, "output.weight", s.n_embd, s.n_vocab, -1));
+  if (!s.tied_output) {
+    DM_RETURN_IF_ERROR(AddMatrix(w, s, "output.weight", s.n_embd, s.n_vocab, -1));
+  }
   for (int64_t i = 0; i < s.n_layer; ++i) {
     const std::string p = fmt::format("blk.{}.", i);
     DM_RETURN_IF_ERROR(AddNorm(w, s, p + "attn_norm.weight"));
@@ -238,8 +240,10 @@ Status CheckSpec(const RandomModelSpec& s) {
 
 }  // namespace
 
-StatusOr<GgmlType> TensorTypeOrError(const RandomModelSpec& spec, const std::string& name,
+StatusOr<GgmlType> TensorTypeOrError(const RandomModelSpec& spec, const std::string& in_name,
                                      int64_t layer) {
+  const std::string name =
+      spec.tied_output && in_name == "token_embd.weight" ? "output.weight" : in_name;
   const std::string t = Upper(spec.type);
   for (const Mix& m : kMixes) {
     if (t != m.name) continue;
@@ -280,6 +284,7 @@ StatusOr<RandomModelSpec> SpecLikeOrError(const GgufFile& like) {
   s.n_ctx = c->n_ctx_train;
   s.rope_freq_base = c->rope_freq_base;
   s.rms_eps = c->rms_eps;
+  s.tied_output = like.FindTensor("output.weight") == nullptr;
   return s;
 }
 

@@ -24,6 +24,9 @@ struct RandomModelSpec {
   // attn_output tensors); `pure` puts every matrix in the named type instead.
   std::string type = "Q8_0";
   bool pure = false;
+  // No output.weight: the output reuses token_embd (Llama 3.2 1B, Qwen2.5 0.5B), which then
+  // takes the output's type, as llama-quantize gives it.
+  bool tied_output = false;
   uint64_t seed = 1;
 };
 

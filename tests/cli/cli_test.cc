@@ -23,8 +23,10 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-Result RunCli(const std::string& args) {
-  std::string cmd = std::string(DM_BINARY) + " " + args + " 2>&1";
+// `env` ("NAME=value ...") is set for the command only.
+Result RunCli(const std::string& args, const std::string& env = "") {
+  std::string cmd =
+      (env.empty() ? "" : "env " + env + " ") + std::string(DM_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   Result r{-1, ""};
   if (p == nullptr) return r;
@@ -91,6 +93,41 @@ TEST(CliTest, BenchPrintsThroughput) {
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["pp_tps"].get<double>(), 0);
   EXPECT_GT(j["tg_tps"].get<double>(), 0);
+}
+
+TEST(CliTest, BenchMeasuresBandwidthAndTheDecodeRoofline) {
+  Result r = RunCli("bench --bandwidth -r 1 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_GT(nlohmann::json::parse(r.out)["bandwidth_gbs"].get<double>(), 0);
+  r = RunCli("bench " + kStories + " --bandwidth -p 8 -n 4 -r 1 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  // Every weight is read per token, of the token embedding (512 x 64 F32) only one row.
+  const double bytes = j["decode_bytes_per_token"].get<double>();
+  EXPECT_LT(bytes, 1.2e6 - 512 * 64 * 4 + 64 * 4);
+  EXPECT_GT(bytes, 0.9e6);
+  EXPECT_LT(bytes, static_cast<double>(fs::file_size(kStories)));
+  EXPECT_NEAR(j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>() * 1e9 / bytes,
+              1e-6 * j["roofline_tps"].get<double>());
+  r = RunCli("bench");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "error: bench needs a model file or --bandwidth\n");
+}
+
+TEST(CliTest, BenchTargetSwitchCapsTheKernels) {
+  Result r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --json --target avx2");
+  if (r.out.find("this CPU lacks AVX2") != std::string::npos) GTEST_SKIP() << r.out;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "AVX2");
+  r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --target avx3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "error: unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, scalar)\n");
+  r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --json", "DORMOUSE_TARGET=scalar");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "SCALAR");
+  r = RunCli("info " + kStories, "DORMOUSE_TARGET=avx");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("DORMOUSE_TARGET: unknown kernel target 'avx'"), std::string::npos) << r.out;
 }
 
 TEST(CliTest, InfoDescribesModel) {

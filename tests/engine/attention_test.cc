@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/quants.h"
+#include "kernel_checker.h"
 
 namespace dormouse {
 namespace {
@@ -74,6 +75,34 @@ TEST(AttentionTest, Avx512VariantMatchesReferenceBitForBit) {
       for (int64_t i = 0; i < hd; ++i) {
         EXPECT_NEAR(got[i], exact[i], 0.02 + 0.01 * std::abs(exact[i])) << "hd " << hd;
       }
+    }
+  }
+}
+
+// The portable path (Highway kernels, vectorized with F16C from AVX2 on) on every compiled
+// target: what CPUs without AVX-512 and DORMOUSE_TARGET=avx2 run.
+TEST(AttentionTest, PortableVariantMatchesReferenceBitForBitOnEveryTarget) {
+  for (int64_t hd : {8, 32, 64, 80, 128, 192}) {
+    for (int64_t n_keys : {1, 2, 17, 300}) {
+      Case c = Make(hd, n_keys, 2, static_cast<uint32_t>(hd * 1000 + n_keys));
+      std::vector<uint16_t> q16(hd), acc16(hd);
+      std::vector<float> acc32(hd), want(hd);
+      AttentionScratch s{q16.data(), acc16.data(), acc32.data()};
+      AttentionArgs a{c.q.data(),
+                      reinterpret_cast<const uint8_t*>(c.k.data()),
+                      reinterpret_cast<const uint8_t*>(c.v.data()),
+                      static_cast<size_t>(c.row_elems) * 2,
+                      hd,
+                      n_keys,
+                      hd,
+                      1.0f / std::sqrt(static_cast<float>(hd))};
+      attention_internal::AttendF16Reference(a, s, want.data());
+      kernel_test::ForEachTarget([&] {
+        std::vector<float> got(hd);
+        attention_internal::AttendF16Portable(a, s, got.data());
+        ASSERT_EQ(std::memcmp(want.data(), got.data(), hd * sizeof(float)), 0)
+            << "hd " << hd << " keys " << n_keys;
+      });
     }
   }
 }

@@ -148,6 +148,26 @@ TEST(GgufWriterTest, MixesFollowLlamaQuantize) {
   EXPECT_NE(bad.status().message().find("unknown or unsupported type 'Q9_K'"), std::string::npos);
 }
 
+TEST(GgufWriterTest, TiedOutputReusesTheEmbeddingInTheOutputsType) {
+  RandomModelSpec s = SmallSpec("Q4_K_M");
+  s.tied_output = true;
+  s.rope_freq_base = 500000.0f;
+  const std::string path = TempPath("tied.gguf");
+  Status st = WriteRandomModelOrError(s, nullptr, path);
+  ASSERT_TRUE(st.ok()) << st.message();
+  StatusOr<GgufFile> out = GgufFile::OpenOrError(path);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->FindTensor("output.weight"), nullptr);
+  EXPECT_EQ(TypeOf(*out, "token_embd.weight"), GgmlType::kQ6_K);  // as llama-quantize's tied
+  EXPECT_EQ(TypeOf(*out, "blk.2.ffn_up.weight"), GgmlType::kQ4_K);
+  StatusOr<RandomModelSpec> back = SpecLikeOrError(*out);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->tied_output);
+  EXPECT_EQ(back->rope_freq_base, 500000.0f);
+  ExpectRuns(path);
+  fs::remove(path);
+}
+
 TEST(GgufWriterTest, LikeCopiesShapeAndTokenizer) {
   const std::string src = std::string(DM_SHARED_DIR) + "/models/stories260K.gguf";
   StatusOr<GgufFile> like = GgufFile::OpenOrError(src);

@@ -45,6 +45,32 @@ TEST(KernelTest, MatMulRowsMatchesReferenceOnEveryTarget) {
   }
 }
 
+// Below AVX-512 VNNI the quantized matmuls give the reference's bits, so every such CPU
+// picks the same greedy tokens (a lane-parallel float sum, though within the tolerance of
+// MatMulRowsMatchesReferenceOnEveryTarget, flipped one on llama-58m-q8_0).
+TEST(KernelTest, PortableQuantMatMulsAreBitExact) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const int64_t rows = 21, n = 1024;
+    for (int64_t tokens : {1, 3, 4, 9}) {
+      std::vector<uint8_t> w = kernel_test::MakeWeights(type, rows, n, 3);
+      const size_t arow = PreparedRowBytes(type, n);
+      std::vector<float> x = RandomRow(n * tokens, 4, 2.0f);
+      std::vector<uint8_t> act(arow * tokens);
+      for (int64_t t = 0; t < tokens; ++t) {
+        reference::PrepareActivations(type, x.data() + t * n, n, act.data() + t * arow);
+      }
+      std::vector<float> want(rows * tokens);
+      reference::MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, want.data(), rows);
+      ForEachTarget([&] {
+        if (std::string(KernelTargetName()) == "AVX3_DL") return;
+        std::vector<float> got(want.size());
+        MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, got.data(), rows);
+        EXPECT_EQ(got, want) << TypeName(type) << " tokens=" << tokens;
+      });
+    }
+  }
+}
+
 TEST(KernelTest, PrepareHandlesZerosAndTies) {
   for (GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kF16, GgmlType::kBF16}) {

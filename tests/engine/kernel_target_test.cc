@@ -1,0 +1,85 @@
+// The runtime ceiling on the kernel target (DORMOUSE_TARGET, `bench --target`) changes what
+// dispatch picks, attention included, and rejects what it cannot honour with a clear error.
+#include "engine/kernel_target.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <string>
+
+#include "engine/attention.h"
+#include "engine/kernels.h"
+#include "engine/kernels_internal.h"
+#include "hwy/targets.h"
+
+namespace dormouse {
+namespace {
+
+class KernelTargetTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    hwy::SetSupportedTargetsForTest(0);
+    ASSERT_TRUE(RestrictKernelTarget("").ok());
+    unsetenv("DORMOUSE_TARGET");
+  }
+  static bool CpuHas(int64_t targets) { return (hwy::SupportedTargets() & targets) != 0; }
+};
+
+TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
+  const std::string best = hwy::TargetName(CompiledKernelTargets()[0]);
+  struct Case {
+    const char* name;
+    int64_t needs;
+    std::string expect;
+    bool avx512_attention;
+  } cases[] = {
+      {"avx2", HWY_AVX2, "AVX2", false},
+      {"sse4", HWY_SSE4, "SSE4", false},
+      {"scalar", HWY_SCALAR, "SCALAR", false},
+      {"avx512", HWY_AVX3 | HWY_AVX3_DL, best, attention_internal::HaveAvx512()},
+  };
+  for (const Case& c : cases) {
+    if (!CpuHas(c.needs)) continue;
+    SCOPED_TRACE(c.name);
+    ASSERT_TRUE(RestrictKernelTarget(c.name).ok());
+    EXPECT_EQ(KernelTargetName(), c.expect);
+    EXPECT_EQ(AllowAvx512Attention(), c.avx512_attention);
+  }
+  ASSERT_TRUE(RestrictKernelTarget("").ok());
+  EXPECT_EQ(KernelTargetName(), best);
+  EXPECT_EQ(AllowAvx512Attention(), attention_internal::HaveAvx512());
+}
+
+TEST_F(KernelTargetTest, UnknownNameListsTheAcceptedOnes) {
+  Status s = RestrictKernelTarget("avx3");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, scalar)");
+  EXPECT_EQ(KernelTargetName(), std::string(hwy::TargetName(CompiledKernelTargets()[0])));
+}
+
+TEST_F(KernelTargetTest, TargetTheCpuLacksSaysSo) {
+  // A CPU with AVX2 at most.
+  hwy::SetSupportedTargetsForTest(HWY_AVX2 | HWY_SSE4 | HWY_SSSE3 | HWY_SCALAR);
+  Status s = RestrictKernelTarget("avx512");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "kernel target 'avx512': this CPU lacks AVX-512");
+  EXPECT_TRUE(RestrictKernelTarget("sse4").ok());
+  EXPECT_EQ(KernelTargetName(), std::string("SSE4"));
+}
+
+TEST_F(KernelTargetTest, EnvironmentVariableAppliesAndNamesItselfInErrors) {
+  if (!CpuHas(HWY_AVX2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  setenv("DORMOUSE_TARGET", "avx2", 1);
+  ASSERT_TRUE(RestrictKernelTargetFromEnvironment().ok());
+  EXPECT_EQ(KernelTargetName(), std::string("AVX2"));
+  setenv("DORMOUSE_TARGET", "neon", 1);
+  Status s = RestrictKernelTargetFromEnvironment();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(),
+            "DORMOUSE_TARGET: unknown kernel target 'neon' (accepted: avx512, avx2, sse4, scalar)");
+  setenv("DORMOUSE_TARGET", "", 1);
+  EXPECT_TRUE(RestrictKernelTargetFromEnvironment().ok());
+}
+
+}  // namespace
+}  // namespace dormouse
