@@ -11,6 +11,7 @@
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "base/uninit_vector.h"
+#include "engine/attention_split.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 
@@ -91,17 +92,16 @@ class InferenceContext {
 
   // Scratch, sized for n_ubatch tokens; never zeroed (written before it is read), so a
   // short turn touches only the pages it uses.
-  UninitVector<float> x_;            // (n_ubatch, n_embd) residual stream
-  UninitVector<float> xn_;           // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
-  UninitVector<float> q_;            // (n_ubatch, q_dim)
-  UninitVector<float> k_;            // (n_ubatch, kv_dim)
-  UninitVector<float> v_;            // (n_ubatch, kv_dim)
-  UninitVector<float> attn_;         // (n_ubatch, q_dim)
-  UninitVector<float> gate_;         // (n_ubatch, n_ff)
-  UninitVector<float> up_;           // (n_ubatch, n_ff)
-  UninitVector<uint16_t> attn_f16_;  // (n_threads, (kMaxGroupHeads + 1) * head_dim): F16 q, acc
-  UninitVector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
-  UninitVector<float> rope_cos_;     // (1 or 2 with SWA, n_ubatch, rope_dim / 2)
+  UninitVector<float> x_;     // (n_ubatch, n_embd) residual stream
+  UninitVector<float> xn_;    // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
+  UninitVector<float> q_;     // (n_ubatch, q_dim)
+  UninitVector<float> k_;     // (n_ubatch, kv_dim)
+  UninitVector<float> v_;     // (n_ubatch, kv_dim)
+  UninitVector<float> attn_;  // (n_ubatch, q_dim)
+  UninitVector<float> gate_;  // (n_ubatch, n_ff)
+  UninitVector<float> up_;    // (n_ubatch, n_ff)
+  AttentionWorkspace attn_ws_;
+  UninitVector<float> rope_cos_;  // (1 or 2 with SWA, n_ubatch, rope_dim / 2)
   UninitVector<float> rope_sin_;
   UninitVector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
   size_t prepared_stride_ = 0;
