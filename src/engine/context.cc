@@ -45,7 +45,11 @@ StatusOr<InferenceContext> InferenceContext::CreateOrError(const Model& model, C
 
 InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* pool,
                                    int64_t n_ubatch)
-    : model_(&model), pool_(pool), kv_(std::move(kv)), n_ubatch_(n_ubatch) {
+    : model_(&model),
+      pool_(pool),
+      kv_(std::move(kv)),
+      kv_usage_(model.kv_usage_counter()),
+      n_ubatch_(n_ubatch) {
   const ModelConfig& c = model.config();
   n_vocab_ = c.n_vocab;
   size_t b = static_cast<size_t>(n_ubatch);
@@ -88,7 +92,24 @@ Status InferenceContext::Eval(std::span<const int32_t> tokens, bool all_logits) 
         all_logits ? logits_.data() + start * n_vocab_ : (last_chunk ? logits_.data() : nullptr);
     EvalChunk(tokens.data() + start, len, out, all_logits);
   }
+  UpdateKvUsage();
   return Status::Ok();
+}
+
+InferenceContext::KvUsage& InferenceContext::KvUsage::operator=(KvUsage&& o) noexcept {
+  if (this != &o) {
+    Set(0);
+    counter_ = std::move(o.counter_);
+    bytes_ = std::exchange(o.bytes_, 0);
+  }
+  return *this;
+}
+
+void InferenceContext::KvUsage::Set(uint64_t bytes) {
+  if (counter_ && bytes != bytes_) {
+    counter_->fetch_add(static_cast<int64_t>(bytes) - static_cast<int64_t>(bytes_));
+  }
+  bytes_ = bytes;
 }
 
 Status InferenceContext::AdoptRestoredRows(int64_t n, int64_t swa_floor) {
@@ -104,6 +125,7 @@ Status InferenceContext::AdoptRestoredRows(int64_t n, int64_t swa_floor) {
   }
   n_past_ = n;
   swa_floor_ = c.HasSwa() ? swa_floor : 0;
+  UpdateKvUsage();
   return Status::Ok();
 }
 
@@ -125,6 +147,8 @@ void InferenceContext::Truncate(int64_t n) {
   }
   n_past_ = n;
   if (n == 0) swa_floor_ = 0;
+  kv_.Release(n);  // a long conversation's rows go back to the OS when it is cut short
+  UpdateKvUsage();
 }
 
 void InferenceContext::EvalChunk(const int32_t* tokens, int64_t n, float* logits_out,

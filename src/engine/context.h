@@ -4,8 +4,11 @@
 // creation, so evaluation allocates nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -58,6 +61,10 @@ class InferenceContext {
   // can step back as far as the live one could).
   int64_t SnapshotStart(int64_t layer, int64_t n) const;
 
+  // Bytes of KV cache that positions [0, n_past()) occupy; also kept in the model's
+  // kv_bytes_in_use() while this context lives.
+  uint64_t kv_bytes_in_use() const { return kv_.BytesInUse(n_past_); }
+
   KvCache& kv() { return kv_; }
   const KvCache& kv() const { return kv_; }
   const Model& model() const { return *model_; }
@@ -82,9 +89,26 @@ class InferenceContext {
   void MatMulGroup(const float* in, int64_t in_stride, int64_t n, std::span<const MatMulJob>);
   void ComputeRopeTables(int64_t n);
 
+  // This context's share of Model::kv_bytes_in_use(), withdrawn when it dies.
+  class KvUsage {
+   public:
+    explicit KvUsage(std::shared_ptr<std::atomic<int64_t>> c) : counter_(std::move(c)) {}
+    KvUsage(KvUsage&& o) noexcept
+        : counter_(std::move(o.counter_)), bytes_(std::exchange(o.bytes_, 0)) {}
+    KvUsage& operator=(KvUsage&& o) noexcept;
+    ~KvUsage() { Set(0); }
+    void Set(uint64_t bytes);
+
+   private:
+    std::shared_ptr<std::atomic<int64_t>> counter_;
+    uint64_t bytes_ = 0;
+  };
+  void UpdateKvUsage() { kv_usage_.Set(kv_bytes_in_use()); }
+
   const Model* model_;
   ThreadPool* pool_;
   KvCache kv_;
+  KvUsage kv_usage_;
   int64_t n_past_ = 0;
   int64_t swa_floor_ = 0;  // see swa_floor()
   int64_t n_vocab_ = 0;

@@ -24,14 +24,11 @@ uint64_t EstimateModelBytes(const ModelConfig& c, uint64_t weight_bytes, const C
                             int64_t contexts) {
   const uint64_t n_ctx = p.n_ctx > 0 ? p.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   const uint64_t ub = std::min<uint64_t>(p.n_ubatch, n_ctx);
-  // Sliding-window layers keep only their ring (KvCache::LayerRows).
-  const uint64_t kv =
-      KvCache::BytesFor(c, static_cast<int64_t>(n_ctx), static_cast<int64_t>(ub), p.kv_type);
   const uint64_t wide = std::max({c.n_embd, c.q_dim(), c.n_ff});
   const uint64_t scratch =
       4 * ub * (c.n_embd + wide + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff) +
       4 * ub * c.n_embd * 3 + 4ull * c.n_vocab + 4 * n_ctx * 2;
-  return weight_bytes + static_cast<uint64_t>(std::max<int64_t>(contexts, 1)) * (kv + scratch);
+  return weight_bytes + static_cast<uint64_t>(std::max<int64_t>(contexts, 1)) * scratch;
 }
 
 GgufModelLoader::GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb* hash_cache)

@@ -20,6 +20,7 @@ class TranscriptDb;
 class LoadedModelHandle : public ModelHandle {
  public:
   explicit LoadedModelHandle(std::unique_ptr<LoadedModel> m) : model(std::move(m)) {}
+  uint64_t GrownBytes() const override { return model->model->kv_bytes_in_use(); }
   std::unique_ptr<LoadedModel> model;
 };
 
@@ -62,7 +63,8 @@ class GgufModelLoader : public ModelLoader {
   std::map<std::string, Estimate> estimates_;
 };
 
-// Weights + KV caches + forward-pass buffers of `model` with the given context.
+// Weights + forward-pass buffers of `model` with the given context. Not the KV caches: they
+// grow with their conversations, and the manager adds what they hold (GrownBytes).
 uint64_t EstimateModelBytes(const ModelConfig& c, uint64_t weight_bytes, const ContextParams& p,
                             int64_t contexts);
 
