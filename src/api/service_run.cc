@@ -174,9 +174,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
     std::lock_guard<std::mutex> lock(index_mu);
     plan = MakePlan(Candidates(index, w, lm, req.owner), tok, text, add_bos);
   }
-  const int64_t n_ctx = options.context.n_ctx > 0
-                            ? options.context.n_ctx
-                            : std::min<int64_t>(lm.model->config().n_ctx_train, 4096);
+  const int64_t n_ctx = ContextSize(*lm.model, options.context);
   if (plan.tokens.empty()) return Err(ErrorKind::kBadRequest, "the prompt is empty");
   if (static_cast<int64_t>(plan.tokens.size()) >= n_ctx) {
     return Err(ErrorKind::kTooLarge,

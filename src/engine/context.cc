@@ -33,7 +33,7 @@ int64_t MaxPreparedRowBytes(const Model& m) {
 StatusOr<InferenceContext> InferenceContext::CreateOrError(const Model& model, ContextParams params,
                                                            ThreadPool* pool) {
   const ModelConfig& c = model.config();
-  int64_t n_ctx = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  const int64_t n_ctx = ContextSize(model, params);
   if (n_ctx > (int64_t{1} << 22)) return Status::Errorf("context size {} is too large", n_ctx);
   if (params.n_ubatch < 1 || params.n_ubatch > 8192) {
     return Status::Errorf("micro-batch size {} is outside [1, 8192]", params.n_ubatch);

@@ -21,10 +21,15 @@
 namespace dormouse {
 
 struct ContextParams {
-  int64_t n_ctx = 0;  // 0: the model's training context, capped at 4096
+  int64_t n_ctx = 0;  // 0: the model's default_n_ctx()
   KvType kv_type = KvType::kF16;
   int64_t n_ubatch = 512;  // tokens per forward chunk during prefill
 };
+
+// The context size `p` asks for on `model`: n_ctx, or the model's default.
+inline int64_t ContextSize(const Model& model, const ContextParams& p) {
+  return p.n_ctx > 0 ? p.n_ctx : model.default_n_ctx();
+}
 
 class InferenceContext {
  public:
