@@ -22,6 +22,8 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   lo.more_models = o.more_models;
   lo.context = o.context;
   lo.contexts_per_model = o.contexts_per_model;
+  lo.probe = &rt->probe_;
+  lo.memory_budget = o.memory_budget;
   lo.before_load = o.before_load;
   // Sessions evaluate on the service's one compute pool; the loader needs none.
   rt->loader_ = std::make_unique<GgufModelLoader>(lo, nullptr, rt->db_.get());

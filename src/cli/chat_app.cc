@@ -61,6 +61,7 @@ StatusOr<std::unique_ptr<ChatApp>> ChatApp::CreateOrError(const ChatOptions& o) 
   GgufModelLoader::Options lo;
   lo.files[app->model_name_] = o.model;
   lo.context = app->context_;
+  lo.probe = &app->probe_;
   app->loader_ = std::make_unique<GgufModelLoader>(lo, app->pool_.get(), app->db_.get());
   // Refuse a missing or broken model now, not at the first message.
   DM_RETURN_IF_ERROR(app->loader_->EstimateBytes(app->model_name_).status());

@@ -7,6 +7,7 @@
 #include "cli/common.h"
 #include "engine/kernels.h"
 #include "engine/kv_cache.h"
+#include "lifecycle/context_size.h"
 
 namespace dormouse::cli {
 namespace {
@@ -54,7 +55,10 @@ int Info(const InfoOptions& o) {
   StatusOr<Tokenizer> tok = Tokenizer::FromGguf(model->gguf());
   if (!tok.ok()) return Fail(tok.status().WithContext(o.model));
   const ModelConfig& c = model->config();
-  int64_t n_ctx = o.ctx > 0 ? o.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  ProcMemoryProbe probe;
+  const int64_t n_ctx =
+      o.ctx > 0 ? o.ctx
+                : DefaultContextSize(c, model->weight_bytes(), {}, 1, MemoryForContexts(probe, 0));
   uint64_t kv = KvCache::BytesFor(c, n_ctx, std::min<int64_t>(512, n_ctx), KvType::kF16);
   std::cout << fmt::format("file:          {} (GGUF v{})\n", o.model, model->gguf().version());
   std::cout << fmt::format("name:          {}\n", c.name);
@@ -78,8 +82,8 @@ int Info(const InfoOptions& o) {
                            tok->ModelName(), tok->bos(), tok->eos());
   PrintTensorTypes(model->gguf());
   std::cout << fmt::format(
-      "memory:        weights {:.2f} MiB (mapped) + KV cache {:.2f} MiB "
-      "(f16, context {}) = {:.2f} MiB\n",
+      "memory:        weights {:.2f} MiB (mapped) + KV cache up to {:.2f} MiB "
+      "(f16, context {}; it grows as used) = {:.2f} MiB\n",
       MiB(model->weight_bytes()), MiB(kv), n_ctx, MiB(model->weight_bytes() + kv));
   std::cout << fmt::format("kernels:       {}\n", KernelTargetName());
   std::cout << fmt::format("threads:       {}\n", DescribeThreads(0));

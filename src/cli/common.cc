@@ -7,6 +7,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "lifecycle/context_size.h"
+
 namespace dormouse::cli {
 
 std::string DescribeThreads(int n_threads) {
@@ -19,6 +21,10 @@ StatusOr<Engine> LoadEngine(const std::string& path, int n_threads, ContextParam
   Engine e;
   DM_ASSIGN_OR_RETURN(Model model, Model::LoadOrError(path));
   e.model = std::make_unique<Model>(std::move(model));
+  if (params.n_ctx <= 0) {
+    ProcMemoryProbe probe;
+    ApplyDefaultContext(*e.model, params, 1, MemoryForContexts(probe, 0));
+  }
   StatusOr<Tokenizer> tok = Tokenizer::FromGguf(e.model->gguf());
   if (!tok.ok()) return tok.status().WithContext(path);
   e.tokenizer = std::make_unique<Tokenizer>(std::move(tok).value());

@@ -79,6 +79,7 @@ void AttendF16With(const AttentionArgs& a, const AttentionScratch& s, float* out
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = F16ToF32(s.acc16[d]) * inv;
+  if (a.stats != nullptr) *a.stats = {M, S};
 }
 
 }  // namespace
@@ -117,6 +118,7 @@ void AttendF32(const AttentionArgs& a, const AttentionScratch& s, float* out) {
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = s.acc32[d] * inv;
+  if (a.stats != nullptr) *a.stats = {M, S};
 }
 
 }  // namespace

@@ -22,6 +22,13 @@
 
 namespace dormouse {
 
+// The online softmax's final running max and sum over the keys a call saw: what merging
+// the partial results of disjoint key ranges needs (attention_split.h).
+struct SoftmaxStats {
+  float max;
+  float sum;
+};
+
 struct AttentionScratch {
   uint16_t* q16;    // (kMaxGroupHeads * head_dim)
   uint16_t* acc16;  // (head_dim)
@@ -41,7 +48,8 @@ struct AttentionArgs {
   int64_t first_key = 0;  // > 0 for a sliding window (keys before it are masked)
   // A ring buffer of `ring` rows holds key j at row j % ring; 0: row j.
   int64_t ring = 0;
-  float softcap = 0.0f;  // score -> softcap * tanh(score) when > 0 (gemma2)
+  float softcap = 0.0f;           // score -> softcap * tanh(score) when > 0 (gemma2)
+  SoftmaxStats* stats = nullptr;  // when set, receives the max and sum behind `out`
 
   const uint8_t* KRow(int64_t j) const { return k_base + Slot(j) * row_bytes; }
   const uint8_t* VRow(int64_t j) const { return v_base + Slot(j) * row_bytes; }

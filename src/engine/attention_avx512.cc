@@ -241,6 +241,7 @@ DM_AVX512 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, fl
     const __m512 vinv = _mm512_set1_ps(inv);
 #pragma GCC unroll 16
     for (int c = 0; c < CH; ++c) _mm512_storeu_ps(out[g] + 16 * c, _mm512_mul_ps(acc[g][c], vinv));
+    if (a[g].stats != nullptr) *a[g].stats = {st[g].M, st[g].S};
   }
 }
 
@@ -297,6 +298,7 @@ DM_AVX512 void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int64_t d = 0; d < hd; ++d) out[d] = F16ToF32(s.acc16[d]) * inv;
+  if (a.stats != nullptr) *a.stats = {M, S};
 }
 
 DM_AVX512 bool AttendGroupF16Avx512(const AttentionArgs* a, int n, const AttentionScratch& s,

@@ -33,7 +33,7 @@ int64_t MaxPreparedRowBytes(const Model& m) {
 StatusOr<InferenceContext> InferenceContext::CreateOrError(const Model& model, ContextParams params,
                                                            ThreadPool* pool) {
   const ModelConfig& c = model.config();
-  int64_t n_ctx = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  const int64_t n_ctx = ContextSize(model, params);
   if (n_ctx > (int64_t{1} << 22)) return Status::Errorf("context size {} is too large", n_ctx);
   if (params.n_ubatch < 1 || params.n_ubatch > 8192) {
     return Status::Errorf("micro-batch size {} is outside [1, 8192]", params.n_ubatch);
@@ -45,7 +45,11 @@ StatusOr<InferenceContext> InferenceContext::CreateOrError(const Model& model, C
 
 InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* pool,
                                    int64_t n_ubatch)
-    : model_(&model), pool_(pool), kv_(std::move(kv)), n_ubatch_(n_ubatch) {
+    : model_(&model),
+      pool_(pool),
+      kv_(std::move(kv)),
+      kv_usage_(model.kv_usage_counter()),
+      n_ubatch_(n_ubatch) {
   const ModelConfig& c = model.config();
   n_vocab_ = c.n_vocab;
   size_t b = static_cast<size_t>(n_ubatch);
@@ -58,8 +62,7 @@ InferenceContext::InferenceContext(const Model& model, KvCache kv, ThreadPool* p
   attn_.resize(b * c.q_dim());
   gate_.resize(b * c.n_ff);
   up_.resize(b * c.n_ff);
-  attn_f16_.resize(static_cast<size_t>(pool->size()) * (kMaxGroupHeads + 1) * c.head_dim);
-  attn_f32_.resize(static_cast<size_t>(pool->size()) * c.head_dim);
+  attn_ws_ = AttentionWorkspace(pool->size(), c.n_head, c.head_dim);
   // Global layers' table, then (with SWA) the local layers' table.
   const size_t tables = c.HasSwa() ? 2 : 1;
   rope_cos_.resize(tables * b * (c.rope_dim / 2));
@@ -89,7 +92,24 @@ Status InferenceContext::Eval(std::span<const int32_t> tokens, bool all_logits) 
         all_logits ? logits_.data() + start * n_vocab_ : (last_chunk ? logits_.data() : nullptr);
     EvalChunk(tokens.data() + start, len, out, all_logits);
   }
+  UpdateKvUsage();
   return Status::Ok();
+}
+
+InferenceContext::KvUsage& InferenceContext::KvUsage::operator=(KvUsage&& o) noexcept {
+  if (this != &o) {
+    Set(0);
+    counter_ = std::move(o.counter_);
+    bytes_ = std::exchange(o.bytes_, 0);
+  }
+  return *this;
+}
+
+void InferenceContext::KvUsage::Set(uint64_t bytes) {
+  if (counter_ && bytes != bytes_) {
+    counter_->fetch_add(static_cast<int64_t>(bytes) - static_cast<int64_t>(bytes_));
+  }
+  bytes_ = bytes;
 }
 
 Status InferenceContext::AdoptRestoredRows(int64_t n, int64_t swa_floor) {
@@ -105,6 +125,7 @@ Status InferenceContext::AdoptRestoredRows(int64_t n, int64_t swa_floor) {
   }
   n_past_ = n;
   swa_floor_ = c.HasSwa() ? swa_floor : 0;
+  UpdateKvUsage();
   return Status::Ok();
 }
 
@@ -126,6 +147,8 @@ void InferenceContext::Truncate(int64_t n) {
   }
   n_past_ = n;
   if (n == 0) swa_floor_ = 0;
+  kv_.Release(n);  // a long conversation's rows go back to the OS when it is cut short
+  UpdateKvUsage();
 }
 
 void InferenceContext::EvalChunk(const int32_t* tokens, int64_t n, float* logits_out,
@@ -345,49 +368,21 @@ void InferenceContext::StoreKV(int64_t il, int64_t n) {
 
 void InferenceContext::Attention(int64_t il, int64_t n) {
   const ModelConfig& c = model_->config();
-  const int64_t hd = c.head_dim;
-  const int64_t group = c.n_head / c.n_head_kv;
   // ggml_flash_attn_ext divides its scale by the soft-cap; q may already be scaled.
   float scale = c.traits.scale_q ? 1.0f : c.attn_scale;
   if (c.attn_softcap > 0.0f) scale /= c.attn_softcap;
-  const int64_t window = c.IsSwa(il) ? c.n_swa : 0;
-  const bool f16 = kv_.type() == KvType::kF16;
-  const uint8_t* k_base = kv_.KBase(il);
-  const uint8_t* v_base = kv_.VBase(il);
-  const int64_t ring = kv_.is_ring(il) ? kv_.rows(il) : 0;
-  pool_->Run([&](int ti, int nt) {
-    uint16_t* h16 = &attn_f16_[static_cast<size_t>(ti) * (kMaxGroupHeads + 1) * hd];
-    AttentionScratch scratch{h16, h16 + kMaxGroupHeads * hd,
-                             &attn_f32_[static_cast<size_t>(ti) * hd]};
-    AttentionArgs args[kMaxGroupHeads];
-    float* outs[kMaxGroupHeads];
-    // A task is one token's query heads that share a KV head. Strided, not contiguous:
-    // under the causal mask later tokens attend to more keys, so contiguous halves would
-    // leave one thread with three quarters of the work.
-    for (int64_t task = ti; task < n * c.n_head_kv; task += nt) {
-      const int64_t t = task / c.n_head_kv, kvh = task % c.n_head_kv;
-      for (int64_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxGroupHeads) {
-        const int m = static_cast<int>(std::min<int64_t>(kMaxGroupHeads, (kvh + 1) * group - h0));
-        for (int i = 0; i < m; ++i) {
-          const int64_t pos = n_past_ + t;
-          args[i] = {.q = &q_[t * c.q_dim() + (h0 + i) * hd],
-                     .k_base = k_base,
-                     .v_base = v_base,
-                     .row_bytes = kv_.row_bytes(),
-                     .offset = kvh * hd,
-                     .n_keys = pos + 1,
-                     .head_dim = hd,
-                     .scale = scale,
-                     // llama.cpp masks key p0 for query p1 when p1 - p0 >= n_swa.
-                     .first_key = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0,
-                     .ring = ring,
-                     .softcap = c.attn_softcap};
-          outs[i] = &attn_[t * c.q_dim() + (h0 + i) * hd];
-        }
-        AttendGroup(args, m, f16, scratch, outs);
-      }
-    }
-  });
+  const LayerAttention layer{.k_base = kv_.KBase(il),
+                             .v_base = kv_.VBase(il),
+                             .row_bytes = kv_.row_bytes(),
+                             .n_head = c.n_head,
+                             .n_head_kv = c.n_head_kv,
+                             .head_dim = c.head_dim,
+                             .scale = scale,
+                             .softcap = c.attn_softcap,
+                             .window = c.IsSwa(il) ? c.n_swa : 0,
+                             .ring = kv_.is_ring(il) ? kv_.rows(il) : 0,
+                             .f16 = kv_.type() == KvType::kF16};
+  attn_ws_.Run(*pool_, layer, q_.data(), c.q_dim(), n_past_, n, attn_.data(), c.q_dim());
 }
 
 }  // namespace dormouse

@@ -4,23 +4,32 @@
 // creation, so evaluation allocates nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "base/uninit_vector.h"
+#include "engine/attention_split.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 
 namespace dormouse {
 
 struct ContextParams {
-  int64_t n_ctx = 0;  // 0: the model's training context, capped at 4096
+  int64_t n_ctx = 0;  // 0: the model's default_n_ctx()
   KvType kv_type = KvType::kF16;
   int64_t n_ubatch = 512;  // tokens per forward chunk during prefill
 };
+
+// The context size `p` asks for on `model`: n_ctx, or the model's default.
+inline int64_t ContextSize(const Model& model, const ContextParams& p) {
+  return p.n_ctx > 0 ? p.n_ctx : model.default_n_ctx();
+}
 
 class InferenceContext {
  public:
@@ -57,6 +66,10 @@ class InferenceContext {
   // can step back as far as the live one could).
   int64_t SnapshotStart(int64_t layer, int64_t n) const;
 
+  // Bytes of KV cache that positions [0, n_past()) occupy; also kept in the model's
+  // kv_bytes_in_use() while this context lives.
+  uint64_t kv_bytes_in_use() const { return kv_.BytesInUse(n_past_); }
+
   KvCache& kv() { return kv_; }
   const KvCache& kv() const { return kv_; }
   const Model& model() const { return *model_; }
@@ -81,9 +94,26 @@ class InferenceContext {
   void MatMulGroup(const float* in, int64_t in_stride, int64_t n, std::span<const MatMulJob>);
   void ComputeRopeTables(int64_t n);
 
+  // This context's share of Model::kv_bytes_in_use(), withdrawn when it dies.
+  class KvUsage {
+   public:
+    explicit KvUsage(std::shared_ptr<std::atomic<int64_t>> c) : counter_(std::move(c)) {}
+    KvUsage(KvUsage&& o) noexcept
+        : counter_(std::move(o.counter_)), bytes_(std::exchange(o.bytes_, 0)) {}
+    KvUsage& operator=(KvUsage&& o) noexcept;
+    ~KvUsage() { Set(0); }
+    void Set(uint64_t bytes);
+
+   private:
+    std::shared_ptr<std::atomic<int64_t>> counter_;
+    uint64_t bytes_ = 0;
+  };
+  void UpdateKvUsage() { kv_usage_.Set(kv_bytes_in_use()); }
+
   const Model* model_;
   ThreadPool* pool_;
   KvCache kv_;
+  KvUsage kv_usage_;
   int64_t n_past_ = 0;
   int64_t swa_floor_ = 0;  // see swa_floor()
   int64_t n_vocab_ = 0;
@@ -91,17 +121,16 @@ class InferenceContext {
 
   // Scratch, sized for n_ubatch tokens; never zeroed (written before it is read), so a
   // short turn touches only the pages it uses.
-  UninitVector<float> x_;            // (n_ubatch, n_embd) residual stream
-  UninitVector<float> xn_;           // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
-  UninitVector<float> q_;            // (n_ubatch, q_dim)
-  UninitVector<float> k_;            // (n_ubatch, kv_dim)
-  UninitVector<float> v_;            // (n_ubatch, kv_dim)
-  UninitVector<float> attn_;         // (n_ubatch, q_dim)
-  UninitVector<float> gate_;         // (n_ubatch, n_ff)
-  UninitVector<float> up_;           // (n_ubatch, n_ff)
-  UninitVector<uint16_t> attn_f16_;  // (n_threads, (kMaxGroupHeads + 1) * head_dim): F16 q, acc
-  UninitVector<float> attn_f32_;     // (n_threads, head_dim): F32 accumulator
-  UninitVector<float> rope_cos_;     // (1 or 2 with SWA, n_ubatch, rope_dim / 2)
+  UninitVector<float> x_;     // (n_ubatch, n_embd) residual stream
+  UninitVector<float> xn_;    // (n_ubatch, max(n_embd, q_dim, n_ff)) normalized input
+  UninitVector<float> q_;     // (n_ubatch, q_dim)
+  UninitVector<float> k_;     // (n_ubatch, kv_dim)
+  UninitVector<float> v_;     // (n_ubatch, kv_dim)
+  UninitVector<float> attn_;  // (n_ubatch, q_dim)
+  UninitVector<float> gate_;  // (n_ubatch, n_ff)
+  UninitVector<float> up_;    // (n_ubatch, n_ff)
+  AttentionWorkspace attn_ws_;
+  UninitVector<float> rope_cos_;  // (1 or 2 with SWA, n_ubatch, rope_dim / 2)
   UninitVector<float> rope_sin_;
   UninitVector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
   size_t prepared_stride_ = 0;

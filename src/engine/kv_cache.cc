@@ -35,13 +35,35 @@ StatusOr<KvCache> KvCache::CreateOrError(const ModelConfig& c, int64_t n_ctx, in
   }
   auto total = CheckedMul(kv.total_rows_, kv.row_bytes());
   if (!total) return Status::Errorf("KV cache for context {} overflows", n_ctx);
-  kv.k_.reset(static_cast<uint8_t*>(std::calloc(*total, 1)));
-  kv.v_.reset(static_cast<uint8_t*>(std::calloc(*total, 1)));
-  if (!kv.k_ || !kv.v_) {
-    return Status::Errorf("cannot allocate a {} MiB KV cache (context {})",
-                          2 * *total / (1024 * 1024), n_ctx);
+  for (ReservedMemory* m : {&kv.k_, &kv.v_}) {
+    StatusOr<ReservedMemory> r = ReservedMemory::ReserveOrError(*total);
+    if (!r.ok()) {
+      return Status::Errorf("cannot reserve a {} MiB KV cache (context {}): {}",
+                            2 * *total / (1024 * 1024), n_ctx, r.status().message());
+    }
+    *m = std::move(r).value();
   }
   return kv;
+}
+
+uint64_t KvCache::BytesInUse(int64_t n_pos) const {
+  uint64_t rows = 0;
+  for (int64_t r : rows_) rows += static_cast<uint64_t>(std::clamp<int64_t>(n_pos, 0, r));
+  return 2 * rows * row_bytes();
+}
+
+void KvCache::Release(int64_t n_pos) {
+  for (size_t l = 0; l < rows_.size(); ++l) {
+    const int64_t keep = rows_[l] < n_ctx_ && n_pos > 0 ? rows_[l] : std::min(n_pos, rows_[l]);
+    const size_t begin = (first_row_[l] + static_cast<size_t>(keep)) * row_bytes();
+    const size_t len = static_cast<size_t>(rows_[l] - keep) * row_bytes();
+    k_.Release(begin, len);
+    v_.Release(begin, len);
+  }
+}
+
+uint64_t KvCache::ResidentBytes() const {
+  return k_.ResidentBytes(0, k_.size()) + v_.ResidentBytes(0, v_.size());
 }
 
 KvCache::Spans KvCache::SpansOf(uint8_t* base, int64_t layer, int64_t first, int64_t end) const {

@@ -9,11 +9,10 @@
 
 #include <array>
 #include <cstdint>
-#include <cstdlib>
-#include <memory>
 #include <span>
 #include <vector>
 
+#include "base/reserved_memory.h"
 #include "base/status.h"
 #include "engine/model_config.h"
 
@@ -24,8 +23,10 @@ const char* KvTypeName(KvType t);
 
 class KvCache {
  public:
-  // Memory is reserved with calloc (zero pages stay unmapped until first written), so a
-  // large context costs address space, not RSS, until it is used.
+  // Memory is reserved, not committed (ReservedMemory): a page becomes resident when a
+  // row in it is first written, so the cache grows with the conversation and a large
+  // context costs address space, not RSS, until it is used. Nothing writes rows ahead
+  // of the positions evaluated or restored.
   static StatusOr<KvCache> CreateOrError(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch,
                                          KvType type);
   // Rows a layer keeps for a context of n_ctx (the memory estimate uses this too).
@@ -44,24 +45,31 @@ class KvCache {
   bool is_ring(int64_t layer) const { return rows(layer) < n_ctx_; }
   // Bytes reserved (K and V, all layers).
   uint64_t capacity_bytes() const { return 2ull * total_rows_ * row_bytes(); }
+  // Bytes of K and V that positions [0, n_pos) occupy (a ring layer: its rows at most).
+  uint64_t BytesInUse(int64_t n_pos) const;
+  // Gives back the memory of the rows past positions [0, n_pos) (whole pages only); a
+  // ring layer's only when n_pos is 0. Later writes commit pages again.
+  void Release(int64_t n_pos);
+  // Bytes of K and V actually resident (mincore): what the tests hold BytesInUse to.
+  uint64_t ResidentBytes() const;
 
-  uint8_t* KRow(int64_t layer, int64_t pos) { return Row(k_.get(), layer, pos); }
-  uint8_t* VRow(int64_t layer, int64_t pos) { return Row(v_.get(), layer, pos); }
-  const uint8_t* KRow(int64_t layer, int64_t pos) const { return Row(k_.get(), layer, pos); }
-  const uint8_t* VRow(int64_t layer, int64_t pos) const { return Row(v_.get(), layer, pos); }
+  uint8_t* KRow(int64_t layer, int64_t pos) { return Row(k_.data(), layer, pos); }
+  uint8_t* VRow(int64_t layer, int64_t pos) { return Row(v_.data(), layer, pos); }
+  const uint8_t* KRow(int64_t layer, int64_t pos) const { return Row(k_.data(), layer, pos); }
+  const uint8_t* VRow(int64_t layer, int64_t pos) const { return Row(v_.data(), layer, pos); }
   // The layer's row 0: attention addresses row (pos % rows) from here.
-  const uint8_t* KBase(int64_t layer) const { return Row(k_.get(), layer, 0); }
-  const uint8_t* VBase(int64_t layer) const { return Row(v_.get(), layer, 0); }
+  const uint8_t* KBase(int64_t layer) const { return Row(k_.data(), layer, 0); }
+  const uint8_t* VBase(int64_t layer) const { return Row(v_.data(), layer, 0); }
 
   // The rows of positions [first, end) of one layer's keys or values, in position
   // order: one span, or two where a ring wraps (the second may be empty). end - first
   // must not exceed rows(layer). This is what a snapshot writes and a restore fills.
   using Spans = std::array<std::span<uint8_t>, 2>;
   Spans KSpans(int64_t layer, int64_t first, int64_t end) const {
-    return SpansOf(k_.get(), layer, first, end);
+    return SpansOf(k_.data(), layer, first, end);
   }
   Spans VSpans(int64_t layer, int64_t first, int64_t end) const {
-    return SpansOf(v_.get(), layer, first, end);
+    return SpansOf(v_.data(), layer, first, end);
   }
 
   KvCache(KvCache&&) = default;
@@ -69,9 +77,6 @@ class KvCache {
 
  private:
   KvCache() = default;
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
   uint8_t* Row(uint8_t* base, int64_t layer, int64_t pos) const {
     const size_t l = static_cast<size_t>(layer);
     return base + (first_row_[l] + static_cast<size_t>(pos % rows_[l])) * row_bytes();
@@ -84,8 +89,8 @@ class KvCache {
   std::vector<int64_t> rows_;      // (n_layer)
   std::vector<size_t> first_row_;  // (n_layer): the layer's row 0 within k_ / v_
   uint64_t total_rows_ = 0;
-  std::unique_ptr<uint8_t, FreeDeleter> k_;
-  std::unique_ptr<uint8_t, FreeDeleter> v_;
+  ReservedMemory k_;
+  ReservedMemory v_;
 };
 
 }  // namespace dormouse

@@ -2,7 +2,10 @@
 // mapping. Small vectors (norms, biases) are copied to F32 once at load.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -66,6 +69,20 @@ class Model {
   const float* RopeFactors(int64_t n_ctx) const;
   // Bytes of tensor data in the file.
   uint64_t weight_bytes() const { return weight_bytes_; }
+  // The context a ContextParams with n_ctx 0 gets: what the lifecycle decided at load
+  // (DefaultContextSize: the trained length within the memory), else the trained length
+  // capped at 4096.
+  int64_t default_n_ctx() const {
+    return default_n_ctx_ > 0 ? default_n_ctx_ : std::min<int64_t>(config_.n_ctx_train, 4096);
+  }
+  void set_default_n_ctx(int64_t n) { default_n_ctx_ = n; }
+  // Bytes of KV cache that the live contexts of this model hold for their positions: they
+  // keep it current (InferenceContext), and the lifecycle's memory accounting reads it,
+  // since a cache grows with its conversation rather than being committed up front.
+  // Shared, so that a context which outlives its model (it must not use it, but may be
+  // destroyed later) still has a counter to withdraw from.
+  uint64_t kv_bytes_in_use() const { return static_cast<uint64_t>(kv_in_use_->load()); }
+  std::shared_ptr<std::atomic<int64_t>> kv_usage_counter() const { return kv_in_use_; }
 
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
@@ -82,6 +99,8 @@ class Model {
   std::vector<LayerWeights> layers_;
   std::vector<float> rope_freqs_, rope_long_, rope_short_;
   uint64_t weight_bytes_ = 0;
+  int64_t default_n_ctx_ = 0;
+  std::shared_ptr<std::atomic<int64_t>> kv_in_use_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace dormouse

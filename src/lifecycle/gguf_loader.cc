@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "lifecycle/context_size.h"
+
 namespace dormouse {
 namespace {
 
@@ -22,16 +24,14 @@ bool IsSafeName(const std::string& name) {
 
 uint64_t EstimateModelBytes(const ModelConfig& c, uint64_t weight_bytes, const ContextParams& p,
                             int64_t contexts) {
-  const uint64_t n_ctx = p.n_ctx > 0 ? p.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  // The longest context it may get (DefaultContextSize), for the per-position buffers.
+  const uint64_t n_ctx = p.n_ctx > 0 ? p.n_ctx : std::max<int64_t>(c.n_ctx_train, 1);
   const uint64_t ub = std::min<uint64_t>(p.n_ubatch, n_ctx);
-  // Sliding-window layers keep only their ring (KvCache::LayerRows).
-  const uint64_t kv =
-      KvCache::BytesFor(c, static_cast<int64_t>(n_ctx), static_cast<int64_t>(ub), p.kv_type);
   const uint64_t wide = std::max({c.n_embd, c.q_dim(), c.n_ff});
   const uint64_t scratch =
       4 * ub * (c.n_embd + wide + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff) +
       4 * ub * c.n_embd * 3 + 4ull * c.n_vocab + 4 * n_ctx * 2;
-  return weight_bytes + static_cast<uint64_t>(std::max<int64_t>(contexts, 1)) * (kv + scratch);
+  return weight_bytes + static_cast<uint64_t>(std::max<int64_t>(contexts, 1)) * scratch;
 }
 
 GgufModelLoader::GgufModelLoader(Options options, ThreadPool* pool, TranscriptDb* hash_cache)
@@ -122,6 +122,9 @@ StatusOr<std::shared_ptr<ModelHandle>> GgufModelLoader::Load(const std::string& 
   if (options_.before_load) options_.before_load(name);
   DM_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> m, LoadModel(path, pool_, hash_cache_));
   m->name = name;
+  const uint64_t memory =
+      options_.probe ? MemoryForContexts(*options_.probe, options_.memory_budget) : 0;
+  ApplyDefaultContext(*m->model, options_.context, options_.contexts_per_model, memory);
   return std::shared_ptr<ModelHandle>(std::make_shared<LoadedModelHandle>(std::move(m)));
 }
 

@@ -11,6 +11,7 @@
 
 #include "engine/context.h"
 #include "lifecycle/loaded_model.h"
+#include "lifecycle/memory_probe.h"
 #include "lifecycle/model_manager.h"
 
 namespace dormouse {
@@ -20,6 +21,7 @@ class TranscriptDb;
 class LoadedModelHandle : public ModelHandle {
  public:
   explicit LoadedModelHandle(std::unique_ptr<LoadedModel> m) : model(std::move(m)) {}
+  uint64_t GrownBytes() const override { return model->model->kv_bytes_in_use(); }
   std::unique_ptr<LoadedModel> model;
 };
 
@@ -33,6 +35,10 @@ class GgufModelLoader : public ModelLoader {
     std::function<std::map<std::string, std::string>()> more_models;
     ContextParams context;           // what each session context will use
     int64_t contexts_per_model = 1;  // live session contexts to budget for
+    // Without a context size in `context`, a model gets DefaultContextSize within the
+    // memory this probe reports available (and the budget, when set); no probe: no cap.
+    MemoryProbe* probe = nullptr;
+    uint64_t memory_budget = 0;
     // Test hook, called before each load; may throw to inject a failure. Empty normally.
     std::function<void(const std::string& name)> before_load;
   };
@@ -62,7 +68,8 @@ class GgufModelLoader : public ModelLoader {
   std::map<std::string, Estimate> estimates_;
 };
 
-// Weights + KV caches + forward-pass buffers of `model` with the given context.
+// Weights + forward-pass buffers of `model` with the given context. Not the KV caches: they
+// grow with their conversations, and the manager adds what they hold (GrownBytes).
 uint64_t EstimateModelBytes(const ModelConfig& c, uint64_t weight_bytes, const ContextParams& p,
                             int64_t contexts);
 

@@ -190,7 +190,7 @@ StatusOr<std::shared_ptr<ModelHandle>> ModelManager::LoadUnlocked(Lock& lock, En
   lock.lock();
   DM_RETURN_IF_ERROR(need.status());
   DM_RETURN_IF_ERROR(MakeRoom(lock, name, *need));
-  e.status.bytes = *need;
+  e.status.bytes = e.estimate = *need;
   *t0 = clock_->Now();
   lock.unlock();
   StatusOr<std::shared_ptr<ModelHandle>> handle = loader_->Load(name);
@@ -250,9 +250,10 @@ Status ModelManager::MakeRoom(Lock& lock, const std::string& name, uint64_t need
       std::string holders;
       for (const auto& [other, e] : entries_) {
         if (other == name || e.status.state == ModelState::kUnloaded) continue;
-        in_use += e.status.bytes;
+        const uint64_t bytes = Current(e).bytes;
+        in_use += bytes;
         holders += fmt::format("{}{} ({:.1f} MiB, {})", holders.empty() ? "" : ", ", other,
-                               MiB(e.status.bytes), ModelStateName(e.status.state));
+                               MiB(bytes), ModelStateName(e.status.state));
       }
       if (in_use + need <= options_.memory_budget) break;
       std::optional<std::string> victim = CheapestIdle(name);
@@ -411,15 +412,21 @@ void ModelManager::EjectAll(Reason reason) {
 std::vector<ModelStatus> ModelManager::List() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ModelStatus> out;
-  for (const auto& [name, e] : entries_) out.push_back(e.status);
+  for (const auto& [name, e] : entries_) out.push_back(Current(e));
   return out;
+}
+
+ModelStatus ModelManager::Current(const Entry& e) const {
+  ModelStatus s = e.status;
+  if (s.state != ModelState::kUnloaded && e.handle) s.bytes = e.estimate + e.handle->GrownBytes();
+  return s;
 }
 
 std::optional<ModelStatus> ModelManager::Find(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(name);
   if (it == entries_.end()) return std::nullopt;
-  return it->second.status;
+  return Current(it->second);
 }
 
 std::vector<TransitionRecord> ModelManager::History() const {

@@ -50,12 +50,15 @@ const char* EjectLevelName(EjectLevel l);
 class ModelHandle {
  public:
   virtual ~ModelHandle() = default;
+  // Memory taken since the load on top of the loader's estimate: the KV caches, which
+  // grow with their conversations instead of being reserved at full length.
+  virtual uint64_t GrownBytes() const { return 0; }
 };
 
 class ModelLoader {
  public:
   virtual ~ModelLoader() = default;
-  // Bytes the model needs once loaded (weights + KV caches + buffers).
+  // Bytes the model needs once loaded (weights + buffers; KV caches count as they grow).
   virtual StatusOr<uint64_t> EstimateBytes(const std::string& name) = 0;
   virtual StatusOr<std::shared_ptr<ModelHandle>> Load(const std::string& name) = 0;
   // After the handle is freed: a cold eject drops the file's pages here.
@@ -100,7 +103,7 @@ struct ModelStatus {
   std::string name;
   ModelState state = ModelState::kUnloaded;
   int leases = 0;
-  uint64_t bytes = 0;  // estimate used for the budget
+  uint64_t bytes = 0;  // used for the budget: the load estimate + ModelHandle::GrownBytes()
   bool keep_forever = false;
   std::optional<Clock::TimePoint> expires_at;  // when idle with a finite keep-alive
   std::optional<TransitionRecord> last_transition;
@@ -185,7 +188,8 @@ class ModelManager {
     ModelStatus status;
     std::shared_ptr<ModelHandle> handle;
     std::shared_ptr<std::atomic<bool>> cancel;
-    KeepAlive keep_alive;  // of the latest request (the last one wins, as in Ollama)
+    uint64_t estimate = 0;  // the loader's, at load
+    KeepAlive keep_alive;   // of the latest request (the last one wins, as in Ollama)
     Clock::TimePoint last_used;
   };
   using Lock = std::unique_lock<std::mutex>;
@@ -196,6 +200,8 @@ class ModelManager {
                                                       Clock::TimePoint* t0);
   Status MakeRoom(Lock& lock, const std::string& name, uint64_t need);
   std::optional<std::string> CheapestIdle(const std::string& except) const;
+  // e.status with bytes brought up to date.
+  ModelStatus Current(const Entry& e) const;
   StatusOr<EjectReport> EjectLocked(Lock& lock, const std::string& name, EjectLevel level,
                                     bool force, Reason reason);
   void SetState(Entry& e, ModelState to, Reason reason, double seconds, std::string detail = "");

@@ -227,9 +227,7 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
     return Held{std::move(h->tokens), e.ok() ? e->text : ""};
   };
   Plan plan = MakePlan(Candidates(saved, w, req.owner), tok, text, add_bos, read);
-  const int64_t n_ctx = options.context.n_ctx > 0
-                            ? options.context.n_ctx
-                            : std::min<int64_t>(lm.model->config().n_ctx_train, 4096);
+  const int64_t n_ctx = ContextSize(*lm.model, options.context);
   if (plan.tokens.empty()) return Err(ErrorKind::kBadRequest, "the prompt is empty");
   if (static_cast<int64_t>(plan.tokens.size()) >= n_ctx) {
     return Err(ErrorKind::kTooLarge,

@@ -58,9 +58,11 @@ struct FakeHandle : ModelHandle {
     probe->Freed(bytes);
     ++*freed;
   }
+  uint64_t GrownBytes() const override { return grown; }
   FakeProbe* probe;
   uint64_t bytes;
   std::atomic<int>* freed;
+  std::atomic<uint64_t> grown{0};  // what its KV caches took since the load
 };
 
 class FakeLoader : public ModelLoader {
@@ -395,6 +397,36 @@ TEST_F(ModelManagerTest, ShutdownEjectsEverything) {
   manager = nullptr;
   EXPECT_EQ(hooked, 2);
   EXPECT_EQ(loader.freed, 2);
+}
+
+}  // namespace
+}  // namespace dormouse
+
+namespace dormouse {
+namespace {
+
+// KV caches grow with their conversations: what a loaded model holds (status, /api/ps,
+// the budget) is its load estimate plus that growth, not a full-length reservation.
+TEST_F(ModelManagerTest, BytesFollowTheGrowthOfTheKvCaches) {
+  ModelManager::Options o;
+  o.memory_budget = 350 * kMiB;
+  Make(o);
+  loader.specs["a"].bytes = 100 * kMiB;
+  loader.specs["b"].bytes = 100 * kMiB;
+  {
+    auto lease = manager->Acquire("a");
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(manager->Find("a")->bytes, 100 * kMiB);
+    lease->as<FakeHandle>().grown = 200 * kMiB;  // a long conversation
+    EXPECT_EQ(manager->Find("a")->bytes, 300 * kMiB);
+    EXPECT_EQ(manager->List()[0].bytes, 300 * kMiB);
+  }
+  // 300 + 100 exceeds the budget: the idle, grown model makes room.
+  LoadIdle("b");
+  EXPECT_EQ(State("a"), ModelState::kUnloaded);
+  EXPECT_EQ(LastReason("a"), Reason::kMemoryBudget);
+  EXPECT_EQ(manager->Find("a")->bytes, 0u);
+  EXPECT_EQ(manager->Find("b")->bytes, 100 * kMiB);
 }
 
 }  // namespace

@@ -1,0 +1,176 @@
+#include "engine/attention_split.h"
+
+#include <cassert>
+#include <cmath>
+
+namespace dormouse {
+namespace {
+
+constexpr size_t kChunks = kMaxKeyChunks;
+constexpr int64_t kSerialMerge = 32 * 1024;  // multiply-adds
+
+int64_t FirstVisible(const LayerAttention& l, int64_t pos) {
+  // llama.cpp masks key p0 for query p1 when p1 - p0 >= n_swa.
+  return l.window > 0 ? std::max<int64_t>(0, pos - l.window + 1) : 0;
+}
+
+// Attention of query heads [h0, h0 + m) (sharing KV head kvh) over keys [begin, end).
+void AttendHeads(const LayerAttention& l, const float* q, int64_t h0, int m, int64_t begin,
+                 int64_t end, const AttentionScratch& scratch, float* const* outs,
+                 SoftmaxStats* const* stats) {
+  const int64_t hd = l.head_dim;
+  const int64_t kvh = h0 / (l.n_head / l.n_head_kv);
+  AttentionArgs args[kMaxGroupHeads];
+  for (int i = 0; i < m; ++i) {
+    args[i] = {.q = q + (h0 + i) * hd,
+               .k_base = l.k_base,
+               .v_base = l.v_base,
+               .row_bytes = l.row_bytes,
+               .offset = kvh * hd,
+               .n_keys = end,
+               .head_dim = hd,
+               .scale = l.scale,
+               .first_key = begin,
+               .ring = l.ring,
+               .softcap = l.softcap,
+               .stats = stats == nullptr ? nullptr : stats[i]};
+  }
+  AttendGroup(args, m, l.f16, scratch, outs);
+}
+
+}  // namespace
+
+KeyChunks SplitKeys(int64_t first_key, int64_t n_keys) {
+  const int64_t len = std::max<int64_t>(0, n_keys - first_key);
+  KeyChunks kc{.first = first_key, .end = n_keys, .size = len, .n = 1};
+  if (len <= kKeyChunk) return kc;
+  const int64_t want = std::min<int64_t>(kMaxKeyChunks, (len + kKeyChunk - 1) / kKeyChunk);
+  // Whole 64-key blocks (the grouped kernel's block), as even as that allows.
+  kc.size = ((len + want - 1) / want + 63) / 64 * 64;
+  kc.n = static_cast<int>((len + kc.size - 1) / kc.size);
+  return kc;
+}
+
+void MergeChunks(const float* const* partial, const SoftmaxStats* stats, int n, int64_t hd,
+                 float* out) {
+  float m = -INFINITY;
+  for (int c = 0; c < n; ++c) m = std::max(m, stats[c].max);
+  float w[kMaxKeyChunks];
+  float total = 0.0f;
+  for (int c = 0; c < n; ++c) {
+    w[c] = stats[c].sum * std::exp(stats[c].max - m);
+    total += w[c];
+  }
+  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
+  for (int c = 0; c < n; ++c) {
+    for (int64_t d = 0; d < hd; ++d) out[d] = std::fma(w[c], partial[c][d], out[d]);
+  }
+  for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+}
+
+AttentionWorkspace::AttentionWorkspace(int n_threads, int64_t n_head, int64_t head_dim)
+    : n_head_(n_head), head_dim_(head_dim), n_threads_(n_threads) {
+  const size_t nt = static_cast<size_t>(n_threads), hd = static_cast<size_t>(head_dim);
+  const size_t nh = static_cast<size_t>(n_head);
+  f16_.resize(nt * (kMaxGroupHeads + 1) * hd);
+  f32_.resize(nt * hd);
+  thread_partial_.resize(nt * kMaxGroupHeads * kChunks * hd);
+  thread_stats_.resize(nt * kMaxGroupHeads * kChunks);
+  partial_.resize(nh * kChunks * hd);
+  stats_.resize(nh * kChunks);
+}
+
+AttentionWorkspace::Thread AttentionWorkspace::ForThread(int i) {
+  assert(i < n_threads_);
+  const size_t t = static_cast<size_t>(i), hd = static_cast<size_t>(head_dim_);
+  uint16_t* h16 = &f16_[t * (kMaxGroupHeads + 1) * hd];
+  return {{h16, h16 + kMaxGroupHeads * hd, &f32_[t * hd]},
+          &thread_partial_[t * kMaxGroupHeads * kChunks * hd],
+          &thread_stats_[t * kMaxGroupHeads * kChunks]};
+}
+
+void AttentionWorkspace::Run(ThreadPool& pool, const LayerAttention& l, const float* q,
+                             int64_t q_stride, int64_t pos0, int64_t n, float* out,
+                             int64_t out_stride) {
+  if (n == 1) {
+    const KeyChunks kc = SplitKeys(FirstVisible(l, pos0), pos0 + 1);
+    if (kc.n > 1) return SplitDecode(pool, l, kc, q, out);
+  }
+  Tokens(pool, l, q, q_stride, pos0, n, out, out_stride);
+}
+
+void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const float* q,
+                                int64_t q_stride, int64_t pos0, int64_t n, float* out,
+                                int64_t out_stride) {
+  const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
+  pool.Run([&](int ti, int nt) {
+    const Thread th = ForThread(ti);
+    // A task is one token's query heads that share a KV head. Strided, not contiguous:
+    // under the causal mask later tokens attend to more keys, so contiguous halves would
+    // leave one thread with three quarters of the work.
+    for (int64_t task = ti; task < n * l.n_head_kv; task += nt) {
+      const int64_t t = task / l.n_head_kv, kvh = task % l.n_head_kv, pos = pos0 + t;
+      const KeyChunks kc = SplitKeys(FirstVisible(l, pos), pos + 1);
+      const float* qt = q + t * q_stride;
+      float* ot = out + t * out_stride;
+      for (int64_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxGroupHeads) {
+        const int m = static_cast<int>(std::min<int64_t>(kMaxGroupHeads, (kvh + 1) * group - h0));
+        float* outs[kMaxGroupHeads];
+        SoftmaxStats* stats[kMaxGroupHeads];
+        for (int c = 0; c < kc.n; ++c) {
+          for (int i = 0; i < m; ++i) {
+            const size_t slot = static_cast<size_t>(i) * kChunks + static_cast<size_t>(c);
+            outs[i] = kc.n == 1 ? ot + (h0 + i) * hd : th.partial + slot * hd;
+            stats[i] = th.stats + slot;
+          }
+          AttendHeads(l, qt, h0, m, kc.Begin(c), kc.End(c), th.scratch, outs, stats);
+        }
+        if (kc.n == 1) continue;
+        for (int i = 0; i < m; ++i) {
+          const float* parts[kMaxKeyChunks];
+          for (int c = 0; c < kc.n; ++c) parts[c] = th.partial + (i * kChunks + c) * hd;
+          MergeChunks(parts, th.stats + i * kChunks, kc.n, hd, ot + (h0 + i) * hd);
+        }
+      }
+    }
+  });
+}
+
+void AttentionWorkspace::SplitDecode(ThreadPool& pool, const LayerAttention& l, const KeyChunks& kc,
+                                     const float* q, float* out) {
+  const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
+  pool.Run([&](int ti, int nt) {
+    const Thread th = ForThread(ti);
+    for (int64_t task = ti; task < kc.n * l.n_head_kv; task += nt) {
+      const int c = static_cast<int>(task / l.n_head_kv);
+      const int64_t kvh = task % l.n_head_kv;
+      for (int64_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxGroupHeads) {
+        const int m = static_cast<int>(std::min<int64_t>(kMaxGroupHeads, (kvh + 1) * group - h0));
+        float* outs[kMaxGroupHeads];
+        SoftmaxStats* stats[kMaxGroupHeads];
+        for (int i = 0; i < m; ++i) {
+          const size_t slot = static_cast<size_t>(h0 + i) * kChunks + static_cast<size_t>(c);
+          outs[i] = &partial_[slot * hd];
+          stats[i] = &stats_[slot];
+        }
+        AttendHeads(l, q, h0, m, kc.Begin(c), kc.End(c), th.scratch, outs, stats);
+      }
+    }
+  });
+  auto merge = [&](int ti, int nt) {
+    for (int64_t h = ti; h < l.n_head; h += nt) {
+      const float* parts[kMaxKeyChunks];
+      for (int c = 0; c < kc.n; ++c) parts[c] = &partial_[(h * kChunks + c) * hd];
+      MergeChunks(parts, &stats_[h * kChunks], kc.n, hd, out + h * hd);
+    }
+  };
+  // A small merge costs less than waking the pool again (the bits are the same).
+  if (l.n_head * kc.n * hd <= kSerialMerge) {
+    merge(0, 1);
+  } else {
+    pool.Run(merge);
+  }
+}
+
+}  // namespace dormouse
