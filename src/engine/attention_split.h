@@ -24,7 +24,7 @@
 
 namespace dormouse {
 
-inline constexpr int64_t kKeyChunk = 256;  // keys per chunk, at least
+inline constexpr int64_t kKeyChunk = 512;  // keys per chunk, at least
 inline constexpr int kMaxKeyChunks = 32;   // beyond 32 x 256 keys, chunks grow instead
 
 // Keys [first, end) in n chunks of `size` (the last may be shorter).
