@@ -25,8 +25,11 @@ StatusOr<std::unique_ptr<Runtime>> Runtime::CreateOrError(const RuntimeOptions& 
   lo.probe = &rt->probe_;
   lo.memory_budget = o.memory_budget;
   lo.before_load = o.before_load;
-  // Sessions evaluate on the service's one compute pool; the loader needs none.
-  rt->loader_ = std::make_unique<GgufModelLoader>(lo, nullptr, rt->db_.get());
+  // Sessions evaluate on the service's one compute pool; the loader needs none. Its hash
+  // cache gets a connection of its own: loads run on the workers' threads, unsynchronized
+  // with the service's use of db_ (one SQLite connection must not be shared that way).
+  DM_ASSIGN_OR_RETURN(rt->hash_db_, TranscriptDb::OpenOrError(rt->data_dir_));
+  rt->loader_ = std::make_unique<GgufModelLoader>(lo, nullptr, rt->hash_db_.get());
   ModelManager::Options mo;
   mo.default_keep_alive = o.keep_alive;
   mo.memory_budget = o.memory_budget;

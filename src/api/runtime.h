@@ -66,6 +66,7 @@ class Runtime {
   Runtime() = default;
   std::string data_dir_;
   std::unique_ptr<TranscriptDb> db_;
+  std::unique_ptr<TranscriptDb> hash_db_;  // the loader's model-hash cache (same file)
   std::unique_ptr<SnapshotStore> snapshots_;
   std::unique_ptr<GgufModelLoader> loader_;
   SystemClock clock_;

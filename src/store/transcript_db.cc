@@ -451,6 +451,7 @@ Status TranscriptDb::DeleteSession(const std::string& id, bool* existed) {
 StatusOr<std::optional<std::string>> TranscriptDb::CachedModelHash(const std::string& path,
                                                                    int64_t size, int64_t mtime_ns,
                                                                    int64_t inode) {
+  std::lock_guard<std::mutex> lock(hash_mu_);
   DM_ASSIGN_OR_RETURN(Statement st,
                       db_->Prepare("SELECT hash_hex FROM model_hashes WHERE path = ? AND "
                                    "size = ? AND mtime_ns = ? AND inode = ?",
@@ -463,6 +464,7 @@ StatusOr<std::optional<std::string>> TranscriptDb::CachedModelHash(const std::st
 
 Status TranscriptDb::StoreModelHash(const std::string& path, int64_t size, int64_t mtime_ns,
                                     int64_t inode, const std::string& hash_hex) {
+  std::lock_guard<std::mutex> lock(hash_mu_);
   const bool hex = !hash_hex.empty() && std::all_of(hash_hex.begin(), hash_hex.end(), [](char c) {
     return std::isxdigit(static_cast<unsigned char>(c));
   });

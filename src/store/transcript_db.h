@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -102,7 +103,9 @@ class TranscriptDb {
   Status DeleteSession(const std::string& id, bool* existed = nullptr);
 
   // The cached content hash of the model file at path, if one was stored while the file
-  // had this exact size, mtime and inode; nullopt otherwise.
+  // had this exact size, mtime and inode; nullopt otherwise. These two may be called from
+  // several threads at once (concurrent model loads); give the loader a connection of its
+  // own, since the other methods are not guarded.
   StatusOr<std::optional<std::string>> CachedModelHash(const std::string& path, int64_t size,
                                                        int64_t mtime_ns, int64_t inode);
   Status StoreModelHash(const std::string& path, int64_t size, int64_t mtime_ns, int64_t inode,
@@ -122,6 +125,7 @@ class TranscriptDb {
   StatusOr<std::optional<SessionRecord>> ReadSession(const char* sql, const std::string& key,
                                                      const char* what);
   std::unique_ptr<sqlite::Database> db_;
+  std::mutex hash_mu_;  // serializes CachedModelHash / StoreModelHash
 };
 
 // The data directory: flag_value when not empty, else $XDG_DATA_HOME/dormouse (when set to

@@ -687,3 +687,30 @@ TEST_F(ResolveDataDirTest, FlagWinsAndMustBeADirectory) {
 
 }  // namespace
 }  // namespace dormouse
+
+namespace dormouse {
+namespace {
+
+// Model loads run on several threads at once and share the loader's connection for the
+// hash cache: those two methods serialize themselves (unguarded, concurrent statements on
+// one connection fail with "SQL statements in progress" or worse).
+TEST_F(TranscriptDbTest, ModelHashCacheTakesConcurrentLoads) {
+  auto db = Open();
+  std::atomic<int> failures{0};
+  auto worker = [&](int t) {
+    for (int i = 0; i < 200; ++i) {
+      const std::string path = "/models/m" + std::to_string(t) + "-" + std::to_string(i % 7);
+      if (!db->StoreModelHash(path, 100 + i, 5, 7, "00ff").ok()) failures++;
+      auto got = db->CachedModelHash(path, 100 + i, 5, 7);
+      if (!got.ok() || !got->has_value()) failures++;
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1), c(worker, 2);
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+}  // namespace
+}  // namespace dormouse
