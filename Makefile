@@ -25,15 +25,15 @@ test: build
 # Untrusted-input parsers (GGUF, tokenizer metadata, chat templates, snapshots, transcripts,
 # API requests), the sampler, the kernels and attention, and the lifecycle state machine,
 # under AddressSanitizer + UBSan.
-SANITIZE_FILTER ?= Gguf*:Tok*:PreTokenizer*:StreamDecoder*:Model*Hostile*:Quant*:Kernel*:ChatTemplate*:Sampler*:Attention*
+SANITIZE_FILTER ?= Gguf*:Tok*:PreTokenizer*:StreamDecoder*:Model*Hostile*:Quant*:Kernel*:ChatTemplate*:Sampler*:Attention*:KvCache*
 SANITIZE_API_FILTER ?= JsonParams*:OpenAi*:Ollama*
 test-sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDORMOUSE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j$(JOBS) --target engine_tests store_tests lifecycle_tests api_tests
-	./build-asan/engine_tests --gtest_filter='$(SANITIZE_FILTER)' --gtest_brief=1
-	./build-asan/store_tests --gtest_brief=1
-	./build-asan/lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*:GgufLoader*:EventBus*:MemorySampler*' --gtest_brief=1
-	./build-asan/api_tests --gtest_filter='$(SANITIZE_API_FILTER)' --gtest_brief=1
+	cd build-asan && ./engine_tests --gtest_filter='$(SANITIZE_FILTER)' --gtest_brief=1
+	cd build-asan && ./store_tests --gtest_brief=1
+	cd build-asan && ./lifecycle_tests --gtest_filter='ModelManager*:MemoryProbe*:GgufLoader*:EventBus*:MemorySampler*:Conversation*:PrefixIndex*' --gtest_brief=1
+	cd build-asan && ./api_tests --gtest_filter='$(SANITIZE_API_FILTER)' --gtest_brief=1
 	$(MAKE) test-tsan
 
 # The threads of the server core (model manager, service workers, chat sessions) under
@@ -44,15 +44,15 @@ test-sanitize: deps
 # server-process tests would report races only in the child's log, so they are left out.
 # The in-process service tests (TSAN_API_FILTER=ServiceTest*:Metrics*) are opt-in until a
 # TSan run of them has been seen clean (not yet: see the hardening branch's report).
-TSAN_LIFECYCLE_FILTER ?= ModelManager*:MemoryProbe*:GgufLoader*:LoadedModel*:ChatPolicy*:*stories260K*
+TSAN_LIFECYCLE_FILTER ?= ModelManager*:MemoryProbe*:GgufLoader*:LoadedModel*:ChatPolicy*:Conversation*:*stories260K*
 TSAN_API_FILTER ?=
 TSAN_TARGETS = lifecycle_tests $(if $(TSAN_API_FILTER),api_tests)
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DDORMOUSE_TSAN=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-tsan -j$(JOBS) --target $(TSAN_TARGETS)
-	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/lifecycle_tests --gtest_filter='$(TSAN_LIFECYCLE_FILTER)' --gtest_brief=1
-	$(if $(TSAN_API_FILTER),TSAN_OPTIONS=halt_on_error=1 ./build-tsan/api_tests --gtest_filter='$(TSAN_API_FILTER)' --gtest_brief=1)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ./lifecycle_tests --gtest_filter='$(TSAN_LIFECYCLE_FILTER)' --gtest_brief=1
+	$(if $(TSAN_API_FILTER),cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ./api_tests --gtest_filter='$(TSAN_API_FILTER)' --gtest_brief=1)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on its seeds in fuzz/corpus/<target>;
 # what a run finds is kept in build-fuzz/corpus/<target>, crashes in build-fuzz/crash-*.
