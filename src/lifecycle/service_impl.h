@@ -128,6 +128,7 @@ struct Service::Impl {
                                                         const ModelManager::Lease& lease,
                                                         CompletionResult r, size_t prompt_known);
   void Record(Slot& s, const CompletionRequest& req, const std::string& reply, size_t prompt_known);
+  bool ReplaceUnseenTail(Slot& s, const CompletionRequest& req, const std::string& reply);
   void Count(const std::function<void(ServiceMetrics&)>& f);
   void LoadIndex();
   // The session's owner from its transcript ("" when unknown). Takes db_mu.

@@ -371,11 +371,40 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Generate(
   return r;
 }
 
+// The transcript holds more than the request resends: a turn whose reply was recorded
+// but never reached the client (the server was killed, or the client gave up), retried
+// with the same messages. When the request matches the transcript's start, the unseen
+// tail is replaced by this reply, so the transcript stays the conversation the client
+// has. False when it does not match (the caller appends as usual).
+bool Service::Impl::ReplaceUnseenTail(Slot& s, const CompletionRequest& req,
+                                      const std::string& reply) {
+  std::lock_guard<std::mutex> lock(db_mu);
+  StatusOr<std::vector<MessageRecord>> held = db->Messages(s.session_id);
+  if (!held.ok() || held->size() < req.messages.size()) return false;
+  std::vector<MessageRecord> all;
+  for (size_t i = 0; i < req.messages.size(); ++i) {
+    const MessageRecord& m = (*held)[i];
+    if (m.role != req.messages[i].role || m.content != req.messages[i].content) return false;
+    all.push_back(m);
+  }
+  all.push_back({0, "assistant", reply, 0});
+  if (Status st = db->ReplaceMessages(s.session_id, all); !st.ok()) {
+    std::cerr << "warning: transcript: " << st.message() << "\n";
+    return true;
+  }
+  s.n_messages = static_cast<int64_t>(all.size());
+  return true;
+}
+
 // Appends what the transcript lacks: the request's new messages (or the new prompt
 // text) and the reply. A failure to record is logged; the answer still goes out.
 void Service::Impl::Record(Slot& s, const CompletionRequest& req, const std::string& reply,
                            size_t prompt_known) {
   std::vector<MessageRecord> add;
+  if (req.chat && s.n_messages > static_cast<int64_t>(req.messages.size()) &&
+      ReplaceUnseenTail(s, req, reply)) {
+    return;
+  }
   if (req.chat) {
     size_t from = std::min<size_t>(static_cast<size_t>(s.n_messages), req.messages.size());
     if (from == req.messages.size() && from > 0) from = req.messages.size() - 1;
