@@ -123,6 +123,7 @@ Status InferenceContext::AdoptRestoredRows(int64_t n, int64_t swa_floor) {
                             swa_floor, l);
     }
   }
+  kv_committed_ = std::max(kv_committed_, n_past_);
   n_past_ = n;
   swa_floor_ = c.HasSwa() ? swa_floor : 0;
   UpdateKvUsage();
@@ -145,9 +146,15 @@ void InferenceContext::Truncate(int64_t n) {
   for (int64_t l = 0; l < kv_.n_layer() && n > 0 && n < n_past_; ++l) {
     if (c.IsSwa(l) && WindowStart(l, n) < swa_floor_) n = 0;  // the ring overwrote that window
   }
+  kv_committed_ = std::max(kv_committed_, n_past_);
   n_past_ = n;
   if (n == 0) swa_floor_ = 0;
-  kv_.Release(n);  // a long conversation's rows go back to the OS when it is cut short
+}
+
+void InferenceContext::ReleaseUnusedKv() {
+  if (kv_committed_ <= n_past_) return;
+  kv_.Release(n_past_);
+  kv_committed_ = n_past_;
   UpdateKvUsage();
 }
 

@@ -50,8 +50,13 @@ class InferenceContext {
   // Forgets positions >= n (the cached rows are overwritten by later Evals). A
   // sliding-window layer's ring may no longer hold the window that position n needs
   // (more than n_ubatch positions back): then everything is forgotten. Callers read
-  // n_past() afterwards to know what was kept.
+  // n_past() afterwards to know what was kept. The forgotten rows' memory stays
+  // committed (and counted), so that regrowing does not fault the pages in again:
+  // ReleaseUnusedKv gives it back.
   void Truncate(int64_t n);
+  // Returns the pages of the KV rows past n_past() to the OS (after a conversation was
+  // cut short, or the next one in this context is shorter).
+  void ReleaseUnusedKv();
   // Declares the KV rows of positions [0, n) valid after a restore wrote them directly
   // (sessions); sliding-window layers hold [swa_floor, n), which must cover the window
   // (WindowStart) and fit the ring. n must not exceed n_ctx().
@@ -66,9 +71,10 @@ class InferenceContext {
   // can step back as far as the live one could).
   int64_t SnapshotStart(int64_t layer, int64_t n) const;
 
-  // Bytes of KV cache that positions [0, n_past()) occupy; also kept in the model's
+  // Bytes of KV cache this context holds: the rows of every position written since the
+  // last ReleaseUnusedKv, at least [0, n_past()); also kept in the model's
   // kv_bytes_in_use() while this context lives.
-  uint64_t kv_bytes_in_use() const { return kv_.BytesInUse(n_past_); }
+  uint64_t kv_bytes_in_use() const { return kv_.BytesInUse(std::max(n_past_, kv_committed_)); }
 
   KvCache& kv() { return kv_; }
   const KvCache& kv() const { return kv_; }
@@ -113,6 +119,7 @@ class InferenceContext {
   const Model* model_;
   ThreadPool* pool_;
   KvCache kv_;
+  int64_t kv_committed_ = 0;  // positions whose rows may be resident (see Truncate)
   KvUsage kv_usage_;
   int64_t n_past_ = 0;
   int64_t swa_floor_ = 0;  // see swa_floor()

@@ -64,6 +64,11 @@ class Conversation {
   Status ForkFrom(const Conversation& from, size_t n);
   // Empties the cache (the context stays allocated).
   void Clear();
+  // Gives back the KV memory past what the cache holds now (a conversation cut short
+  // keeps its pages until then, so that regrowing it costs no page faults).
+  void ReleaseUnusedMemory() {
+    if (ctx_) ctx_->ReleaseUnusedKv();
+  }
 
   // Writes a full snapshot under `key` (replacing its journal).
   StatusOr<SnapshotSaveResult> Save(SnapshotStore& store, const std::string& key,

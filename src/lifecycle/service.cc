@@ -112,7 +112,9 @@ void Service::Impl::CheckpointActive(Worker& w) {
   // An eject since the request ended has saved (and freed) every slot already.
   if (w.bound == nullptr || w.active_slot < 0 || w.active_slot >= static_cast<int>(w.slots.size()))
     return;
-  SaveSlot(w.slots[w.active_slot], *w.bound, SaveKind::kCheckpoint);
+  Slot& slot = w.slots[w.active_slot];
+  SaveSlot(slot, *w.bound, SaveKind::kCheckpoint);
+  slot.conv.ReleaseUnusedMemory();  // a request that cut its conversation short
   w.Publish();
 }
 

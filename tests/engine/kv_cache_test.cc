@@ -89,7 +89,11 @@ TEST_F(KvCacheTest, AContextCommitsOnlyWhatItsConversationUses) {
   InferenceContext moved = std::move(other).value();
   EXPECT_EQ(model_->kv_bytes_in_use(), used + moved.kv_bytes_in_use());
 
+  // Cut short, the context keeps (and counts) its pages until asked to give them back.
   ctx->Truncate(50);
+  EXPECT_EQ(ctx->kv_bytes_in_use(), used);
+  EXPECT_EQ(model_->kv_bytes_in_use(), used + moved.kv_bytes_in_use());
+  ctx->ReleaseUnusedKv();
   EXPECT_EQ(ctx->kv_bytes_in_use(), ctx->kv().BytesInUse(50));
   EXPECT_LE(ctx->kv().ResidentBytes(), ctx->kv_bytes_in_use() + Slack(ctx->kv()));
   EXPECT_EQ(model_->kv_bytes_in_use(), ctx->kv_bytes_in_use() + moved.kv_bytes_in_use());
