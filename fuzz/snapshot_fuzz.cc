@@ -40,8 +40,10 @@ constexpr int64_t kBaseTokens = 3;
 // Fills positions [0, n) with finite rows and declares them valid.
 void FillRows(InferenceContext& ctx, int64_t n) {
   for (int64_t l = 0; l < ctx.kv().n_layer(); ++l) {
-    for (auto span : {ctx.kv().MutableKRows(l, n), ctx.kv().MutableVRows(l, n)}) {
-      for (size_t i = 0; i < span.size(); ++i) span[i] = static_cast<uint8_t>(i % 61);
+    for (const KvCache::Spans& spans : {ctx.kv().KSpans(l, 0, n), ctx.kv().VSpans(l, 0, n)}) {
+      for (std::span<uint8_t> span : spans) {
+        for (size_t i = 0; i < span.size(); ++i) span[i] = static_cast<uint8_t>(i % 61);
+      }
     }
   }
   if (!ctx.AdoptRestoredRows(n).ok()) std::abort();
@@ -52,7 +54,7 @@ void WriteJournalSeed(const std::string& dir) {
   FillRows(ctx, 7);
   std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7};
   std::vector<uint8_t> journal;
-  for (auto [from, n] : {std::pair{kBaseTokens, 5}, std::pair{5, 7}}) {
+  for (auto [from, n] : {std::pair<int64_t, int>{kBaseTokens, 5}, std::pair<int64_t, int>{5, 7}}) {
     auto rec = EncodeSnapshotDelta(kBaseChecksum, ctx, std::span(tokens).first(n), from, "{}",
                                    {.compress = from == 5});
     if (!rec.ok()) std::abort();
