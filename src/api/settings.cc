@@ -55,7 +55,8 @@ StatusOr<AppSettings> MergeSettings(const AppSettings& base, const json& update)
   if (!update.is_object()) return Status::Error("settings must be a JSON object");
   static const char* kKnown[] = {"keep_alive_seconds", "memory_budget", "min_available",
                                  "psi_threshold", "hidden_tab_eject_minutes"};
-  for (const auto& [key, value] : update.items()) {
+  for (const auto& item : update.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 can't capture one
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* k) { return key == k; }) == std::end(kKnown)) {
       return Status::Errorf("settings: unknown field '{}'", key);
