@@ -16,6 +16,7 @@
 #include "hwy/highway.h"
 
 // Per-target bodies.
+#include "engine/kernels_avx2_prefill-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
 #include "engine/kernels_legacy.h"
@@ -97,6 +98,12 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
   }
   vnni::MatMulQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #else
+#if HWY_TARGET == HWY_AVX2
+  if (n_tokens >= kPrefillMinTokens && avx2::HasPrefillKernel(wtype)) {
+    return avx2::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                    out_stride);
+  }
+#endif
   if (IsKQuantLowBits(wtype)) {
     return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                               out_stride);
