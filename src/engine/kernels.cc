@@ -99,7 +99,7 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
   vnni::MatMulQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #else
 #if HWY_TARGET == HWY_AVX2
-  if (n_tokens >= kPrefillMinTokens && avx2::HasPrefillKernel(wtype)) {
+  if (avx2::HasPrefillKernel(wtype) && n_tokens >= avx2::PrefillMinTokens(wtype)) {
     return avx2::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                                     out_stride);
   }
