@@ -41,6 +41,9 @@ namespace avx2 {
 #ifndef DM_UNROLL
 #define DM_UNROLL _Pragma("GCC unroll 16")
 #endif
+// The loops over a block's quads are unrolled only twice: fully unrolled, GCC computes all
+// 32 products of a block before summing them, and spills them to the stack.
+#define DM_QUAD_LOOP _Pragma("GCC unroll 2")
 
 constexpr int kTileTokens = 4;
 constexpr int kChunkCols = 1024;  // columns per packed panel (a multiple of 256)
@@ -207,7 +210,7 @@ inline void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* a, i
       __m256i s16[NT];
       DM_UNROLL
       for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
-      DM_UNROLL
+      DM_QUAD_LOOP
       for (int q = 0; q < 8; ++q) {
         const __m256i w = _mm256_load_si256(&p->q[q]);
         DM_UNROLL
@@ -223,7 +226,7 @@ inline void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* a, i
     } else {
       DM_UNROLL
       for (int t = 0; t < NT; ++t) is[t] = _mm256_setzero_si256();
-      DM_UNROLL
+      DM_QUAD_LOOP
       for (int q = 0; q < 8; ++q) {
         const __m256i w = _mm256_load_si256(&p->q[q]);
         const __m256i sg = _mm256_load_si256(&p->sign[q]);
@@ -274,7 +277,7 @@ inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
       __m256i s16[NT];
       DM_UNROLL
       for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
-      DM_UNROLL
+      DM_QUAD_LOOP
       for (int q = 0; q < 8; ++q) {
         const __m256i w = _mm256_load_si256(&p->q[j][q]);
         DM_UNROLL
