@@ -6,6 +6,7 @@
 // softmax bookkeeping, then the F16 accumulators in key order; each key and value row is
 // converted once for every head of the group, and no per-key call goes through dispatch.
 // Compiled with a target attribute and chosen at run time.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -188,8 +189,10 @@ DM_AVX2 bool AttendGroupOf(const AttentionArgs* a, int n, const AttentionScratch
 }  // namespace
 
 bool HaveAvx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  // As HaveAvx512: clang before 15 does not know "f16c" in __builtin_cpu_supports.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 }
 
 DM_AVX2 bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s,

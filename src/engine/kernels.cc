@@ -1,6 +1,7 @@
 // The dispatch point of every kernel in kernels.h. Bodies live in the -inl.h files, compiled
 // once per Highway target (foreach_target); HWY_DYNAMIC_DISPATCH picks the best one the CPU
-// supports. AVX3_DL (AVX-512 with VNNI) has hand-written int8 matmuls; every other target
+// supports. AVX3_DL (AVX-512 with VNNI) has hand-written int8 matmuls, AVX2 hand-written
+// vpmaddubsw ones for Q8_0 / Q4_0 / Q4_K / Q6_K (kernels_avx2_*-inl.h); every other target
 // uses portable Highway code; HWY_SCALAR uses the scalar reference where Highway's scalar
 // rounding differs from llama.cpp's.
 #include "engine/kernels.h"
