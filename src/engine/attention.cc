@@ -137,6 +137,9 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
                  float* const* out) {
   if (f16 && AllowAvx512Attention() && attention_internal::AttendGroupF16Avx512(a, n, scratch, out))
     return;
+  if (f16 && !AllowAvx512Attention() && AllowAvx2Attention() &&
+      attention_internal::AttendGroupF16Avx2(a, n, scratch, out))
+    return;
   for (int i = 0; i < n; ++i) AttendHead(a[i], f16, scratch, out[i]);
 }
 

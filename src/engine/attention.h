@@ -11,7 +11,7 @@
 // Masked keys (outside a sliding window) are skipped, as ggml skips -inf mask entries;
 // gemma2's attention soft-cap applies to each scaled score before the softmax.
 //
-// The F16 path has a scalar reference, an AVX-512 variant and a portable one (Highway
+// The F16 path has a scalar reference, AVX-512 and AVX2 variants and a portable one (Highway
 // kernels, vectorized from AVX2 on) that give the same bits (same operations, same order);
 // AttendHead picks by the CPU's features and DORMOUSE_TARGET.
 #pragma once
@@ -87,6 +87,10 @@ void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* o
 // False when head_dim has no grouped variant (the caller falls back to AttendHead).
 bool AttendGroupF16Avx512(const AttentionArgs* a, int n, const AttentionScratch& s,
                           float* const* out);
+// The same grouped variant with AVX2 (8-lane halves of the 16-lane accumulators).
+bool HaveAvx2();
+bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s,
+                        float* const* out);
 // glibc's expf, lane for lane, for arguments in [-inf, 0].
 void ExpBatchAvx512(const float* x, float* out, int64_t n);
 }  // namespace attention_internal

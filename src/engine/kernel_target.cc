@@ -57,4 +57,9 @@ bool AllowAvx512Attention() {
   return kCpu && (g_disabled.load(std::memory_order_relaxed) & HWY_AVX3) == 0;
 }
 
+bool AllowAvx2Attention() {
+  static const bool kCpu = attention_internal::HaveAvx2();
+  return kCpu && (g_disabled.load(std::memory_order_relaxed) & HWY_AVX2) == 0;
+}
+
 }  // namespace dormouse

@@ -1,7 +1,7 @@
 // A runtime ceiling on the SIMD target the kernels dispatch to, so that the portable paths
 // (AVX2, SSE4, scalar) can be measured and tested on a CPU that has AVX-512. Everything that
 // picks a code path from the CPU's features (Highway's dispatch in kernels.cc, the AVX-512
-// attention in attention_avx512.cc) follows it.
+// and AVX2 attention in attention_avx512.cc, attention_avx2.cc) follows it.
 #pragma once
 
 #include <string_view>
@@ -24,5 +24,7 @@ Status RestrictKernelTargetFromEnvironment();
 // Whether the AVX-512 attention may run: the CPU has it and dispatch is not restricted
 // below AVX-512.
 bool AllowAvx512Attention();
+// Likewise for the AVX2 attention (attention_avx2.cc).
+bool AllowAvx2Attention();
 
 }  // namespace dormouse

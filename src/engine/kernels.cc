@@ -1,6 +1,7 @@
 // The dispatch point of every kernel in kernels.h. Bodies live in the -inl.h files, compiled
 // once per Highway target (foreach_target); HWY_DYNAMIC_DISPATCH picks the best one the CPU
-// supports. AVX3_DL (AVX-512 with VNNI) has hand-written int8 matmuls; every other target
+// supports. AVX3_DL (AVX-512 with VNNI) has hand-written int8 matmuls, AVX2 hand-written
+// vpmaddubsw ones for Q8_0 / Q4_0 / Q4_K / Q6_K (kernels_avx2_*-inl.h); every other target
 // uses portable Highway code; HWY_SCALAR uses the scalar reference where Highway's scalar
 // rounding differs from llama.cpp's.
 #include "engine/kernels.h"
@@ -16,6 +17,7 @@
 #include "hwy/highway.h"
 
 // Per-target bodies.
+#include "engine/kernels_avx2_prefill-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
 #include "engine/kernels_legacy.h"
@@ -97,6 +99,12 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
   }
   vnni::MatMulQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out, out_stride);
 #else
+#if HWY_TARGET == HWY_AVX2
+  if (avx2::HasPrefillKernel(wtype) && n_tokens >= avx2::PrefillMinTokens(wtype)) {
+    return avx2::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                    out_stride);
+  }
+#endif
   if (IsKQuantLowBits(wtype)) {
     return MatMulKQuantDecode(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                               out_stride);

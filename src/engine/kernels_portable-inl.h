@@ -7,7 +7,8 @@
 // scale folded in (exact: |q * scale| <= 4096), so the dot products are plain int16 widening
 // multiply-adds into int32 lanes, reduced once per 256-element super-block. Their integer
 // sums are exact and the float accumulation follows the reference's order, so every target
-// gives the reference's bits (and the same greedy tokens).
+// gives the reference's bits (and the same greedy tokens). AVX2 has its own kernels for
+// decode (kernels_avx2_decode-inl.h) and prefill (kernels_avx2_prefill-inl.h).
 #if defined(DORMOUSE_ENGINE_KERNELS_PORTABLE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_PORTABLE_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_PORTABLE_INL_H_
@@ -18,10 +19,7 @@
 #include <algorithm>
 #include <vector>
 
-#if HWY_TARGET == HWY_AVX2
-#include <immintrin.h>
-#endif
-
+#include "engine/kernels_avx2_decode-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
 #include "hwy/highway.h"
@@ -274,110 +272,6 @@ HWY_INLINE void RowQ6_K(const BlockQ6_K* x, int64_t nsb, const BlockQ8_K* const*
   for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
 }
 
-#if HWY_TARGET == HWY_AVX2
-// RowQ4_K with AVX2's unsigned x signed byte multiply-add (vpmaddubsw), which Highway 1.0.3
-// does not expose: 32 products per instruction instead of 16, no widening of either side.
-// Nibbles times int8 summed in pairs stay below 2 * 15 * 128, so nothing saturates and
-// the integer sums, hence the results, are RowQ4_K's.
-template <int NT>
-HWY_INLINE void RowQ4_KAvx2(const BlockQ4_K* x, int64_t nsb, const BlockQ8_K* const* a, float* out,
-                            int64_t out_stride) {
-  const __m256i m4 = _mm256_set1_epi8(0xf);
-  float acc[NT] = {};
-  for (int64_t b = 0; b < nsb; ++b) {
-    uint8_t sc[8], mn[8];
-    HWY_UNROLL(8) for (int j = 0; j < 8; ++j) GetScaleMinK4(j, x[b].scales, &sc[j], &mn[j]);
-    __m256i tot[NT];
-    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
-    HWY_UNROLL(4) for (int k = 0; k < 4; ++k) {  // 32 bytes: sub-blocks 2k (low), 2k + 1 (high)
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * k));
-      const __m256i lo = _mm256_and_si256(v, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      const __m256i s_lo = _mm256_set1_epi16(sc[2 * k]), s_hi = _mm256_set1_epi16(sc[2 * k + 1]);
-      HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
-        const auto* q = reinterpret_cast<const __m256i*>(a[t][b].qs + 64 * k);
-        const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(q));
-        const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(q + 1));
-        tot[t] = _mm256_add_epi32(
-            tot[t], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
-      }
-    }
-    const __m256i mins16 =
-        _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4],
-                          mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
-    const float d = F16ToF32(x[b].d), dmin = F16ToF32(x[b].dmin);
-    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
-      const BlockQ8_K& y = a[t][b];
-      const __m256i m32 =
-          _mm256_madd_epi16(mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
-      // Both horizontal sums at once: [tot | mins] halves, then pairwise within 128 bits.
-      const __m256i lo2 = _mm256_permute2x128_si256(tot[t], m32, 0x20);
-      const __m256i hi2 = _mm256_permute2x128_si256(tot[t], m32, 0x31);
-      __m256i r = _mm256_add_epi32(lo2, hi2);
-      r = _mm256_hadd_epi32(r, r);
-      r = _mm256_hadd_epi32(r, r);
-      const int32_t scaled = _mm256_extract_epi32(r, 0);
-      const int32_t mins = _mm256_extract_epi32(r, 4);
-      acc[t] += d * y.d * static_cast<float>(scaled);
-      acc[t] -= dmin * y.d * static_cast<float>(mins);
-    }
-  }
-  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
-}
-
-// RowQ6_K likewise: the 6-bit weights taken unsigned (q + 32, as stored), their products
-// summed per scale group with vpmaddubsw (below 2 * 63 * 128: no saturation), scaled with
-// vpmaddwd, and 32 * sum(scale * bsum) taken off: the same integers as RowQ6_K.
-template <int NT>
-HWY_INLINE void RowQ6_KAvx2(const BlockQ6_K* x, int64_t nsb, const BlockQ8_K* const* a, float* out,
-                            int64_t out_stride) {
-  const __m256i m4 = _mm256_set1_epi8(0xf), m3 = _mm256_set1_epi8(3);
-  float acc[NT] = {};
-  for (int64_t b = 0; b < nsb; ++b) {
-    __m256i tot[NT];
-    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
-    HWY_UNROLL(2) for (int h = 0; h < 2; ++h) {  // elements [128h, +128)
-      const uint8_t* ql = x[b].ql + 64 * h;
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh + 32 * h));
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
-          _mm256_or_si256(_mm256_and_si256(l1, m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4))};
-      HWY_UNROLL(4) for (int k = 0; k < 4; ++k) {  // elements 128h + 32k + [0, 32): 2 groups
-        const int g = 8 * h + 2 * k;
-        const __m256i sc =
-            _mm256_set_m128i(_mm_set1_epi16(x[b].scales[g + 1]), _mm_set1_epi16(x[b].scales[g]));
-        HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
-          const __m256i y =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs + 128 * h + 32 * k));
-          tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], y), sc));
-        }
-      }
-    }
-    const __m256i sc16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales)));
-    const float d = F16ToF32(x[b].d);
-    HWY_UNROLL(4) for (int t = 0; t < NT; ++t) {
-      const BlockQ8_K& y = a[t][b];
-      const __m256i corr =
-          _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
-      __m256i r = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(corr, 5));
-      r = _mm256_add_epi32(r, _mm256_permute2x128_si256(r, r, 0x01));
-      r = _mm256_hadd_epi32(r, r);
-      r = _mm256_hadd_epi32(r, r);
-      acc[t] += d * y.d * static_cast<float>(_mm256_extract_epi32(r, 0));
-    }
-  }
-  for (int t = 0; t < NT; ++t) out[t * out_stride] = acc[t];
-}
-#endif
-
 // One Q8_0 or Q4_0 row against NT tokens: exact block sums, accumulated as the reference
 // does (bit for bit: a lane-parallel float sum flips near-tied greedy tokens).
 template <int NT>
@@ -433,31 +327,29 @@ HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n,
     PreparedQ8_0 a[NT];
     for (int t = 0; t < NT; ++t) a[t] = PreparedQ8_0::At(act + t * arow, n);
     const bool q4 = wtype == GgmlType::kQ4_0;
+#if HWY_TARGET == HWY_AVX2
+    avx2::RowsQ0<NT>(q4, w, wrow, r0, r1, n / 32, a, out, out_stride);
+#else
     for (int64_t r = r0; r < r1; ++r) RowQ0<NT>(q4, w + r * wrow, n / 32, a, out + r, out_stride);
+#endif
     return;
   }
   const BlockQ8_K* a[NT];
   for (int t = 0; t < NT; ++t) a[t] = reinterpret_cast<const BlockQ8_K*>(act + t * arow);
   if (!panel) {
+#if HWY_TARGET == HWY_AVX2
+    avx2::RowsK<NT>(wtype == GgmlType::kQ4_K, w, wrow, r0, r1, n / kQK_K, a, out, out_stride);
+#else
     for (int64_t r = r0; r < r1; ++r) {
       if (wtype == GgmlType::kQ4_K) {
-#if HWY_TARGET == HWY_AVX2
-        RowQ4_KAvx2<NT>(reinterpret_cast<const BlockQ4_K*>(w + r * wrow), n / kQK_K, a, out + r,
-                        out_stride);
-#else
         RowQ4_K<NT>(reinterpret_cast<const BlockQ4_K*>(w + r * wrow), n / kQK_K, a, out + r,
                     out_stride);
-#endif
       } else {
-#if HWY_TARGET == HWY_AVX2
-        RowQ6_KAvx2<NT>(reinterpret_cast<const BlockQ6_K*>(w + r * wrow), n / kQK_K, a, out + r,
-                        out_stride);
-#else
         RowQ6_K<NT>(reinterpret_cast<const BlockQ6_K*>(w + r * wrow), n / kQK_K, a, out + r,
                     out_stride);
-#endif
       }
     }
+#endif
     return;
   }
   for (int64_t r = r0; r < r1; ++r) {

@@ -107,8 +107,10 @@ TEST(AttentionTest, PortableVariantMatchesReferenceBitForBitOnEveryTarget) {
   }
 }
 
-TEST(AttentionTest, GroupedVariantMatchesReferenceBitForBit) {
-  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+using GroupedVariant = bool (*)(const AttentionArgs*, int, const AttentionScratch&, float* const*);
+
+// A grouped variant gives the reference's bits for every head of a group of 1 to 4.
+void CheckGroupedVariant(GroupedVariant attend) {
   for (int64_t hd : {32, 64, 80, 96, 128}) {
     for (int heads : {1, 2, 3, 4}) {
       for (int64_t n_keys : {1, 2, 17, 64, 65, 300}) {
@@ -137,7 +139,7 @@ TEST(AttentionTest, GroupedVariantMatchesReferenceBitForBit) {
                      1.0f / std::sqrt(static_cast<float>(hd))};
           attention_internal::AttendF16Reference(args[g], s, want[g].data());
         }
-        ASSERT_TRUE(attention_internal::AttendGroupF16Avx512(args.data(), heads, s, outs.data()));
+        ASSERT_TRUE(attend(args.data(), heads, s, outs.data()));
         for (int g = 0; g < heads; ++g) {
           ASSERT_EQ(std::memcmp(want[g].data(), got[g].data(), hd * sizeof(float)), 0)
               << "hd " << hd << " heads " << heads << " keys " << n_keys << " head " << g;
@@ -145,6 +147,16 @@ TEST(AttentionTest, GroupedVariantMatchesReferenceBitForBit) {
       }
     }
   }
+}
+
+TEST(AttentionTest, GroupedVariantMatchesReferenceBitForBit) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  CheckGroupedVariant(attention_internal::AttendGroupF16Avx512);
+}
+
+TEST(AttentionTest, GroupedAvx2VariantMatchesReferenceBitForBit) {
+  if (!attention_internal::HaveAvx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  CheckGroupedVariant(attention_internal::AttendGroupF16Avx2);
 }
 
 TEST(AttentionTest, VectorExpIsTheLibrarysExpf) {

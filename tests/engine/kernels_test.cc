@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/kernels_internal.h"
@@ -47,11 +48,19 @@ TEST(KernelTest, MatMulRowsMatchesReferenceOnEveryTarget) {
 
 // Below AVX-512 VNNI the quantized matmuls give the reference's bits, so every such CPU
 // picks the same greedy tokens (a lane-parallel float sum, though within the tolerance of
-// MatMulRowsMatchesReferenceOnEveryTarget, flipped one on llama-58m-q8_0).
+// MatMulRowsMatchesReferenceOnEveryTarget, flipped one on llama-58m-q8_0). The token counts
+// cover decode and prefill (AVX2's packed panels from 24 tokens on); n = 2304 spans several
+// 1024-column panels, whose partial sums pass through the output.
 TEST(KernelTest, PortableQuantMatMulsAreBitExact) {
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const int64_t rows = 21, n = 1024;
-    for (int64_t tokens : {1, 3, 4, 9}) {
+    const int64_t rows = 21;
+    for (auto [n, tokens] : {std::pair<int64_t, int64_t>{1024, 1},
+                             {1024, 3},
+                             {1024, 4},
+                             {1024, 9},
+                             {1024, 24},
+                             {2304, 33},
+                             {2304, 2}}) {
       std::vector<uint8_t> w = kernel_test::MakeWeights(type, rows, n, 3);
       const size_t arow = PreparedRowBytes(type, n);
       std::vector<float> x = RandomRow(n * tokens, 4, 2.0f);
