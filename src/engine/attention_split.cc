@@ -16,6 +16,16 @@ int64_t FirstVisible(const LayerAttention& l, int64_t pos) {
   return l.window > 0 ? std::max<int64_t>(0, pos - l.window + 1) : 0;
 }
 
+// What a query row's key costs next to a matmul's multiply-add (ThreadPool::RunSized):
+// the score, the exp and the accumulate of head_dim elements, over head_dim.
+constexpr int64_t kAttentionStep = 4;
+
+// The work of n query tokens at positions [pos0, pos0 + n), in those units.
+int64_t Work(const LayerAttention& l, int64_t pos0, int64_t n) {
+  const int64_t keys = l.window > 0 ? std::min(l.window, pos0 + n) : pos0 + (n + 1) / 2;
+  return n * l.n_head * keys * l.head_dim * kAttentionStep;
+}
+
 // The arguments of one query row (q: its head) of KV head kvh over keys [begin, end).
 AttentionArgs RowArgs(const LayerAttention& l, const float* q, int64_t kvh, int64_t begin,
                       int64_t end, SoftmaxStats* stats) {
@@ -120,7 +130,7 @@ void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const
     return TokenLanes(pool, l, q, q_stride, pos0, n, out, out_stride);
   }
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
-  pool.Run([&](int ti, int nt) {
+  pool.RunSized(Work(l, pos0, n), [&](int ti, int nt) {
     const Thread th = ForThread(ti);
     // A task is one token's query heads that share a KV head. Strided, not contiguous:
     // under the causal mask later tokens attend to more keys, so contiguous halves would
@@ -164,7 +174,7 @@ void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, c
   const int64_t per_task = std::max<int64_t>(1, kLaneRows / group);  // tokens
   const int64_t blocks = (n + per_task - 1) / per_task;
   const int64_t tasks = blocks * l.n_head_kv * head_sets;
-  pool.Run([&](int ti, int nt) {
+  pool.RunSized(Work(l, pos0, n), [&](int ti, int nt) {
     const Thread th = ForThread(ti);
     for (int64_t task = ti; task < tasks; task += nt) {
       const int64_t t0 = task / (l.n_head_kv * head_sets) * per_task;
@@ -213,7 +223,7 @@ void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, c
 void AttentionWorkspace::SplitDecode(ThreadPool& pool, const LayerAttention& l, const KeyChunks& kc,
                                      const float* q, float* out) {
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
-  pool.Run([&](int ti, int nt) {
+  pool.RunSized(l.n_head * (kc.end - kc.first) * hd * kAttentionStep, [&](int ti, int nt) {
     const Thread th = ForThread(ti);
     for (int64_t task = ti; task < kc.n * l.n_head_kv; task += nt) {
       const int c = static_cast<int>(task / l.n_head_kv);
