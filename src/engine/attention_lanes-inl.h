@@ -219,7 +219,6 @@ class RowBlock {
   // Keys [j0, j0 + nb) that every used lane sees.
   void Keys(int64_t j0, int nb) {
     const DF df;
-    const DD dd;
     HWY_ALIGN double kd[kKeyBlock][HD];
     HWY_ALIGN float kf[HD], vf[kKeyBlock][HD];
     HWY_ALIGN float x[kKeyBlock][kMaxLanes], ms[kKeyBlock][kMaxLanes], vs[kKeyBlock][kMaxLanes];
@@ -264,14 +263,12 @@ class RowBlock {
       for (int d = 0; d < HD; ++d)
         acc_[d] = RoundF16(hn::MulAdd(hn::Set(df, vf[jj][d]), v, acc_[d]));
     }
-    (void)dd;
   }
 
   // Key j for the lanes whose range holds it; the others are left as they are.
   void MaskedKey(int64_t j) {
     const DF df;
     const DI di;
-    const DD dd;
     HWY_ALIGN float kf[HD], vf[HD];
     HWY_ALIGN double kd[HD];
     LoadRow<HD>(Row(a_[0].k_base, a_[0].Slot(j)), kf);
@@ -292,7 +289,6 @@ class RowBlock {
       acc_[d] =
           hn::IfThenElse(active, RoundF16(hn::MulAdd(hn::Set(df, vf[d]), vs, acc_[d])), acc_[d]);
     }
-    (void)dd;
   }
 
   const AttentionArgs* a_;
