@@ -1,6 +1,7 @@
 #include "engine/attention.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "engine/kernel_target.h"
 #include "engine/kernels.h"
@@ -40,6 +41,22 @@ double ReduceLanes16(const float* a) {
   for (int l = 0; l < 8; ++l) t3[l] = a[8 + l] + a[l];
   for (int l = 0; l < 4; ++l) t6[l] = t3[4 + l] + t3[l];
   return static_cast<double>((t6[0] + t6[2]) + (t6[1] + t6[3]));
+}
+
+const uint64_t* ExpfTable() {
+  struct Table {
+    alignas(64) uint64_t t[32];
+    Table() {
+      for (int i = 0; i < 32; ++i) {
+        const double v = static_cast<double>(exp2l(static_cast<long double>(i) / 32));
+        uint64_t b;
+        std::memcpy(&b, &v, 8);
+        t[i] = b - (static_cast<uint64_t>(i) << 47);
+      }
+    }
+  };
+  static const Table kTable;
+  return kTable.t;
 }
 
 void ScaleF16Reference(uint16_t* y, float v, int64_t n) {  // ggml_vec_scale_f16
@@ -135,6 +152,7 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
                  float* const* out) {
+  if (f16 && AttendLanesF16(a, n, out)) return;
   if (f16 && AllowAvx512Attention() && attention_internal::AttendGroupF16Avx512(a, n, scratch, out))
     return;
   if (f16 && !AllowAvx512Attention() && AllowAvx2Attention() &&

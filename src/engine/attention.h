@@ -13,7 +13,8 @@
 //
 // The F16 path has a scalar reference, AVX-512 and AVX2 variants and a portable one (Highway
 // kernels, vectorized from AVX2 on) that give the same bits (same operations, same order);
-// AttendHead picks by the CPU's features and DORMOUSE_TARGET.
+// AttendHead picks by the CPU's features and DORMOUSE_TARGET. Tiny heads (head_dim <= 16)
+// have a lane-parallel variant instead (AttendLanesF16: one query row per vector lane).
 #pragma once
 
 #include <cmath>
@@ -68,6 +69,20 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
                  float* const* out);
 
+// Tiny heads (head_dim 4, 8, 16; F16 cache, no soft-cap) on targets from AVX2 on: n query
+// rows that share one KV head (same keys, values, offset, head_dim, scale and ring), each
+// with its own q, key range [first_key, n_keys), stats and out, one row per vector lane.
+// Per row exactly AttendF16Reference's operations in its order, so the same bits. Returns
+// false, computing nothing, when the dispatched target or the shape has no lane kernel.
+bool AttendLanesF16(const AttentionArgs* a, int n, float* const* out);
+// Rows per vector of the dispatched lane kernel (16 with AVX-512, 8 with AVX2); 0: none.
+int AttentionLaneWidth();
+// Whether AttendLanesF16 takes rows of this shape on the dispatched target.
+inline bool AttentionLanesFit(int64_t head_dim, bool f16, float softcap) {
+  return f16 && softcap <= 0.0f && (head_dim == 4 || head_dim == 8 || head_dim == 16) &&
+         AttentionLaneWidth() > 0;
+}
+
 namespace attention_internal {
 // The F16 path's variants, exposed for the test that holds them to each other.
 void AttendF16Reference(const AttentionArgs& a, const AttentionScratch& s, float* out);
@@ -93,6 +108,10 @@ bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s
                         float* const* out);
 // glibc's expf, lane for lane, for arguments in [-inf, 0].
 void ExpBatchAvx512(const float* x, float* out, int64_t n);
+// The same through the dispatched lane kernel's exp (std::exp on targets without one).
+void ExpfBatch(const float* x, float* out, int64_t n);
+// glibc expf's table, 2^(i/32) with i << 47 subtracted from its bits (64-byte aligned).
+const uint64_t* ExpfTable();
 }  // namespace attention_internal
 
 }  // namespace dormouse

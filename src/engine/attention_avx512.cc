@@ -17,7 +17,6 @@
 #include <immintrin.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "engine/attention.h"
 #include "engine/kernels.h"
@@ -76,19 +75,6 @@ DM_AVX512 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
 // glibc's expf (the FMA build, sysdeps/ieee754/flt-32/e_expf.c) for arguments in
 // [-inf, 0], lane for lane: x*32/ln2 = k + r, 2^(k/32) from a 32-entry table, a cubic in
 // r, all in double. Checked against the library on every float in [-104, 0].
-struct ExpTable {
-  alignas(64) uint64_t t[32];
-  ExpTable() {
-    for (int i = 0; i < 32; ++i) {
-      double v = static_cast<double>(exp2l(static_cast<long double>(i) / 32));
-      uint64_t b;
-      std::memcpy(&b, &v, 8);
-      t[i] = b - (static_cast<uint64_t>(i) << 47);
-    }
-  }
-};
-const ExpTable kExpTable;
-
 DM_AVX512 __m256 Exp8(__m256 xf) {
   const __m512d inv_ln2_n = _mm512_set1_pd(0x1.71547652b82fep+0 * 32);
   const __m512d shift = _mm512_set1_pd(0x1.8p+52);
@@ -102,9 +88,9 @@ DM_AVX512 __m256 Exp8(__m256 xf) {
   kd = _mm512_sub_pd(kd, shift);
   const __m512d r = _mm512_fmadd_pd(inv_ln2_n, xd, _mm512_sub_pd(_mm512_setzero_pd(), kd));
   const __m512i idx = _mm512_and_si512(ki, _mm512_set1_epi64(31));
-  const __m512i lo = _mm512_load_si512(kExpTable.t), hi = _mm512_load_si512(kExpTable.t + 8);
-  const __m512i lo2 = _mm512_load_si512(kExpTable.t + 16),
-                hi2 = _mm512_load_si512(kExpTable.t + 24);
+  const uint64_t* table = ExpfTable();
+  const __m512i lo = _mm512_load_si512(table), hi = _mm512_load_si512(table + 8);
+  const __m512i lo2 = _mm512_load_si512(table + 16), hi2 = _mm512_load_si512(table + 24);
   const __m512i t16a = _mm512_permutex2var_epi64(lo, idx, hi);
   const __m512i t16b = _mm512_permutex2var_epi64(lo2, idx, hi2);
   const __mmask8 upper = _mm512_test_epi64_mask(idx, _mm512_set1_epi64(16));

@@ -7,6 +7,8 @@ namespace dormouse {
 namespace {
 
 constexpr size_t kChunks = kMaxKeyChunks;
+// Query rows per task of the lane kernel (AttendLanesF16): a vector of them with AVX-512.
+constexpr int kLaneRows = 16;
 constexpr int64_t kSerialMerge = 32 * 1024;  // multiply-adds
 
 int64_t FirstVisible(const LayerAttention& l, int64_t pos) {
@@ -14,26 +16,42 @@ int64_t FirstVisible(const LayerAttention& l, int64_t pos) {
   return l.window > 0 ? std::max<int64_t>(0, pos - l.window + 1) : 0;
 }
 
+// What a query row's key costs next to a matmul's multiply-add (ThreadPool::RunSized):
+// the score, the exp and the accumulate of head_dim elements, over head_dim.
+constexpr int64_t kAttentionStep = 4;
+
+// The work of n query tokens at positions [pos0, pos0 + n), in those units.
+int64_t Work(const LayerAttention& l, int64_t pos0, int64_t n) {
+  const int64_t keys = l.window > 0 ? std::min(l.window, pos0 + n) : pos0 + (n + 1) / 2;
+  return n * l.n_head * keys * l.head_dim * kAttentionStep;
+}
+
+// The arguments of one query row (q: its head) of KV head kvh over keys [begin, end).
+AttentionArgs RowArgs(const LayerAttention& l, const float* q, int64_t kvh, int64_t begin,
+                      int64_t end, SoftmaxStats* stats) {
+  return {.q = q,
+          .k_base = l.k_base,
+          .v_base = l.v_base,
+          .row_bytes = l.row_bytes,
+          .offset = kvh * l.head_dim,
+          .n_keys = end,
+          .head_dim = l.head_dim,
+          .scale = l.scale,
+          .first_key = begin,
+          .ring = l.ring,
+          .softcap = l.softcap,
+          .stats = stats};
+}
+
 // Attention of query heads [h0, h0 + m) (sharing KV head kvh) over keys [begin, end).
 void AttendHeads(const LayerAttention& l, const float* q, int64_t h0, int m, int64_t begin,
                  int64_t end, const AttentionScratch& scratch, float* const* outs,
                  SoftmaxStats* const* stats) {
-  const int64_t hd = l.head_dim;
   const int64_t kvh = h0 / (l.n_head / l.n_head_kv);
   AttentionArgs args[kMaxGroupHeads];
   for (int i = 0; i < m; ++i) {
-    args[i] = {.q = q + (h0 + i) * hd,
-               .k_base = l.k_base,
-               .v_base = l.v_base,
-               .row_bytes = l.row_bytes,
-               .offset = kvh * hd,
-               .n_keys = end,
-               .head_dim = hd,
-               .scale = l.scale,
-               .first_key = begin,
-               .ring = l.ring,
-               .softcap = l.softcap,
-               .stats = stats == nullptr ? nullptr : stats[i]};
+    args[i] = RowArgs(l, q + (h0 + i) * l.head_dim, kvh, begin, end,
+                      stats == nullptr ? nullptr : stats[i]);
   }
   AttendGroup(args, m, l.f16, scratch, outs);
 }
@@ -73,10 +91,14 @@ AttentionWorkspace::AttentionWorkspace(int n_threads, int64_t n_head, int64_t he
     : n_head_(n_head), head_dim_(head_dim), n_threads_(n_threads) {
   const size_t nt = static_cast<size_t>(n_threads), hd = static_cast<size_t>(head_dim);
   const size_t nh = static_cast<size_t>(n_head);
+  // Whether the lane kernel takes these heads depends on the target dispatch picks, which may
+  // change later: room for its rows whenever it might.
+  thread_rows_ = head_dim <= 16 ? std::max(kLaneRows, kMaxGroupHeads) : kMaxGroupHeads;
+  const size_t rows = static_cast<size_t>(thread_rows_);
   f16_.resize(nt * (kMaxGroupHeads + 1) * hd);
   f32_.resize(nt * hd);
-  thread_partial_.resize(nt * kMaxGroupHeads * kChunks * hd);
-  thread_stats_.resize(nt * kMaxGroupHeads * kChunks);
+  thread_partial_.resize(nt * rows * kChunks * hd);
+  thread_stats_.resize(nt * rows * kChunks);
   partial_.resize(nh * kChunks * hd);
   stats_.resize(nh * kChunks);
 }
@@ -85,9 +107,10 @@ AttentionWorkspace::Thread AttentionWorkspace::ForThread(int i) {
   assert(i < n_threads_);
   const size_t t = static_cast<size_t>(i), hd = static_cast<size_t>(head_dim_);
   uint16_t* h16 = &f16_[t * (kMaxGroupHeads + 1) * hd];
+  const size_t rows = static_cast<size_t>(thread_rows_);
   return {{h16, h16 + kMaxGroupHeads * hd, &f32_[t * hd]},
-          &thread_partial_[t * kMaxGroupHeads * kChunks * hd],
-          &thread_stats_[t * kMaxGroupHeads * kChunks]};
+          &thread_partial_[t * rows * kChunks * hd],
+          &thread_stats_[t * rows * kChunks]};
 }
 
 void AttentionWorkspace::Run(ThreadPool& pool, const LayerAttention& l, const float* q,
@@ -103,8 +126,11 @@ void AttentionWorkspace::Run(ThreadPool& pool, const LayerAttention& l, const fl
 void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const float* q,
                                 int64_t q_stride, int64_t pos0, int64_t n, float* out,
                                 int64_t out_stride) {
+  if (AttentionLanesFit(l.head_dim, l.f16, l.softcap)) {
+    return TokenLanes(pool, l, q, q_stride, pos0, n, out, out_stride);
+  }
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
-  pool.Run([&](int ti, int nt) {
+  pool.RunSized(Work(l, pos0, n), [&](int ti, int nt) {
     const Thread th = ForThread(ti);
     // A task is one token's query heads that share a KV head. Strided, not contiguous:
     // under the causal mask later tokens attend to more keys, so contiguous halves would
@@ -137,10 +163,67 @@ void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const
   });
 }
 
+void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, const float* q,
+                                    int64_t q_stride, int64_t pos0, int64_t n, float* out,
+                                    int64_t out_stride) {
+  const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
+  // A task is up to kLaneRows query rows of one KV head: consecutive tokens' heads, whose
+  // key ranges (nearly) coincide. Many heads per KV head: a token's heads in sets.
+  const int64_t head_sets = (group + kLaneRows - 1) / kLaneRows;
+  const int64_t set_size = std::min<int64_t>(group, kLaneRows);
+  const int64_t per_task = std::max<int64_t>(1, kLaneRows / group);  // tokens
+  const int64_t blocks = (n + per_task - 1) / per_task;
+  const int64_t tasks = blocks * l.n_head_kv * head_sets;
+  pool.RunSized(Work(l, pos0, n), [&](int ti, int nt) {
+    const Thread th = ForThread(ti);
+    for (int64_t task = ti; task < tasks; task += nt) {
+      const int64_t t0 = task / (l.n_head_kv * head_sets) * per_task;
+      const int64_t kvh = task / head_sets % l.n_head_kv;
+      const int64_t h0 = kvh * group + task % head_sets * set_size;
+      const int64_t h1 = std::min(h0 + set_size, (kvh + 1) * group);
+      const int64_t t1 = std::min(n, t0 + per_task);
+      // Row r: token t0 + r / heads, head h0 + r % heads.
+      const int64_t heads = h1 - h0;
+      const int rows = static_cast<int>((t1 - t0) * heads);
+      KeyChunks kc[kLaneRows];
+      int max_chunks = 0;
+      for (int r = 0; r < rows; ++r) {
+        const int64_t pos = pos0 + t0 + r / heads;
+        kc[r] = SplitKeys(FirstVisible(l, pos), pos + 1);
+        max_chunks = std::max(max_chunks, kc[r].n);
+      }
+      auto row_out = [&](int r) {
+        return out + (t0 + r / heads) * out_stride + (h0 + r % heads) * hd;
+      };
+      for (int c = 0; c < max_chunks; ++c) {
+        AttentionArgs args[kLaneRows];
+        float* outs[kLaneRows];
+        int m = 0;
+        for (int r = 0; r < rows; ++r) {
+          if (kc[r].n <= c) continue;
+          const size_t slot = static_cast<size_t>(r) * kChunks + static_cast<size_t>(c);
+          const float* qr = q + (t0 + r / heads) * q_stride + (h0 + r % heads) * hd;
+          args[m] = RowArgs(l, qr, kvh, kc[r].Begin(c), kc[r].End(c), th.stats + slot);
+          outs[m++] = kc[r].n == 1 ? row_out(r) : th.partial + slot * hd;
+        }
+        const bool ok = AttendLanesF16(args, m, outs);
+        assert(ok);
+        (void)ok;
+      }
+      for (int r = 0; r < rows; ++r) {
+        if (kc[r].n == 1) continue;
+        const float* parts[kMaxKeyChunks];
+        for (int c = 0; c < kc[r].n; ++c) parts[c] = th.partial + (r * kChunks + c) * hd;
+        MergeChunks(parts, th.stats + r * kChunks, kc[r].n, hd, row_out(r));
+      }
+    }
+  });
+}
+
 void AttentionWorkspace::SplitDecode(ThreadPool& pool, const LayerAttention& l, const KeyChunks& kc,
                                      const float* q, float* out) {
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
-  pool.Run([&](int ti, int nt) {
+  pool.RunSized(l.n_head * (kc.end - kc.first) * hd * kAttentionStep, [&](int ti, int nt) {
     const Thread th = ForThread(ti);
     for (int64_t task = ti; task < kc.n * l.n_head_kv; task += nt) {
       const int c = static_cast<int>(task / l.n_head_kv);

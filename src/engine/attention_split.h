@@ -73,22 +73,26 @@ class AttentionWorkspace {
  private:
   struct Thread {
     AttentionScratch scratch;
-    float* partial;       // (kMaxGroupHeads, kMaxKeyChunks, head_dim)
-    SoftmaxStats* stats;  // (kMaxGroupHeads, kMaxKeyChunks)
+    float* partial;       // (thread_rows_, kMaxKeyChunks, head_dim)
+    SoftmaxStats* stats;  // (thread_rows_, kMaxKeyChunks)
   };
   Thread ForThread(int i);
   void Tokens(ThreadPool& pool, const LayerAttention& l, const float* q, int64_t q_stride,
               int64_t pos0, int64_t n, float* out, int64_t out_stride);
+  // Tokens with the lane kernel (tiny heads): rows of several tokens per task.
+  void TokenLanes(ThreadPool& pool, const LayerAttention& l, const float* q, int64_t q_stride,
+                  int64_t pos0, int64_t n, float* out, int64_t out_stride);
   void SplitDecode(ThreadPool& pool, const LayerAttention& l, const KeyChunks& kc, const float* q,
                    float* out);
 
   int64_t n_head_ = 0;
   int64_t head_dim_ = 0;
   int n_threads_ = 0;
+  int thread_rows_ = 0;                      // query rows a thread's partial results hold
   UninitVector<uint16_t> f16_;               // (n_threads, kMaxGroupHeads + 1, head_dim)
   UninitVector<float> f32_;                  // (n_threads, head_dim)
-  UninitVector<float> thread_partial_;       // (n_threads, kMaxGroupHeads, kMaxKeyChunks, head_dim)
-  UninitVector<SoftmaxStats> thread_stats_;  // (n_threads, kMaxGroupHeads, kMaxKeyChunks)
+  UninitVector<float> thread_partial_;       // (n_threads, thread_rows_, kMaxKeyChunks, head_dim)
+  UninitVector<SoftmaxStats> thread_stats_;  // (n_threads, thread_rows_, kMaxKeyChunks)
   UninitVector<float> partial_;              // (n_head, kMaxKeyChunks, head_dim): decode
   UninitVector<SoftmaxStats> stats_;         // (n_head, kMaxKeyChunks)
 };

@@ -229,14 +229,10 @@ void InferenceContext::MatMulGroup(const float* in, int64_t in_stride, int64_t n
         PrepareActivations(w.type, in + t * in_stride, w.cols, dst + t * row_bytes);
       }
     };
-    if (n >= 4) {
-      pool_->Run(prepare);
-    } else {
-      prepare(0, 1);
-    }
+    pool_->RunSized(n * w.cols, prepare);
   }
   // One parallel pass over the concatenated rows of every weight in the group.
-  pool_->Run([&](int i, int nt) {
+  pool_->RunSized(total_rows * jobs[0].w->cols * n, [&](int i, int nt) {
     auto [b, e] = ThreadPool::Share(total_rows, i, nt, 16);
     int64_t base = 0;
     for (size_t j = 0; j < jobs.size(); ++j) {
@@ -265,11 +261,7 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
       auto [b, e] = ThreadPool::Share(n, i, nt);
       for (int64_t t = b; t < e; ++t) RmsNorm(&in[t * d], w.data(), c.rms_eps, d, &out[t * d]);
     };
-    if (n >= 8) {
-      pool_->Run(body);
-    } else {
-      body(0, 1);
-    }
+    pool_->RunSized(n * d, body);
   };
   // x += branch, normalized first by `post` when the architecture has post norms.
   auto add_branch = [&](const std::vector<float>& post) {
@@ -352,11 +344,7 @@ void InferenceContext::RopeQK(int64_t il, int64_t n) {
       }
     }
   };
-  if (n >= 8) {
-    pool_->Run(body);
-  } else {
-    body(0, 1);
-  }
+  pool_->RunSized(n * (c.n_head + c.n_head_kv) * hd, body);
 }
 
 void InferenceContext::StoreKV(int64_t il, int64_t n) {

@@ -17,6 +17,7 @@
 #include "hwy/highway.h"
 
 // Per-target bodies.
+#include "engine/attention_lanes-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
@@ -152,6 +153,9 @@ HWY_EXPORT(ScaleF16T);
 HWY_EXPORT(MadF16T);
 HWY_EXPORT(RmsNormT);
 HWY_EXPORT(SwiGluT);
+HWY_EXPORT(AttendLanesF16T);
+HWY_EXPORT(AttentionLaneWidthT);
+HWY_EXPORT(ExpfBatchT);
 
 size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
   switch (wtype) {
@@ -213,6 +217,14 @@ void RmsNorm(const float* x, const float* w, float eps, int64_t n, float* out) {
 }
 void SwiGlu(const float* gate, const float* up, int64_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(SwiGluT)(gate, up, n, out);
+}
+
+bool AttendLanesF16(const AttentionArgs* a, int n, float* const* out) {
+  return n > 0 && HWY_DYNAMIC_DISPATCH(AttendLanesF16T)(a, n, out);
+}
+int AttentionLaneWidth() { return HWY_DYNAMIC_DISPATCH(AttentionLaneWidthT)(); }
+void attention_internal::ExpfBatch(const float* x, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(ExpfBatchT)(x, out, n);
 }
 
 const char* KernelTargetName() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(ChosenTarget)()); }

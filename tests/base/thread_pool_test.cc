@@ -157,6 +157,30 @@ TEST(ThreadPoolTest, OneThreadRunsInline) {
   EXPECT_EQ(calls, 1);
 }
 
+// A job below kMinParallelWork is one share on the calling thread; from there on, one share
+// per thread as Run gives.
+TEST(ThreadPoolTest, RunSizedKeepsSmallJobsOnTheCallingThread) {
+  ThreadPool pool(3);
+  const std::thread::id caller = std::this_thread::get_id();
+  int calls = 0;
+  pool.RunSized(ThreadPool::kMinParallelWork - 1, [&](int i, int n) {
+    EXPECT_EQ(i, 0);
+    EXPECT_EQ(n, 1);
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    ++calls;
+  });
+  EXPECT_EQ(calls, 1);
+  std::atomic<int> shares{0};
+  std::atomic<int> seen[3] = {0, 0, 0};
+  pool.RunSized(ThreadPool::kMinParallelWork, [&](int i, int n) {
+    EXPECT_EQ(n, 3);
+    seen[i].fetch_add(1);
+    shares.fetch_add(1);
+  });
+  EXPECT_EQ(shares.load(), 3);
+  for (const auto& s : seen) EXPECT_EQ(s.load(), 1);
+}
+
 TEST(ThreadPoolTest, ManyBackToBackRunsAreCorrect) {
   constexpr int kRuns = 100000;
   constexpr int64_t kItems = 37;

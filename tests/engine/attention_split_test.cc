@@ -145,23 +145,43 @@ TEST(AttentionSplitTest, DecodeIsAttentionWithTheSameBitsOnAnyThreadCount) {
 }
 
 // A prefill of positions [pos0, pos0 + n) gives each token the bits a decode at its
-// position gives, with a sliding window too.
+// position gives, with a sliding window too, and with tiny heads (the lane kernel: rows of
+// several tokens per task, some of them split into key chunks and some not).
 TEST(AttentionSplitTest, PrefillAndDecodeGiveTheSameBits) {
-  const int64_t n = 40, n_keys = 700, pos0 = n_keys - n;
-  const Layer L(8, 2, 64, n_keys, n, 77);
-  for (int64_t window : {int64_t{0}, int64_t{300}, int64_t{600}}) {
-    for (int threads : {1, 3}) {
-      ThreadPool pool(threads);
-      AttentionWorkspace ws(threads, L.n_head, L.hd);
-      LayerAttention la = L.Attn(true);
-      la.window = window;
-      const int64_t stride = L.n_head * L.hd;
-      std::vector<float> batch(static_cast<size_t>(n * stride)), one(static_cast<size_t>(stride));
-      ws.Run(pool, la, L.q.data(), stride, pos0, n, batch.data(), stride);
-      for (int64_t t = 0; t < n; ++t) {
-        ws.Run(pool, la, &L.q[t * stride], stride, pos0 + t, 1, one.data(), stride);
-        ASSERT_EQ(std::memcmp(one.data(), &batch[t * stride], stride * sizeof(float)), 0)
-            << "token " << t << " window " << window << " threads " << threads;
+  struct Shape {
+    int64_t n_head, n_head_kv, hd;
+  };
+  const int64_t n = 40;
+  for (Shape sh : {Shape{8, 2, 64}, Shape{8, 4, 8}, Shape{6, 2, 4}, Shape{34, 1, 16}}) {
+    for (int64_t n_keys : {700, 530}) {
+      const int64_t pos0 = n_keys - n;
+      const Layer L(sh.n_head, sh.n_head_kv, sh.hd, n_keys, n, 77);
+      for (int64_t window : {int64_t{0}, int64_t{300}, int64_t{600}}) {
+        for (int threads : {1, 3}) {
+          ThreadPool pool(threads);
+          AttentionWorkspace ws(threads, L.n_head, L.hd);
+          LayerAttention la = L.Attn(true);
+          la.window = window;
+          const int64_t stride = L.n_head * L.hd;
+          std::vector<float> batch(static_cast<size_t>(n * stride));
+          std::vector<float> one(static_cast<size_t>(stride));
+          ws.Run(pool, la, L.q.data(), stride, pos0, n, batch.data(), stride);
+          for (int64_t t = 0; t < n; ++t) {
+            ws.Run(pool, la, &L.q[t * stride], stride, pos0 + t, 1, one.data(), stride);
+            ASSERT_EQ(std::memcmp(one.data(), &batch[t * stride], stride * sizeof(float)), 0)
+                << "hd " << sh.hd << " heads " << sh.n_head << " keys " << n_keys << " token " << t
+                << " window " << window << " threads " << threads;
+          }
+          if (window == 0) {  // and it is attention
+            for (int64_t h = 0; h < L.n_head; h += 5) {
+              const std::vector<double> exact = L.Exact(n - 1, h, n_keys - 1);
+              for (int64_t i = 0; i < L.hd; ++i) {
+                ASSERT_NEAR(batch[(n - 1) * stride + h * L.hd + i], exact[i],
+                            0.02 + 0.01 * std::abs(exact[i]));
+              }
+            }
+          }
+        }
       }
     }
   }

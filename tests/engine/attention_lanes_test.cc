@@ -1,0 +1,179 @@
+// The lane-parallel attention for tiny heads gives every row the scalar reference's bits,
+// on every compiled target that has it, whatever the other lanes' key ranges; and its exp is
+// the library's expf.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/attention.h"
+#include "engine/quants.h"
+#include "kernel_checker.h"
+
+namespace dormouse {
+namespace {
+
+TEST(AttentionLanesTest, VectorExpIsTheLibrarysExpfOnEveryTarget) {
+  // Every 211th float in [-104, 0], plus the edges and the special values.
+  std::vector<float> x;
+  uint32_t lo, hi;
+  float a = -0.0f, b = -104.0f;
+  std::memcpy(&lo, &a, 4);
+  std::memcpy(&hi, &b, 4);
+  for (uint64_t u = lo; u <= hi; u += 211) {
+    float f;
+    uint32_t v = static_cast<uint32_t>(u);
+    std::memcpy(&f, &v, 4);
+    x.push_back(f);
+  }
+  for (float f : {-INFINITY, -0.0f, 0.0f, -103.97f, -103.28f, -87.3f, -1e-30f, -200.0f}) {
+    x.push_back(f);
+  }
+  kernel_test::ForEachTarget([&] {
+    std::vector<float> got(x.size());
+    attention_internal::ExpfBatch(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    int64_t mismatches = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float want = std::exp(x[i]);
+      if (std::memcmp(&want, &got[i], 4) != 0 && ++mismatches < 5) {
+        ADD_FAILURE() << "exp(" << x[i] << ") = " << want << ", got " << got[i];
+      }
+    }
+    EXPECT_EQ(mismatches, 0);
+  });
+}
+
+// A ring of `ring` cache rows (key j at row j % ring, 0: no ring) of 2 KV heads, and n query
+// rows of the second KV head with their own key ranges.
+struct Rows {
+  int64_t hd, ring;
+  std::vector<uint16_t> k, v;
+  std::vector<float> q;  // (n, hd)
+  std::vector<AttentionArgs> args;
+  std::vector<SoftmaxStats> stats;
+
+  Rows(int64_t head_dim, int n, int64_t n_keys, int64_t ring_rows, uint32_t seed)
+      : hd(head_dim), ring(ring_rows) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.5f);
+    const int64_t rows = ring > 0 ? ring : n_keys;
+    for (int64_t i = 0; i < rows * 2 * hd; ++i) {
+      k.push_back(F32ToF16(nd(rng)));
+      v.push_back(F32ToF16(nd(rng)));
+    }
+    for (int64_t i = 0; i < n * hd; ++i) q.push_back(nd(rng) * 2.0f);
+    stats.resize(static_cast<size_t>(n));
+    std::uniform_int_distribution<int64_t> pick(0, n_keys);
+    for (int i = 0; i < n; ++i) {
+      // Mostly overlapping ranges, as a block of consecutive tokens has; some apart, some
+      // empty, some a single key.
+      int64_t end = i % 3 == 0 ? n_keys - i % 7 : pick(rng);
+      int64_t first = i % 4 == 0 ? 0 : std::min(end, pick(rng) / 4);
+      if (i % 11 == 5) first = end;
+      if (i % 13 == 6) first = std::max<int64_t>(0, end - 1);
+      if (ring > 0) first = std::max(first, end - ring);
+      args.push_back({.q = &q[static_cast<size_t>(i * hd)],
+                      .k_base = reinterpret_cast<const uint8_t*>(k.data()),
+                      .v_base = reinterpret_cast<const uint8_t*>(v.data()),
+                      .row_bytes = static_cast<size_t>(2 * hd) * 2,
+                      .offset = hd,
+                      .n_keys = end,
+                      .head_dim = hd,
+                      .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                      .first_key = first,
+                      .ring = ring,
+                      .stats = &stats[static_cast<size_t>(i)]});
+    }
+  }
+};
+
+void ExpectReferenceBits(Rows& r, const char* what) {
+  const int n = static_cast<int>(r.args.size());
+  const size_t hd = static_cast<size_t>(r.hd);
+  std::vector<float> got(n * hd, -1.0f), want(hd);
+  std::vector<float*> outs;
+  for (int i = 0; i < n; ++i) outs.push_back(&got[i * hd]);
+  ASSERT_TRUE(AttendLanesF16(r.args.data(), n, outs.data()));
+  const std::vector<SoftmaxStats> got_stats = r.stats;
+  std::vector<uint16_t> q16(hd), acc16(hd);
+  std::vector<float> acc32(hd);
+  for (int i = 0; i < n; ++i) {
+    SoftmaxStats want_stats;
+    AttentionArgs a = r.args[i];
+    a.stats = &want_stats;
+    attention_internal::AttendF16Reference(a, {q16.data(), acc16.data(), acc32.data()},
+                                           want.data());
+    ASSERT_EQ(std::memcmp(want.data(), outs[i], hd * sizeof(float)), 0)
+        << what << " hd " << hd << " row " << i << " of " << n << " keys [" << a.first_key << ", "
+        << a.n_keys << ") " << want[0] << " vs " << outs[i][0];
+    ASSERT_EQ(std::memcmp(&want_stats, &got_stats[i], sizeof(SoftmaxStats)), 0)
+        << what << " hd " << hd << " row " << i;
+  }
+}
+
+TEST(AttentionLanesTest, EveryRowGetsTheReferenceBitsOnEveryTarget) {
+  int lane_targets = 0;
+  kernel_test::ForEachTarget([&] {
+    if (AttentionLaneWidth() == 0) {
+      Rows r(8, 3, 10, 0, 1);
+      std::vector<float> out(8);
+      float* o[1] = {out.data()};
+      EXPECT_FALSE(AttendLanesF16(r.args.data(), 1, o));
+      return;
+    }
+    ++lane_targets;
+    for (int64_t hd : {4, 8, 16}) {
+      for (int n : {1, 2, 5, 8, 16, 19, 33}) {
+        for (int64_t n_keys : {1, 3, 64, 300}) {
+          const uint32_t seed = static_cast<uint32_t>(hd * 1000 + n * 10 + n_keys);
+          Rows plain(hd, n, n_keys, 0, seed);
+          ExpectReferenceBits(plain, "plain");
+          Rows ring(hd, n, n_keys, 48, seed + 1);
+          ExpectReferenceBits(ring, "ring");
+        }
+      }
+    }
+  });
+  EXPECT_GE(lane_targets, 1) << "no target with the lane kernel (AVX2 or better) was tested";
+}
+
+// A key a row does not see cannot touch it, even an infinite value (0 * inf is NaN).
+TEST(AttentionLanesTest, KeysOutsideARowsRangeLeaveItUntouched) {
+  kernel_test::ForEachTarget([&] {
+    if (AttentionLaneWidth() == 0) return;
+    Rows r(8, 16, 40, 0, 9);
+    for (int64_t d = 0; d < 8; ++d) r.v[static_cast<size_t>(39 * 16 + 8 + d)] = 0x7c00;  // +inf
+    for (int i = 0; i < 16; ++i) {
+      r.args[i].first_key = i;
+      r.args[i].n_keys = i % 2 == 0 ? 39 : 40;
+    }
+    std::vector<float> got(16 * 8);
+    std::vector<float*> outs;
+    for (int i = 0; i < 16; ++i) outs.push_back(&got[i * 8]);
+    ASSERT_TRUE(AttendLanesF16(r.args.data(), 16, outs.data()));
+    for (int i = 0; i < 16; ++i) {
+      EXPECT_EQ(std::isfinite(got[i * 8]), i % 2 == 0) << "row " << i;
+    }
+    for (AttentionArgs& a : r.args) a.n_keys = 39;
+    ExpectReferenceBits(r, "beside an infinite value");
+  });
+}
+
+TEST(AttentionLanesTest, SoftcapAndOtherHeadSizesAreLeftToThePerHeadKernels) {
+  kernel_test::ForEachTarget([&] {
+    Rows r(8, 2, 10, 0, 3);
+    std::vector<float> out(2 * 32);
+    float* o[2] = {out.data(), out.data() + 32};
+    r.args[0].softcap = r.args[1].softcap = 30.0f;
+    EXPECT_FALSE(AttendLanesF16(r.args.data(), 2, o));
+    Rows wide(32, 2, 10, 0, 3);
+    EXPECT_FALSE(AttendLanesF16(wide.args.data(), 2, o));
+    EXPECT_EQ(AttentionLanesFit(8, true, 0.0f), AttentionLaneWidth() > 0);
+    EXPECT_FALSE(AttentionLanesFit(8, false, 0.0f));
+  });
+}
+
+}  // namespace
+}  // namespace dormouse
