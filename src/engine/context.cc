@@ -211,10 +211,10 @@ void InferenceContext::MatMulGroup(const float* in, int64_t in_stride, int64_t n
   const void* acts[kMaxGroup];
   int64_t total_rows = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
-    // Weights of the same type share one prepared copy of the input.
+    // Weights whose types take the same prepared input (e.g. Q4_K and Q6_K) share one copy.
     acts[j] = nullptr;
-    for (size_t p = 0; p < j; ++p) {
-      if (jobs[p].w->type == jobs[j].w->type) acts[j] = acts[p];
+    for (size_t p = 0; p < j && acts[j] == nullptr; ++p) {
+      if (SamePreparedActivations(jobs[p].w->type, jobs[j].w->type)) acts[j] = acts[p];
     }
     total_rows += jobs[j].w->rows;
     if (acts[j] != nullptr) continue;
