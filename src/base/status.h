@@ -52,7 +52,9 @@ class [[nodiscard]] StatusOr {
     assert(ok());
     return *value_;
   }
-  T&& value() && {
+  // By value: a reference into a temporary StatusOr would dangle, as in
+  // `for (auto& x : F().value())`, where the temporary dies before the loop runs.
+  T value() && {
     assert(ok());
     return std::move(*value_);
   }

@@ -211,10 +211,10 @@ void InferenceContext::MatMulGroup(const float* in, int64_t in_stride, int64_t n
   const void* acts[kMaxGroup];
   int64_t total_rows = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
-    // Weights of the same type share one prepared copy of the input.
+    // Weights whose types take the same prepared input (e.g. Q4_K and Q6_K) share one copy.
     acts[j] = nullptr;
-    for (size_t p = 0; p < j; ++p) {
-      if (jobs[p].w->type == jobs[j].w->type) acts[j] = acts[p];
+    for (size_t p = 0; p < j && acts[j] == nullptr; ++p) {
+      if (SamePreparedActivations(jobs[p].w->type, jobs[j].w->type)) acts[j] = acts[p];
     }
     total_rows += jobs[j].w->rows;
     if (acts[j] != nullptr) continue;
@@ -255,18 +255,26 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
   const ModelConfig& c = model_->config();
   const LayerWeights& l = model_->layers()[il];
   const int64_t d = c.n_embd;
-  // RMSNorm of every row of `in` into `out` (may alias).
-  auto norm_rows = [&](const std::vector<float>& w, const float* in, float* out) {
+  // Runs fn(t) for every token row: on the pool when there are enough rows to pay for it.
+  auto for_rows = [&](auto&& fn) {
     auto body = [&](int i, int nt) {
       auto [b, e] = ThreadPool::Share(n, i, nt);
-      for (int64_t t = b; t < e; ++t) RmsNorm(&in[t * d], w.data(), c.rms_eps, d, &out[t * d]);
+      for (int64_t t = b; t < e; ++t) fn(t);
     };
     pool_->RunSized(n * d, body);
   };
+  // RMSNorm of every row of `in` into `out` (may alias).
+  auto norm_rows = [&](const std::vector<float>& w, const float* in, float* out) {
+    for_rows([&](int64_t t) { RmsNorm(&in[t * d], w.data(), c.rms_eps, d, &out[t * d]); });
+  };
   // x += branch, normalized first by `post` when the architecture has post norms.
   auto add_branch = [&](const std::vector<float>& post) {
-    if (!post.empty()) norm_rows(post, xn_.data(), xn_.data());
-    for (int64_t i = 0; i < n * d; ++i) x_[i] += xn_[i];
+    for_rows([&](int64_t t) {
+      float* br = &xn_[t * d];
+      if (!post.empty()) RmsNorm(br, post.data(), c.rms_eps, d, br);
+      float* x = &x_[t * d];
+      for (int64_t i = 0; i < d; ++i) x[i] += br[i];
+    });
   };
 
   norm_rows(l.attn_norm, x_.data(), xn_.data());
@@ -284,11 +292,15 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
   norm_rows(l.ffn_norm, x_.data(), xn_.data());
   const MatMulJob gate_up[] = {{&l.w_gate, gate_.data(), c.n_ff}, {&l.w_up, up_.data(), c.n_ff}};
   MatMulGroup(xn_.data(), d, n, gate_up);
-  if (c.traits.ffn == FfnActivation::kGelu) {
-    GeluGate(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
-  } else {
-    SwiGlu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
-  }
+  for_rows([&](int64_t t) {
+    float* g = &gate_[t * c.n_ff];
+    const float* u = &up_[t * c.n_ff];
+    if (c.traits.ffn == FfnActivation::kGelu) {
+      GeluGate(g, u, c.n_ff, g);
+    } else {
+      SwiGlu(g, u, c.n_ff, g);
+    }
+  });
   const MatMulJob down[] = {{&l.w_down, xn_.data(), d}};
   MatMulGroup(gate_.data(), c.n_ff, n, down);
   add_branch(l.post_ffn_norm);
@@ -349,15 +361,24 @@ void InferenceContext::RopeQK(int64_t il, int64_t n) {
 
 void InferenceContext::StoreKV(int64_t il, int64_t n) {
   const int64_t kv_dim = kv_.kv_dim();
-  for (int64_t t = 0; t < n; ++t) {
-    int64_t pos = n_past_ + t;
-    if (kv_.type() == KvType::kF16) {
-      ConvertF32ToF16(&k_[t * kv_dim], reinterpret_cast<uint16_t*>(kv_.KRow(il, pos)), kv_dim);
-      ConvertF32ToF16(&v_[t * kv_dim], reinterpret_cast<uint16_t*>(kv_.VRow(il, pos)), kv_dim);
-    } else {
-      std::copy_n(&k_[t * kv_dim], kv_dim, reinterpret_cast<float*>(kv_.KRow(il, pos)));
-      std::copy_n(&v_[t * kv_dim], kv_dim, reinterpret_cast<float*>(kv_.VRow(il, pos)));
+  auto body = [&](int i, int nt) {
+    auto [b, e] = ThreadPool::Share(n, i, nt);
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t pos = n_past_ + t;
+      if (kv_.type() == KvType::kF16) {
+        ConvertF32ToF16(&k_[t * kv_dim], reinterpret_cast<uint16_t*>(kv_.KRow(il, pos)), kv_dim);
+        ConvertF32ToF16(&v_[t * kv_dim], reinterpret_cast<uint16_t*>(kv_.VRow(il, pos)), kv_dim);
+      } else {
+        std::copy_n(&k_[t * kv_dim], kv_dim, reinterpret_cast<float*>(kv_.KRow(il, pos)));
+        std::copy_n(&v_[t * kv_dim], kv_dim, reinterpret_cast<float*>(kv_.VRow(il, pos)));
+      }
     }
+  };
+  // Rows of a ring (sliding window) never collide within one chunk: n <= n_ubatch <= ring.
+  if (n >= 8) {
+    pool_->Run(body);
+  } else {
+    body(0, 1);
   }
 }
 

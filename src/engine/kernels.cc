@@ -183,6 +183,33 @@ void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
   HWY_DYNAMIC_DISPATCH(PrepareActivationsT)(wtype, x, n, out);
 }
 
+namespace {
+// What PrepareActivations writes for weights of type t: one value per distinct form.
+int PreparedForm(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
+    case GgmlType::kIQ4_XS:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
+      return -1;  // Q8_K blocks
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+      return -2;  // Q8_1 blocks
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
+    case GgmlType::kIQ4_NL:
+      return -1000 - PreparedQ8_0::Offset(t);  // Q8_0 blocks, the weight's offset folded in
+    default:
+      return static_cast<int>(t);
+  }
+}
+}  // namespace
+
+bool SamePreparedActivations(GgmlType a, GgmlType b) { return PreparedForm(a) == PreparedForm(b); }
+
 void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int64_t row_end,
                 const void* act, int64_t n_tokens, float* out, int64_t out_stride) {
   if (row_begin >= row_end || n_tokens <= 0) return;

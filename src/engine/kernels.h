@@ -23,6 +23,10 @@ size_t PreparedRowBytes(GgmlType wtype, int64_t n);
 // Converts x[0..n) into `out` (PreparedRowBytes(wtype, n) bytes).
 void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out);
 
+// True when PrepareActivations writes the same bytes for weights of types a and b (e.g.
+// Q8_K blocks for every K-quant), so that matmuls of both can share one prepared input.
+bool SamePreparedActivations(GgmlType a, GgmlType b);
+
 // For each token t in [0, n_tokens) and weight row r in [row_begin, row_end):
 //   out[t * out_stride + r] = dot(weight row r, activation t)
 // `w` points at row 0; `act` at token 0's prepared row, rows PreparedRowBytes apart.

@@ -73,7 +73,10 @@ bool Service::Impl::Forgotten(const std::string& id) const {
 
 void Service::Impl::DropForgotten(Worker& w) {
   for (Slot& s : w.slots) {
-    if (!s.session_id.empty() && Forgotten(s.session_id)) s.session_id.clear();
+    if (!s.session_id.empty() && Forgotten(s.session_id)) {
+      s.session_id.clear();
+      s.conv.Clear();  // a deleted conversation's rows serve no later prompt
+    }
   }
 }
 

@@ -240,6 +240,9 @@ std::variant<CompletionResult, ServiceError> Service::Impl::Run(Worker& w,
   const int si = plan.slot >= 0 && !fork ? plan.slot : PickSlot(w, lm, plan.slot);
   Slot& s = w.slots[si];
   w.active_slot = si;
+  // Another key's rows never serve this request: reusing them would tell, through
+  // cached_tokens, how much of this prompt that key had sent.
+  if (si != plan.slot && s.owner != req.owner.value_or("")) s.conv.Clear();
   if (!s.conv.open()) {
     Status opened = s.conv.Open(*lm.model, options.context, w.pool.get());
     if (!opened.ok()) return Err(ErrorKind::kUnavailable, opened.message());

@@ -116,6 +116,34 @@ TEST(SessionScopeTest, ASessionIsVisibleOnlyWithTheKeyThatCreatedIt) {
   }
 }
 
+// A context that held another key's conversation serves a new one from scratch: reusing
+// its rows would tell, through cached_tokens, how much of the prompt the other key sent.
+// The same holds for a conversation its own key deleted.
+TEST(SessionScopeTest, RowsOfAnotherKeysOrADeletedConversationAreNeverReused) {
+  RuntimeOptions o;
+  o.contexts_per_model = 1;  // every request lands in the same context
+  InProcessServer srv(o, {kKeyA, kKeyB});
+  httplib::Client c = srv.Client();
+  const json first = Messages({{"system", "You are terse."}, {"user", "Hello there, friend."}});
+  const json a = Chat(c, kKeyA, first);
+  const json b = Chat(c, kKeyB, first);
+  EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], 0) << b.dump();
+  EXPECT_EQ(b["usage"]["prompt_tokens"], a["usage"]["prompt_tokens"]);
+
+  // B's own next request with the same start reuses B's rows (the context is B's now).
+  const json b_again = Chat(c, kKeyB, first);
+  EXPECT_GT(b_again["usage"]["prompt_tokens_details"]["cached_tokens"], 0) << b_again.dump();
+
+  // Deleted, its rows are gone for B too.
+  for (const json& r : {b, b_again}) {
+    auto del =
+        c.Delete("/api/sessions/" + r["dormouse"]["session_id"].get<std::string>(), Auth(kKeyB));
+    ASSERT_TRUE(del);
+  }
+  const json b_after = Chat(c, kKeyB, first);
+  EXPECT_EQ(b_after["usage"]["prompt_tokens_details"]["cached_tokens"], 0) << b_after.dump();
+}
+
 // A page on another site cannot drive a keyless server: browsers send Origin with a POST or
 // DELETE, and one naming another host is refused; the app's own origin and clients that send
 // no Origin pass.

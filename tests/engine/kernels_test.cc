@@ -97,6 +97,33 @@ TEST(KernelTest, PrepareHandlesZerosAndTies) {
   }
 }
 
+// Matmul groups share one prepared input between weight types that
+// SamePreparedActivations pairs: it must pair only types whose prepared bytes are equal.
+TEST(KernelTest, TypesThatSharePreparedActivationsGetTheSameBytes) {
+  const GgmlType types[] = {GgmlType::kF32,    GgmlType::kF16,  GgmlType::kBF16,  GgmlType::kQ8_0,
+                            GgmlType::kQ4_0,   GgmlType::kQ5_0, GgmlType::kQ4_1,  GgmlType::kQ5_1,
+                            GgmlType::kIQ4_NL, GgmlType::kQ4_K, GgmlType::kQ6_K,  GgmlType::kQ2_K,
+                            GgmlType::kQ3_K,   GgmlType::kQ5_K, GgmlType::kIQ4_XS};
+  const int64_t n = 512;
+  const std::vector<float> x = RandomRow(n, 11, 3.0f);
+  int shared = 0;
+  for (GgmlType a : types) {
+    for (GgmlType b : types) {
+      if (a == b || !SamePreparedActivations(a, b)) continue;
+      ++shared;
+      ASSERT_EQ(PreparedRowBytes(a, n), PreparedRowBytes(b, n)) << TypeName(a) << TypeName(b);
+      ForEachTarget([&] {
+        std::vector<uint8_t> pa(PreparedRowBytes(a, n)), pb(pa.size());
+        PrepareActivations(a, x.data(), n, pa.data());
+        PrepareActivations(b, x.data(), n, pb.data());
+        EXPECT_EQ(pa, pb) << TypeName(a) << " and " << TypeName(b);
+      });
+    }
+  }
+  EXPECT_GE(shared, 6 * 5 + 2 + 2);  // the K-quants, Q4_1/Q5_1, Q8_0/IQ4_NL
+  EXPECT_FALSE(SamePreparedActivations(GgmlType::kQ8_0, GgmlType::kQ4_0));
+}
+
 const int64_t kVecSizes[] = {1, 7, 16, 33, 64, 100, 1000};
 
 TEST(KernelTest, DotsMatchReference) {
