@@ -255,21 +255,21 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
   const ModelConfig& c = model_->config();
   const LayerWeights& l = model_->layers()[il];
   const int64_t d = c.n_embd;
-  // Runs fn(t) for every token row: on the pool when there are enough rows to pay for it.
-  auto for_rows = [&](auto&& fn) {
+  // Runs fn(t) for every token row (`width` elements each): on the pool when that pays.
+  auto for_rows = [&](int64_t width, auto&& fn) {
     auto body = [&](int i, int nt) {
       auto [b, e] = ThreadPool::Share(n, i, nt);
       for (int64_t t = b; t < e; ++t) fn(t);
     };
-    pool_->RunSized(n * d, body);
+    pool_->RunSized(n * width, body);
   };
   // RMSNorm of every row of `in` into `out` (may alias).
   auto norm_rows = [&](const std::vector<float>& w, const float* in, float* out) {
-    for_rows([&](int64_t t) { RmsNorm(&in[t * d], w.data(), c.rms_eps, d, &out[t * d]); });
+    for_rows(d, [&](int64_t t) { RmsNorm(&in[t * d], w.data(), c.rms_eps, d, &out[t * d]); });
   };
   // x += branch, normalized first by `post` when the architecture has post norms.
   auto add_branch = [&](const std::vector<float>& post) {
-    for_rows([&](int64_t t) {
+    for_rows(d, [&](int64_t t) {
       float* br = &xn_[t * d];
       if (!post.empty()) RmsNorm(br, post.data(), c.rms_eps, d, br);
       float* x = &x_[t * d];
@@ -292,7 +292,7 @@ void InferenceContext::Layer(int64_t il, int64_t n) {
   norm_rows(l.ffn_norm, x_.data(), xn_.data());
   const MatMulJob gate_up[] = {{&l.w_gate, gate_.data(), c.n_ff}, {&l.w_up, up_.data(), c.n_ff}};
   MatMulGroup(xn_.data(), d, n, gate_up);
-  for_rows([&](int64_t t) {
+  for_rows(c.n_ff, [&](int64_t t) {
     float* g = &gate_[t * c.n_ff];
     const float* u = &up_[t * c.n_ff];
     if (c.traits.ffn == FfnActivation::kGelu) {
@@ -375,11 +375,7 @@ void InferenceContext::StoreKV(int64_t il, int64_t n) {
     }
   };
   // Rows of a ring (sliding window) never collide within one chunk: n <= n_ubatch <= ring.
-  if (n >= 8) {
-    pool_->Run(body);
-  } else {
-    body(0, 1);
-  }
+  pool_->RunSized(2 * n * kv_dim, body);
 }
 
 void InferenceContext::Attention(int64_t il, int64_t n) {
