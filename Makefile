@@ -41,11 +41,11 @@ test-sanitize: deps
 # the programmer-error checks run in `make test` too. The chat-session tests run on
 # stories260K only (the threads are the same for every model; all seven take TSan over
 # ten minutes); MemoryReclaim measures RSS, which TSan's shadow memory distorts. The
-# server-process tests would report races only in the child's log, so they are left out.
-# The in-process service tests (TSAN_API_FILTER=ServiceTest*:Metrics*) are opt-in until a
-# TSan run of them has been seen clean (not yet: see the hardening branch's report).
+# server-process tests would report races only in the child's log, so they are left out;
+# the in-process ones (the service, metrics, key scoping, worker ownership, injected
+# allocation failures) run here.
 TSAN_LIFECYCLE_FILTER ?= ModelManager*:MemoryProbe*:GgufLoader*:LoadedModel*:ChatPolicy*:Conversation*:*stories260K*
-TSAN_API_FILTER ?=
+TSAN_API_FILTER ?= ServiceTest*:Metrics*:SessionScope*:WorkerOwnership*:Fault*
 TSAN_TARGETS = lifecycle_tests $(if $(TSAN_API_FILTER),api_tests)
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
