@@ -7,30 +7,13 @@
 #include <thread>
 
 #include "store/transcript_db.h"
+#include "transcript_db_fixture.h"
 
 namespace dormouse {
 namespace {
 
-namespace fs = std::filesystem;
 
-class ModelHashCacheTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "dm_hashcache_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::unique_ptr<TranscriptDb> Open() {
-    auto db = TranscriptDb::OpenOrError(dir_);
-    EXPECT_TRUE(db.ok()) << db.status().message();
-    return db.ok() ? std::move(db).value() : nullptr;
-  }
-  std::string dir_;
-};
+using ModelHashCacheTest = TranscriptDbFixture;
 
 TEST_F(ModelHashCacheTest, HitsOnlyWhileFileIsUnchanged) {
   auto db = Open();

@@ -16,31 +16,16 @@
 #include <thread>
 #include <vector>
 
+#include "transcript_db_fixture.h"
+
 namespace dormouse {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class TranscriptDbTest : public ::testing::Test {
+class TranscriptDbTest : public TranscriptDbFixture {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "dm_transcript_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::unique_ptr<TranscriptDb> Open() {
-    auto db = TranscriptDb::OpenOrError(dir_);
-    EXPECT_TRUE(db.ok()) << db.status().message();
-    return db.ok() ? std::move(db).value() : nullptr;
-  }
-  std::string DbPath() const { return (fs::path(dir_) / TranscriptDb::kFileName).string(); }
-
   static SessionRecord Session(const std::string& name) {
     SessionRecord s;
     s.name = name;
@@ -70,8 +55,6 @@ class TranscriptDbTest : public ::testing::Test {
     sqlite3_close(raw);
     return n;
   }
-
-  std::string dir_;
 };
 
 MessageRecord Msg(const std::string& role, const std::string& content) {
