@@ -264,6 +264,9 @@ test('keyboard only: send a message and eject, without the mouse', async () => {
     await page.selectOption('#model', TEXT_MODEL);  // the remembered choice, as a person's
     await page.reload();
     await openApp(page, server.url);
+    // The reload keeps the pick (it is stored when chosen, not after a later render).
+    await page.waitForFunction((n) => document.querySelector('#model')?.value === n, TEXT_MODEL,
+                               { timeout: 10000 });
     await page.keyboard.press('Tab');  // the first stop is the skip link
     assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to the message box');
     await page.keyboard.press('Enter');

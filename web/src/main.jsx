@@ -106,6 +106,12 @@ function App() {
   }, [needKey]);
 
   useEffect(() => { if (model) localStorage.setItem('dormouse.model', model); }, [model]);
+  // A person's pick is remembered at once, not after the next render: a reload right
+  // after choosing must not fall back to the first model.
+  const chooseModel = useCallback((name) => {
+    if (name) localStorage.setItem('dormouse.model', name);
+    setModel(name);
+  }, []);
 
   // Search as one types (debounced); an empty box shows every conversation.
   useEffect(() => {
@@ -278,7 +284,7 @@ function App() {
         <button type="button" class="nav-toggle" aria-expanded={navOpen ? 'true' : 'false'}
           aria-controls="sidebar" onClick={() => setNavOpen(!navOpen)}>Conversations</button>
         <h1><img src="/assets/icon.svg" alt="" width="22" height="22" /> dormouse</h1>
-        <ModelPicker models={models} value={model} onChange={setModel} />
+        <ModelPicker models={models} value={model} onChange={chooseModel} />
         <button type="button" onClick={() => setShowSettings(!showSettings)}
           aria-expanded={showSettings ? 'true' : 'false'}>Settings</button>
       </header>
