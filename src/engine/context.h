@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "base/uninit_vector.h"
+#include "base/work_dealer.h"
 #include "engine/attention_split.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
@@ -142,6 +143,7 @@ class InferenceContext {
   UninitVector<uint8_t> prepared_;  // (n_ubatch, max prepared row bytes)
   size_t prepared_stride_ = 0;
   UninitVector<float> logits_;
+  WorkDealer dealer_;  // MatMulGroup's rows, dealt to the pool's shares
 };
 
 }  // namespace dormouse

@@ -118,6 +118,28 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
 #endif
 }
 
+uint64_t StreamReadT(const void* p, int64_t bytes) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<uint64_t> d;
+  const size_t lanes = hn::Lanes(d);
+  const auto* w = static_cast<const uint64_t*>(p);
+  const int64_t n = bytes / 8;
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  const int64_t step = static_cast<int64_t>(4 * lanes);
+  int64_t i = 0;
+  for (; i + step <= n; i += step) {
+    const char* c = reinterpret_cast<const char*>(w + i) + kDecodePrefetchBytes;
+    for (int64_t o = 0; o < step * 8; o += 64) __builtin_prefetch(c + o);
+    a0 = hn::Add(a0, hn::LoadU(d, w + i));
+    a1 = hn::Add(a1, hn::LoadU(d, w + i + lanes));
+    a2 = hn::Add(a2, hn::LoadU(d, w + i + 2 * lanes));
+    a3 = hn::Add(a3, hn::LoadU(d, w + i + 3 * lanes));
+  }
+  uint64_t sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) sum += w[i];
+  return sum;
+}
+
 float DotF32T(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
 float DotF32F16T(const float* a, const uint16_t* b, int64_t n) { return DotF32F16(a, b, n); }
 void AxpyF32T(float alpha, const float* x, float* y, int64_t n) { AxpyF32(alpha, x, y, n); }
@@ -143,6 +165,7 @@ namespace dormouse {
 HWY_EXPORT(ChosenTarget);
 HWY_EXPORT(PrepareActivationsT);
 HWY_EXPORT(MatMulRowsT);
+HWY_EXPORT(StreamReadT);
 HWY_EXPORT(DotF32T);
 HWY_EXPORT(DotF32F16T);
 HWY_EXPORT(AxpyF32T);
@@ -217,6 +240,9 @@ void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int
   (wtype, w, n, row_begin, row_end, act, n_tokens, out, out_stride);
 }
 
+uint64_t StreamRead(const void* p, int64_t bytes) {
+  return HWY_DYNAMIC_DISPATCH(StreamReadT)(p, bytes);
+}
 float DotF32(const float* a, const float* b, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(DotF32T)(a, b, n);
 }

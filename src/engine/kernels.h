@@ -33,6 +33,11 @@ bool SamePreparedActivations(GgmlType a, GgmlType b);
 void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int64_t row_end,
                 const void* act, int64_t n_tokens, float* out, int64_t out_stride);
 
+// Reads [p, p + bytes) once as the decode kernels read weights (the widest vector loads,
+// the same software prefetch) and returns the sum of its 64-bit words, so that the reads
+// cannot be skipped. bench --bandwidth times it. `bytes` is a multiple of 8.
+uint64_t StreamRead(const void* p, int64_t bytes);
+
 // ---- Vector kernels (attention, norms, activations) -----------------------------------
 float DotF32(const float* a, const float* b, int64_t n);
 float DotF32F16(const float* a, const uint16_t* b_f16, int64_t n);

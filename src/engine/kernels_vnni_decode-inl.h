@@ -58,6 +58,14 @@ inline __m512 SplatPair(__m512i idx, const float* p) {
 
 inline float HalfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
+// Prefetches the cache lines of [p, p + kBytes) shifted kDecodePrefetchBytes ahead.
+template <size_t kBytes>
+inline void PrefetchAhead(const void* p) {
+  const char* c = static_cast<const char*>(p) + kDecodePrefetchBytes;
+  DM_UNROLL
+  for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
 // The f16 in the low half of each int32 lane, as float.
 inline __m512 HalfToFloat16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 
@@ -121,6 +129,7 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
                          _mm512_set1_epi32(static_cast<int>(kBs)));
   for (; b + 16 <= nb; b += 16) {
     const uint8_t* blk = row + b * kBs;
+    PrefetchAhead<16 * kBs>(blk);
     __m512i z[NT][8];
     DM_UNROLL
     for (int i = 0; i < 8; ++i) {
@@ -142,7 +151,7 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
   for (; b + 2 <= nb; b += 2) {
     const uint8_t* b0 = row + b * kBs;
     const uint8_t* b1 = b0 + kBs;
-    _mm_prefetch(reinterpret_cast<const char*>(b0 + 768), _MM_HINT_T0);
+    PrefetchAhead<2 * kBs>(b0);
     const __m512i wv = LoadPairQ0<kQ4>(b0, b1);
     const __m128i h = _mm_cvtsi32_si128(Load16(b0) | (Load16(b1) << 16));
     const __m512 dw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
@@ -212,7 +221,7 @@ inline void RowQ4_K(const BlockQ4_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   const __m128i dup = _mm_set_epi64x(0x0707060605050404ll, 0x0303020201010000ll);
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ4_K& x = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024, _MM_HINT_T0);
+    PrefetchAhead<sizeof(BlockQ4_K)>(&x);
     uint64_t sc8, m8;
     UnpackScalesQ4_K(x.scales, &sc8, &m8);
     const __m512i scv = _mm512_castsi128_si512(_mm_cvtsi64_si128(static_cast<int64_t>(sc8)));
@@ -269,8 +278,7 @@ inline void RowQ6_K(const BlockQ6_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   constexpr __mmask32 kLowWords = 0x55555555u;
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ6_K& x = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024 + 64, _MM_HINT_T0);
+    PrefetchAhead<sizeof(BlockQ6_K)>(&x);
     const __m512i qh = _mm512_loadu_si512(x.qh);
     __m512i wq[4];
     DM_UNROLL

@@ -93,7 +93,7 @@ inline void RowLegacy32(const uint8_t* row, int64_t nb, const Act32* a, float* o
                          _mm512_set1_epi32(static_cast<int>(kBs)));
   for (; b + 16 <= nb; b += 16) {
     const uint8_t* blk = row + b * kBs;
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * kBs + 384), _MM_HINT_T0);
+    PrefetchAhead<16 * kBs>(blk);
     __m512i z[NT][8];
     DM_UNROLL
     for (int i = 0; i < 8; ++i) {
@@ -188,8 +188,7 @@ inline void RowIQ4_XS(const BlockIQ4_XS* w, int64_t nsb, const BlockQ8_K* const*
   const __m512i halves = HalvesIdx();
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockIQ4_XS& x = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024 + 64, _MM_HINT_T0);
+    PrefetchAhead<sizeof(BlockIQ4_XS)>(&x);
     // Sub-block scales ls[j] - 32 in int32 lanes j (and j + 8) from scales_l / scales_h.
     const __m512i lsl = _mm512_and_si512(
         _mm512_srlv_epi32(_mm512_set1_epi32(Load32(x.scales_l)), shift_l), _mm512_set1_epi32(0xf));

@@ -119,7 +119,7 @@ inline void RowQ2_K(const BlockQ2_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   }
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ2_K& x = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 768, _MM_HINT_T0);
+    PrefetchAhead<sizeof(BlockQ2_K)>(&x);
     __m512i wq[4], sc[4];
     Unpack2Bits(x.qs, wq);
     const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales));
@@ -152,8 +152,7 @@ inline void RowQ3_K(const BlockQ3_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ3_K& x = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 768, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 768 + 64, _MM_HINT_T0);
+    PrefetchAhead<sizeof(BlockQ3_K)>(&x);
     __m512i wq[4], sc[4];
     Unpack2Bits(x.qs, wq);
     AddHighBitsQ3_K(x.hmask, wq);
@@ -191,8 +190,7 @@ inline void RowQ5_K(const BlockQ5_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   const __m128i dup = _mm_set_epi64x(0x0707060605050404ll, 0x0303020201010000ll);
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ5_K& x = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(&x) + 1024 + 64, _MM_HINT_T0);
+    PrefetchAhead<sizeof(BlockQ5_K)>(&x);
     uint64_t sc8, m8;
     UnpackScalesQ4_K(x.scales, &sc8, &m8);
     const __m512i scv = _mm512_castsi128_si512(_mm_cvtsi64_si128(static_cast<int64_t>(sc8)));

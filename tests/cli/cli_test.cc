@@ -109,6 +109,11 @@ TEST(CliTest, BenchMeasuresBandwidthAndTheDecodeRoofline) {
   EXPECT_LT(bytes, static_cast<double>(fs::file_size(kStories)));
   EXPECT_NEAR(j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>() * 1e9 / bytes,
               1e-6 * j["roofline_tps"].get<double>());
+  // A pass that only reads the model's weights, as decode does: its tokens/s bound decode's.
+  EXPECT_GT(j["weights_bandwidth_gbs"].get<double>(), 0);
+  EXPECT_NEAR(j["read_only_decode_tps"].get<double>(),
+              j["weights_bandwidth_gbs"].get<double>() * 1e9 / bytes,
+              1e-6 * j["read_only_decode_tps"].get<double>());
   r = RunCli("bench");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "error: bench needs a model file or --bandwidth\n");

@@ -162,6 +162,18 @@ TEST(KernelTest, AxpyMatchesReference) {
   }
 }
 
+TEST(KernelTest, StreamReadSumsEveryWordOnEveryTarget) {
+  std::vector<uint64_t> w(5000);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = i * 2654435761u;
+  ForEachTarget([&] {
+    for (int64_t n : {0, 1, 7, 8, 33, 4096, 5000}) {  // whole vectors and the tails
+      uint64_t want = 0;
+      for (int64_t i = 0; i < n; ++i) want += w[i];
+      EXPECT_EQ(StreamRead(w.data(), n * 8), want) << n << " words";
+    }
+  });
+}
+
 TEST(KernelTest, ConvertF32ToF16IsExact) {
   std::vector<float> x = RandomRow(1000, 5, 100.0f);
   x[0] = 65520.0f;
