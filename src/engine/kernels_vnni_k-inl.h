@@ -184,24 +184,14 @@ inline void RowQ5_K(const BlockQ5_K* w, int64_t nsb, const BlockQ8_K* const* a, 
     acc[t] = _mm512_setzero_ps();
     accm[t] = _mm256_setzero_ps();
   }
-  const __m512i nib = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
-  const __m512i halves = HalvesIdx();
-  constexpr __mmask64 kByte0 = 0x1111111111111111ull;
-  const __m128i dup = _mm_set_epi64x(0x0707060605050404ll, 0x0303020201010000ll);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ5_K& x = w[b];
     PrefetchAhead<sizeof(BlockQ5_K)>(&x);
-    uint64_t sc8, m8;
-    UnpackScalesQ4_K(x.scales, &sc8, &m8);
-    const __m512i scv = _mm512_castsi128_si512(_mm_cvtsi64_si128(static_cast<int64_t>(sc8)));
+    const __m128i scm = ScalesMinsK4(x.scales);
     __m512i sc[4];
-    DM_UNROLL
-    for (int p = 0; p < 4; ++p) {
-      sc[p] = _mm512_maskz_permutexvar_epi8(
-          kByte0, _mm512_add_epi32(halves, _mm512_set1_epi32(2 * p)), scv);
-    }
-    const __m256i mins =
-        _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi64_si128(static_cast<int64_t>(m8)), dup));
+    ScaleLanesK4(scm, sc);
+    const __m256i mins = MinsK4(scm);
     // [qh, qh >> 1]: bit 2p of each byte is the fifth bit of sub-block 2p (low half) and
     // 2p + 1 (high half).
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh));
@@ -210,15 +200,9 @@ inline void RowQ5_K(const BlockQ5_K* w, int64_t nsb, const BlockQ8_K* const* a, 
                            _mm512_srli_epi16(hv, 2)};
     __m512i wq[4];
     DM_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      const __m512i q = _mm512_loadu_si512(x.qs + 64 * h);
-      const __m512i lo = _mm512_and_si512(q, nib);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nib);
-      wq[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
-      wq[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+    for (int p = 0; p < 4; ++p) {
+      wq[p] = _mm512_ternarylogic_epi32(NibblesK4(x.qs + 32 * p), hb[p], bit4, 0xf8);
     }
-    DM_UNROLL
-    for (int p = 0; p < 4; ++p) wq[p] = _mm512_ternarylogic_epi32(wq[p], hb[p], bit4, 0xf8);
     const float d = HalfToFloat(x.d), dmin = HalfToFloat(x.dmin);
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
