@@ -49,29 +49,22 @@ void PrepareActivationsT(GgmlType wtype, const float* x, int64_t n, void* out) {
 #if HWY_TARGET == HWY_SCALAR
   reference::PrepareActivations(wtype, x, n, out);
 #else
-  switch (wtype) {
-    case GgmlType::kF32:
+  switch (ActivationFormOf(wtype)) {
+    case ActivationForm::kF32:
       std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
       return;
-    case GgmlType::kF16:
+    case ActivationForm::kF16:
       return ConvertF32ToF16(x, static_cast<uint16_t*>(out), n);
-    case GgmlType::kBF16:
+    case ActivationForm::kBF16:
       return ConvertF32ToBF16(x, static_cast<uint16_t*>(out), n);
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ5_0:
-    case GgmlType::kIQ4_NL:
+    case ActivationForm::kQ8_0:
       return PrepareQ8_0(wtype, x, n, static_cast<uint8_t*>(out));
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kIQ4_XS:
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-    case GgmlType::kQ5_K:
+    case ActivationForm::kQ8_K:
       return PrepareQ8_K(x, n, static_cast<BlockQ8_K*>(out));
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
+    case ActivationForm::kQ8_1:
       return PrepareQ8_1(x, n, static_cast<uint8_t*>(out));
+    case ActivationForm::kNone:
+      return;
   }
 #endif
 }
@@ -181,23 +174,20 @@ HWY_EXPORT(AttentionLaneWidthT);
 HWY_EXPORT(ExpfBatchT);
 
 size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
-  switch (wtype) {
-    case GgmlType::kF32:
+  switch (ActivationFormOf(wtype)) {
+    case ActivationForm::kF32:
       return static_cast<size_t>(n) * sizeof(float);
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
+    case ActivationForm::kF16:
+    case ActivationForm::kBF16:
       return static_cast<size_t>(n) * sizeof(uint16_t);
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
+    case ActivationForm::kQ8_0:
       return PreparedQ8_0::Bytes(n);
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-    case GgmlType::kQ5_K:
+    case ActivationForm::kQ8_K:
       return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
-    default:
-      if (IsLegacyQuant(wtype)) return PreparedRowBytesLegacy(wtype, n);
+    case ActivationForm::kQ8_1:
+      return PreparedQ8_1::Bytes(n);
+    case ActivationForm::kNone:
+      break;
   }
   return 0;
 }
@@ -206,32 +196,12 @@ void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
   HWY_DYNAMIC_DISPATCH(PrepareActivationsT)(wtype, x, n, out);
 }
 
-namespace {
-// What PrepareActivations writes for weights of type t: one value per distinct form.
-int PreparedForm(GgmlType t) {
-  switch (t) {
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kIQ4_XS:
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-    case GgmlType::kQ5_K:
-      return -1;  // Q8_K blocks
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
-      return -2;  // Q8_1 blocks
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ5_0:
-    case GgmlType::kIQ4_NL:
-      return -1000 - PreparedQ8_0::Offset(t);  // Q8_0 blocks, the weight's offset folded in
-    default:
-      return static_cast<int>(t);
-  }
+bool SamePreparedActivations(GgmlType a, GgmlType b) {
+  const ActivationForm f = ActivationFormOf(a);
+  if (f != ActivationFormOf(b) || f == ActivationForm::kNone) return a == b;
+  // Q8_0 rows fold the weight's offset into corr.
+  return f != ActivationForm::kQ8_0 || PreparedQ8_0::Offset(a) == PreparedQ8_0::Offset(b);
 }
-}  // namespace
-
-bool SamePreparedActivations(GgmlType a, GgmlType b) { return PreparedForm(a) == PreparedForm(b); }
 
 void MatMulRows(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, int64_t row_end,
                 const void* act, int64_t n_tokens, float* out, int64_t out_stride) {

@@ -17,6 +17,39 @@ namespace dormouse {
 // 1B Q4_K_M decode, best of alternating runs: without 47 t/s, 2 KB ahead 54, 4 KB 57, 8 KB 56.
 inline constexpr int kDecodePrefetchBytes = 4096;
 
+// The form of activations a weight type is multiplied with: what PrepareActivations writes
+// for it. The one table of it; the preparers, row sizes and SamePreparedActivations switch
+// on the form. kNone: not a matmul weight type.
+enum class ActivationForm { kNone, kF32, kF16, kBF16, kQ8_0, kQ8_K, kQ8_1 };
+
+inline ActivationForm ActivationFormOf(GgmlType t) {
+  switch (t) {
+    case GgmlType::kF32:
+      return ActivationForm::kF32;
+    case GgmlType::kF16:
+      return ActivationForm::kF16;
+    case GgmlType::kBF16:
+      return ActivationForm::kBF16;
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
+    case GgmlType::kIQ4_NL:
+      return ActivationForm::kQ8_0;  // with the weight's offset folded in (PreparedQ8_0)
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
+    case GgmlType::kIQ4_XS:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ5_K:
+      return ActivationForm::kQ8_K;
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+      return ActivationForm::kQ8_1;
+    default:
+      return ActivationForm::kNone;
+  }
+}
+
 // Prepared activations, one row per token (PreparedRowBytes apart):
 //   F32 weights:  n floats.   F16 / BF16 weights: n f16 / bf16 values (as llama.cpp's
 //                 vec_dot_type: the activations are rounded to the weight's float type).

@@ -30,12 +30,6 @@ struct PreparedQ8_1 {
   static size_t Bytes(int64_t n) { return static_cast<size_t>(n + 8 * (n / 32)); }
 };
 
-// Bytes of one prepared activation row for weights of a type of quants_legacy.h.
-inline size_t PreparedRowBytesLegacy(GgmlType wtype, int64_t n) {
-  if (wtype == GgmlType::kIQ4_XS) return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
-  return UsesQ8_1(wtype) ? PreparedQ8_1::Bytes(n) : PreparedQ8_0::Bytes(n);
-}
-
 namespace reference {
 
 // Q8_1 activation quantization into the PreparedQ8_1 arrays.

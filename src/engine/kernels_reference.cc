@@ -100,12 +100,12 @@ float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* a, int64_t n) {
 }  // namespace
 
 void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
-  switch (wtype) {
-    case GgmlType::kF32:
+  switch (ActivationFormOf(wtype)) {
+    case ActivationForm::kF32:
       std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
       return;
-    case GgmlType::kF16:
-    case GgmlType::kBF16: {
+    case ActivationForm::kF16:
+    case ActivationForm::kBF16: {
       uint16_t* h = static_cast<uint16_t*>(out);
       for (int64_t i = 0; i < n; ++i) {
         uint16_t v = wtype == GgmlType::kF16 ? F32ToF16(x[i]) : F32ToBF16(x[i]);
@@ -113,21 +113,14 @@ void PrepareActivations(GgmlType wtype, const float* x, int64_t n, void* out) {
       }
       return;
     }
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ5_0:
-    case GgmlType::kIQ4_NL:
+    case ActivationForm::kQ8_0:
       return PrepareQ8_0(wtype, x, n, out);
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kIQ4_XS:
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-    case GgmlType::kQ5_K:
+    case ActivationForm::kQ8_K:
       return QuantizeRowQ8_K(x, static_cast<BlockQ8_K*>(out), n);
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
+    case ActivationForm::kQ8_1:
       return PrepareQ8_1(x, n, out);
+    case ActivationForm::kNone:
+      break;
   }
   assert(false && "PrepareActivations: unsupported type");
 }
