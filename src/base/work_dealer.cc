@@ -27,43 +27,31 @@ void WorkDealer::Reset(int64_t units, int n_shares) {
   // The Run that follows publishes these stores to the shares (its generation bump).
 }
 
-// Chunks shrink with what is left (a quarter of it), so the last ones are single units
-// and the shares end within one unit of each other, in about a dozen claims per share.
-bool WorkDealer::TakeFront(int i, int64_t* begin, int64_t* end) {
+// Claims 1/`divisor` of what range i has left (at least one unit), from its front (the
+// owner) or its back (a thief). The owner's chunks shrink with what is left, so the last
+// ones are single units and the shares end within one unit of each other, in about a dozen
+// claims each; a thief takes half of what the owner has not claimed yet.
+bool WorkDealer::Take(int i, bool back, int64_t* begin, int64_t* end) {
   std::atomic<uint64_t>& r = ranges_[i].v;
+  const int64_t divisor = back ? 2 : 4;
   uint64_t v = r.load(std::memory_order_relaxed);
   for (;;) {
     const int64_t b = BeginOf(v), e = EndOf(v);
     if (b >= e) return false;
-    const int64_t take = (e - b) / 4 > 1 ? (e - b) / 4 : 1;
-    if (r.compare_exchange_weak(v, Pack(b + take, e), std::memory_order_relaxed)) {
-      *begin = b;
-      *end = b + take;
-      return true;
-    }
-  }
-}
-
-// A thief takes half of what the owner has not claimed yet, from the back.
-bool WorkDealer::TakeBack(int i, int64_t* begin, int64_t* end) {
-  std::atomic<uint64_t>& r = ranges_[i].v;
-  uint64_t v = r.load(std::memory_order_relaxed);
-  for (;;) {
-    const int64_t b = BeginOf(v), e = EndOf(v);
-    if (b >= e) return false;
-    const int64_t take = (e - b) / 2 > 1 ? (e - b) / 2 : 1;
-    if (r.compare_exchange_weak(v, Pack(b, e - take), std::memory_order_relaxed)) {
-      *begin = e - take;
-      *end = e;
+    const int64_t take = (e - b) / divisor > 1 ? (e - b) / divisor : 1;
+    const uint64_t rest = back ? Pack(b, e - take) : Pack(b + take, e);
+    if (r.compare_exchange_weak(v, rest, std::memory_order_relaxed)) {
+      *begin = back ? e - take : b;
+      *end = back ? e : b + take;
       return true;
     }
   }
 }
 
 bool WorkDealer::Next(int i, int64_t* begin, int64_t* end) {
-  if (TakeFront(i, begin, end)) return true;
+  if (Take(i, /*back=*/false, begin, end)) return true;
   for (int k = 1; k < n_shares_; ++k) {
-    if (TakeBack((i + k) % n_shares_, begin, end)) return true;
+    if (Take((i + k) % n_shares_, /*back=*/true, begin, end)) return true;
   }
   return false;
 }

@@ -34,8 +34,7 @@ class WorkDealer {
   struct alignas(64) Range {
     std::atomic<uint64_t> v{0};  // begin in the low 32 bits, end in the high 32 bits
   };
-  bool TakeFront(int i, int64_t* begin, int64_t* end);
-  bool TakeBack(int i, int64_t* begin, int64_t* end);
+  bool Take(int i, bool back, int64_t* begin, int64_t* end);
 
   int max_shares_;
   int n_shares_ = 0;
