@@ -65,6 +65,10 @@ test('chat, eject, restore, reload and continue (one conversation)', async (t) =
     const { page } = b;
     await openApp(page, server.url);
     await pickGreedy(page);
+    // Empty option fields show what the server then uses (OpenAI's defaults).
+    for (const [id, shown] of [['#o-temp', '1'], ['#o-top-p', '1'], ['#o-max', 'no limit']]) {
+      assert.equal(await page.getAttribute(id, 'placeholder'), shown, id);
+    }
     const q1 = 'Once upon a time there was a little dormouse';
     let reply1 = '';
 

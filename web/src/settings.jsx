@@ -84,13 +84,16 @@ export function ConversationOptions({ options, onChange }) {
       </div>
       <div class="row">
         <div class="field"><label for="o-temp">Temperature</label>
-          <input id="o-temp" type="number" step="0.05" min="0" max="2" value={options.temperature ?? ''}
+          <input id="o-temp" type="number" step="0.05" min="0" max="2" placeholder="1"
+            value={options.temperature ?? ''}
             onInput={set('temperature', true)} /></div>
         <div class="field"><label for="o-top-p">Top-p</label>
-          <input id="o-top-p" type="number" step="0.05" min="0" max="1" value={options.top_p ?? ''}
+          <input id="o-top-p" type="number" step="0.05" min="0" max="1" placeholder="1"
+            value={options.top_p ?? ''}
             onInput={set('top_p', true)} /></div>
         <div class="field"><label for="o-max">Max tokens</label>
-          <input id="o-max" type="number" min="1" value={options.max_tokens ?? ''}
+          <input id="o-max" type="number" min="1" placeholder="no limit"
+            value={options.max_tokens ?? ''}
             onInput={set('max_tokens', true)} /></div>
       </div>
     </details>
