@@ -58,14 +58,6 @@ inline __m512 SplatPair(__m512i idx, const float* p) {
 
 inline float HalfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
-// Prefetches the cache lines of [p, p + kBytes) shifted kDecodePrefetchBytes ahead.
-template <size_t kBytes>
-inline void PrefetchAhead(const void* p) {
-  const char* c = static_cast<const char*>(p) + kDecodePrefetchBytes;
-  DM_UNROLL
-  for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
-}
-
 // The f16 in the low half of each int32 lane, as float.
 inline __m512 HalfToFloat16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 
@@ -190,18 +182,6 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
   }
   DM_UNROLL
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
-}
-
-// Q4_K scales/mins of a block: 8 bytes each (llama.cpp's bit twiddling of the 12 bytes).
-inline void UnpackScalesQ4_K(const uint8_t* s, uint64_t* sc, uint64_t* mn) {
-  uint32_t u0, u1, u2;
-  std::memcpy(&u0, s, 4);
-  std::memcpy(&u1, s + 4, 4);
-  std::memcpy(&u2, s + 8, 4);
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
-  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
-  *sc = (u0 & 0x3f3f3f3f) | (static_cast<uint64_t>(sc_hi) << 32);
-  *mn = (u1 & 0x3f3f3f3f) | (static_cast<uint64_t>(m_hi) << 32);
 }
 
 template <int NT>
