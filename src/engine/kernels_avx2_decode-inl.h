@@ -136,8 +136,10 @@ inline void RowsQ0(bool q4, const uint8_t* w, size_t wrow, int64_t r0, int64_t r
 // One super-block's integer sums, 8 int32 lanes each: `tot` (scaled quants) and, with
 // kMins, `mins` -> floats times dd = [d * y.d, dmin * y.d], added to lane 0 of acc in the
 // reference's order (acc + dd0 * T - dd1 * M), so the row's result is the reference's bits.
+// (Reducing two super-blocks' sums together measured slower: 3 vphaddd ymm instead of 2
+// plus 2 xmm.)
 template <bool kMins>
-inline __m128 AddSuper(__m128 acc, __m256i tot, __m256i mins, __m128 dd) {
+HWY_INLINE __m128 AddSuper(__m128 acc, __m256i tot, __m256i mins, __m128 dd) {
   __m128i s;
   if constexpr (kMins) {
     const __m256i h = _mm256_hadd_epi32(tot, mins);  // [T01 T23 M01 M23 | T45 T67 M45 M67]
@@ -154,119 +156,152 @@ inline __m128 AddSuper(__m128 acc, __m256i tot, __m256i mins, __m128 dd) {
 }
 
 // [d, dmin] (f16 bits: d low, dmin high) times y.d.
-inline __m128 SuperScales(uint32_t d_dmin, float yd) {
+HWY_INLINE __m128 SuperScales(uint32_t d_dmin, float yd) {
   return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin))), _mm_set1_ps(yd));
 }
 
+// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K super-block, in both 128-bit
+// lanes: UnpackScalesQ4_K's bit twiddling in 7 vector operations. The 16-byte load reads
+// 4 bytes of qs past the 12 scale bytes.
+HWY_INLINE __m256i ScalesMinsQ4_K(const uint8_t* scales) {
+  const __m256i v =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+  // Dwords [s0-3, s8-11, s4-7, s8-11 >> 4]: the low bits of scales 0-3, 4-7, mins 0-3, 4-7.
+  const __m256i lo = _mm256_srlv_epi32(
+      _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11, 0,
+                                              1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11)),
+      _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4));
+  // Dwords [-, s0-3, -, s4-7]: their top 2 bits are the high bits of scales 4-7, mins 4-7.
+  const __m256i hi = _mm256_srli_epi32(
+      _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7, 0, 0,
+                                              0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7)),
+      2);
+  const __m256i mlo = _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f,
+                                        0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
+  const __m256i mhi = _mm256_setr_epi32(0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030);
+  return _mm256_or_si256(_mm256_and_si256(lo, mlo), _mm256_and_si256(hi, mhi));
+}
+
+// Super-block x (index b) of one Q4_K row against NT tokens: 8 int32 lanes summing to
+// sum(sc * q * a) (tot) and to sum(m * bsums) (mins). The 8 scales and 8 mins are unpacked
+// once (ScalesMinsQ4_K) and spread to words by vpshufb. vpmaddubsw takes the nibbles as
+// unsigned bytes: a pair of products stays below 2 * 15 * 128, nothing saturates; vpmaddwd
+// applies the sub-block's scale exactly.
+template <int NT>
+HWY_INLINE void SumsQ4_K(const BlockQ4_K& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot,
+                         __m256i* mins) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i sm = ScalesMinsQ4_K(x.scales);
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
+  DM_UNROLL
+  for (int k = 0; k < 4; ++k) {  // 32 bytes: sub-blocks 2k (low nibbles), 2k + 1 (high)
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * k));
+    const __m256i lo = _mm256_and_si256(v, m4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    const __m256i s_lo =
+        _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8000 | (2 * k))));
+    const __m256i s_hi =
+        _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8001 | (2 * k))));
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const auto* q = reinterpret_cast<const __m256i*>(a[t][b].qs + 64 * k);
+      const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(q));
+      const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(q + 1));
+      tot[t] = _mm256_add_epi32(
+          tot[t], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
+    }
+  }
+  // Word i <- min i / 2 (byte 8 + i / 2), zero-extended: pairs with bsums i.
+  const __m256i mins16 = _mm256_shuffle_epi8(
+      sm, _mm256_setr_epi16(0x8008, 0x8008, 0x8009, 0x8009, 0x800a, 0x800a, 0x800b, 0x800b, 0x800c,
+                            0x800c, 0x800d, 0x800d, 0x800e, 0x800e, 0x800f, 0x800f));
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    mins[t] = _mm256_madd_epi16(
+        mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].bsums)));
+  }
+}
+
 // One Q4_K row against NT tokens, super-block after super-block (one stream, prefetched
-// kDecodePrefetchBytes ahead). The 8 scales and 8 mins are unpacked once per super-block
-// (scalar bit twiddling, then bytes in both 128-bit lanes) and spread to words by vpshufb.
-// vpmaddubsw takes the nibbles as unsigned bytes: a pair of products stays below
-// 2 * 15 * 128, nothing saturates; vpmaddwd applies the sub-block's scale exactly.
+// kDecodePrefetchBytes ahead).
 template <int NT>
 inline void RowQ4_K(const BlockQ4_K* w, int64_t nsb, const BlockQ8_K* const* a, float* out,
                     int64_t out_stride) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  // Word i <- min i / 2 (byte 8 + i / 2), zero-extended: pairs with bsums i.
-  const __m256i min_pairs =
-      _mm256_setr_epi16(0x8008, 0x8008, 0x8009, 0x8009, 0x800a, 0x800a, 0x800b, 0x800b, 0x800c,
-                        0x800c, 0x800d, 0x800d, 0x800e, 0x800e, 0x800f, 0x800f);
   __m128 acc[NT];
   DM_UNROLL
   for (int t = 0; t < NT; ++t) acc[t] = _mm_setzero_ps();
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ4_K& x = w[b];
     PrefetchAhead<sizeof(BlockQ4_K)>(&x);
-    uint64_t sc8, m8;
-    UnpackScalesQ4_K(x.scales, &sc8, &m8);
-    const __m256i sm = _mm256_broadcastsi128_si256(
-        _mm_set_epi64x(static_cast<int64_t>(m8), static_cast<int64_t>(sc8)));
-    __m256i tot[NT];
-    DM_UNROLL
-    for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
-    DM_UNROLL
-    for (int k = 0; k < 4; ++k) {  // 32 bytes: sub-blocks 2k (low nibbles), 2k + 1 (high)
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * k));
-      const __m256i lo = _mm256_and_si256(v, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      const __m256i s_lo =
-          _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8000 | (2 * k))));
-      const __m256i s_hi =
-          _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8001 | (2 * k))));
-      DM_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        const auto* q = reinterpret_cast<const __m256i*>(a[t][b].qs + 64 * k);
-        const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(q));
-        const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(q + 1));
-        tot[t] = _mm256_add_epi32(
-            tot[t], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
-      }
-    }
-    const __m256i mins16 = _mm256_shuffle_epi8(sm, min_pairs);
+    __m256i tot[NT], mins[NT];
+    SumsQ4_K<NT>(x, a, b, tot, mins);
     const uint32_t d_dmin = x.d | (static_cast<uint32_t>(x.dmin) << 16);
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
-      const BlockQ8_K& y = a[t][b];
-      const __m256i mins =
-          _mm256_madd_epi16(mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
-      acc[t] = AddSuper<true>(acc[t], tot[t], mins, SuperScales(d_dmin, y.d));
+      acc[t] = AddSuper<true>(acc[t], tot[t], mins[t], SuperScales(d_dmin, a[t][b].d));
     }
   }
   DM_UNROLL
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm_cvtss_f32(acc[t]);
 }
 
-// One Q6_K row against NT tokens, as RowQ4_K: sum(sc * (q - 32) * a) with the 6-bit q taken
-// unsigned (as stored; a pair stays below 2 * 63 * 128) and 32 * sum(sc * bsums) taken off.
-// A 32-element chunk spans two 16-element scale groups, one per 128-bit lane.
+// Super-block x (index b) of one Q6_K row against NT tokens: 8 int32 lanes summing to
+// sum(sc * (q - 32) * a), with the 6-bit q taken unsigned (as stored; a pair stays below
+// 2 * 63 * 128) and 32 * sum(sc * bsums) taken off. A 32-element chunk spans two
+// 16-element scale groups, one per 128-bit lane.
+template <int NT>
+HWY_INLINE void SumsQ6_K(const BlockQ6_K& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+  const __m256i s16 =
+      _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    const __m256i corr =
+        _mm256_madd_epi16(s16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].bsums)));
+    tot[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+  }
+  DM_UNROLL
+  for (int h = 0; h < 2; ++h) {  // elements [128h, +128): scales 8h..8h+7 in both lanes
+    const __m256i sh = _mm256_permute4x64_epi64(s16, h == 0 ? 0x44 : 0xee);
+    const uint8_t* ql = x.ql + 64 * h;
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh + 32 * h));
+    const __m256i q[4] = {
+        _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
+        _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                        _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
+    DM_UNROLL
+    for (int k = 0; k < 4; ++k) {  // elements 128h + 32k + [0, 32): groups 8h + 2k, + 1
+      const __m256i sc = _mm256_shuffle_epi8(
+          sh,
+          _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(((4 * k + 3) << 8) | (4 * k + 2))),
+                           _mm_set1_epi16(static_cast<int16_t>(((4 * k + 1) << 8) | (4 * k)))));
+      DM_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const __m256i yv =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs + 128 * h + 32 * k));
+        tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), sc));
+      }
+    }
+  }
+}
+
+// One Q6_K row against NT tokens, as RowQ4_K.
 template <int NT>
 inline void RowQ6_K(const BlockQ6_K* w, int64_t nsb, const BlockQ8_K* const* a, float* out,
                     int64_t out_stride) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
   __m128 acc[NT];
   DM_UNROLL
   for (int t = 0; t < NT; ++t) acc[t] = _mm_setzero_ps();
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ6_K& x = w[b];
     PrefetchAhead<sizeof(BlockQ6_K)>(&x);
-    const __m256i s16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
     __m256i tot[NT];
-    DM_UNROLL
-    for (int t = 0; t < NT; ++t) {
-      const __m256i corr = _mm256_madd_epi16(
-          s16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].bsums)));
-      tot[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
-    }
-    DM_UNROLL
-    for (int h = 0; h < 2; ++h) {  // elements [128h, +128): scales 8h..8h+7 in both lanes
-      const __m256i sh = _mm256_permute4x64_epi64(s16, h == 0 ? 0x44 : 0xee);
-      const uint8_t* ql = x.ql + 64 * h;
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh + 32 * h));
-      const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(l0, m4),
-                                            _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
-                            _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                            _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                            _mm256_and_si256(hb, m30)),
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                            _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
-      DM_UNROLL
-      for (int k = 0; k < 4; ++k) {  // elements 128h + 32k + [0, 32): groups 8h + 2k, + 1
-        const __m256i sc = _mm256_shuffle_epi8(
-            sh,
-            _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(((4 * k + 3) << 8) | (4 * k + 2))),
-                             _mm_set1_epi16(static_cast<int16_t>(((4 * k + 1) << 8) | (4 * k)))));
-        DM_UNROLL
-        for (int t = 0; t < NT; ++t) {
-          const __m256i yv =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs + 128 * h + 32 * k));
-          tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), sc));
-        }
-      }
-    }
+    SumsQ6_K<NT>(x, a, b, tot);
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
       acc[t] = AddSuper<false>(acc[t], tot[t], tot[t], SuperScales(x.d, a[t][b].d));
