@@ -161,7 +161,8 @@ HWY_INLINE __m128 SuperScales(uint32_t d_dmin, float yd) {
 }
 
 // The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K super-block, in both 128-bit
-// lanes: UnpackScalesQ4_K's bit twiddling in 7 vector operations. The 16-byte load reads
+// lanes: the bit twiddling of UnpackScalesQ4_K (kernels_vnni_decode-inl.h) in 7 vector
+// operations. The 16-byte load reads
 // 4 bytes of qs past the 12 scale bytes.
 HWY_INLINE __m256i ScalesMinsQ4_K(const uint8_t* scales) {
   const __m256i v =

@@ -184,6 +184,18 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
 }
 
+// Q4_K scales/mins of a block: 8 bytes each (llama.cpp's bit twiddling of the 12 bytes).
+inline void UnpackScalesQ4_K(const uint8_t* s, uint64_t* sc, uint64_t* mn) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, s, 4);
+  std::memcpy(&u1, s + 4, 4);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
+  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
+  *sc = (u0 & 0x3f3f3f3f) | (static_cast<uint64_t>(sc_hi) << 32);
+  *mn = (u1 & 0x3f3f3f3f) | (static_cast<uint64_t>(m_hi) << 32);
+}
+
 template <int NT>
 inline void RowQ4_K(const BlockQ4_K* w, int64_t nsb, const BlockQ8_K* const* a, float* out,
                     int64_t out_stride) {

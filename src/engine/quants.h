@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "engine/ggml_types.h"
 
@@ -83,18 +82,6 @@ inline void GetScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 void SetScaleMinK4(int j, uint8_t sc, uint8_t m, uint8_t* scales);
-// All 8 scales (byte j of *sc is sub-block j's) and mins of a Q4_K / Q5_K super-block at
-// once, with 32-bit bit twiddling of the 12 bytes (the SIMD kernels' scalar side).
-inline void UnpackScalesQ4_K(const uint8_t* s, uint64_t* sc, uint64_t* mn) {
-  uint32_t u0, u1, u2;
-  std::memcpy(&u0, s, 4);
-  std::memcpy(&u1, s + 4, 4);
-  std::memcpy(&u2, s + 8, 4);
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
-  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
-  *sc = (u0 & 0x3f3f3f3f) | (static_cast<uint64_t>(sc_hi) << 32);
-  *mn = (u1 & 0x3f3f3f3f) | (static_cast<uint64_t>(m_hi) << 32);
-}
 
 // ---- Rows -----------------------------------------------------------------------------
 // Bytes of a row of n elements of `type` (n a multiple of the block size).
