@@ -16,7 +16,8 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
-// Per-target bodies.
+// Per-target bodies. kernels_x86_scales-inl.h first and in every pass (its toggle must
+// flip with each target), although only the AVX2 and AVX-512 kernels use it.
 #include "engine/attention_lanes-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
 #include "engine/kernels_internal.h"
@@ -31,6 +32,7 @@
 #include "engine/kernels_vnni_decode_legacy-inl.h"
 #include "engine/kernels_vnni_prefill-inl.h"
 #include "engine/kernels_vnni_prefill_legacy-inl.h"
+#include "engine/kernels_x86_scales-inl.h"
 #include "engine/quants.h"
 
 HWY_BEFORE_NAMESPACE();

@@ -10,7 +10,7 @@
 //     by vpmaddwd with the sub-block's scale;
 //   - Q6_K's unsigned 6-bit quants: a pair is at most 2 * 63 * 127, so 2 quads are summed in
 //     int16 before vpmaddwd with the 16-element group's scale; the +32 offset is taken off
-//     with the activations' block sums, as SuperQ6_K (kernels_avx2_decode-inl.h) does;
+//     with the activations' block sums, as RowQ6_K (kernels_avx2_decode-inl.h) does;
 //   - Q8_0: signed weights, so the weight's sign is moved onto the activation (vpsignb) and
 //     |w| is the unsigned side: a pair is at most 2 * 128 * 127, widened every quad.
 // Every integer is the reference's block sum, and each lane (one row, one token) accumulates

@@ -21,6 +21,7 @@
 
 #include "engine/kernels_internal.h"
 #include "engine/kernels_vnni_ops-inl.h"
+#include "engine/kernels_x86_scales-inl.h"
 #include "engine/quants.h"
 #include "engine/quants_legacy.h"
 #include "hwy/highway.h"
@@ -58,14 +59,6 @@ inline __m512 SplatPair(__m512i idx, const float* p) {
 }
 
 inline float HalfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
-
-// Prefetches the cache lines of [p, p + kBytes) shifted kDecodePrefetchBytes ahead.
-template <size_t kBytes>
-inline void PrefetchAhead(const void* p) {
-  const char* c = static_cast<const char*>(p) + kDecodePrefetchBytes;
-  DM_UNROLL
-  for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
-}
 
 // The f16 in the low half of each int32 lane, as float.
 inline __m512 HalfToFloat16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
@@ -193,19 +186,9 @@ inline void RowQ0(const uint8_t* row, int64_t nb, const PreparedQ8_0* a, float* 
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
 }
 
-// Q4_K/Q5_K scales and mins of a block from its 12 bytes (llama.cpp's bit layout): bytes 0..7
-// the 8 six-bit scales, bytes 8..15 the 8 mins. In vector registers: the same twiddling on
-// general registers cost the 1B decode's Q4_K kernel 18% of its time. Reads 16 bytes at `s`
-// (the 4 after the 12 are the block's own quants).
+// Q4_K/Q5_K scales (bytes 0..7) and mins (bytes 8..15) of a block (x86::ScalesMinsQ4_K).
 inline __m128i ScalesMinsK4(const uint8_t* s) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));  // [u0 u1 u2 -]
-  const __m128i low = _mm_and_si128(v, _mm_set1_epi8(0x3f));               // [sc_lo m_lo . .]
-  // [u2 & 0x0f.., (u2 >> 4) & 0x0f..] | [(u0 >> 6) << 4, (u1 >> 6) << 4] per byte.
-  const __m128i u2 =
-      _mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 2, 2)), _mm_set_epi32(0, 0, 4, 0));
-  const __m128i high = _mm_or_si128(_mm_and_si128(u2, _mm_set1_epi8(0x0f)),
-                                    _mm_and_si128(_mm_srli_epi32(v, 2), _mm_set1_epi8(0x30)));
-  return _mm_unpacklo_epi32(low, high);  // [sc_lo sc_hi m_lo m_hi]
+  return _mm256_castsi256_si128(x86::ScalesMinsQ4_K(s));
 }
 
 // sc[p]: int32 lane i holds the scale of sub-block 2p (lanes 0..7) or 2p + 1 (lanes 8..15),

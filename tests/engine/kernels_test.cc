@@ -80,6 +80,51 @@ TEST(KernelTest, PortableQuantMatMulsAreBitExact) {
   }
 }
 
+// K-quant scale bytes as they may be stored, not only as QuantizeRow writes them: every
+// bit of Q4_K's packed 6-bit scales and mins, Q6_K scales down to -128, with quants of
+// random bytes. The SIMD kernels unpack them with shuffles and shifts of their own.
+TEST(KernelTest, KQuantMatMulsTakeEveryScaleBit) {
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const int64_t rows = 19, n = 1536;
+    const size_t wrow = RowBytes(type, n), bs = type == GgmlType::kQ4_K ? 144 : 210;
+    std::vector<uint8_t> w(wrow * rows);
+    std::mt19937 rng(7);
+    for (uint8_t& b : w) b = static_cast<uint8_t>(rng());
+    for (size_t off = 0; off < w.size(); off += bs) {  // finite, modest d (and dmin)
+      const uint16_t d = F32ToF16(0.001f * static_cast<float>(1 + rng() % 16));
+      std::memcpy(&w[off + (type == GgmlType::kQ4_K ? 0 : 208)], &d, 2);
+      if (type == GgmlType::kQ4_K) std::memcpy(&w[off + 2], &d, 2);
+    }
+    for (int64_t tokens = 1; tokens <= 4; ++tokens) {
+      const size_t arow = PreparedRowBytes(type, n);
+      std::vector<float> x = RandomRow(n * tokens, 9, 3.0f);
+      std::vector<uint8_t> act(arow * tokens);
+      for (int64_t t = 0; t < tokens; ++t) {
+        reference::PrepareActivations(type, x.data() + t * n, n, act.data() + t * arow);
+      }
+      std::vector<float> want(rows * tokens), wf(n);
+      reference::MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, want.data(), rows);
+      std::vector<double> scale(want.size());  // |w| . |a|: the AVX-512 rounding's scale
+      for (int64_t t = 0; t < tokens; ++t) {
+        std::vector<float> af = kernel_test::DequantizePrepared(type, act.data() + t * arow, n);
+        for (int64_t r = 0; r < rows; ++r) {
+          DequantizeRow(type, w.data() + r * wrow, wf.data(), n);
+          for (int64_t i = 0; i < n; ++i) scale[t * rows + r] += std::fabs(double{wf[i]} * af[i]);
+        }
+      }
+      ForEachTarget([&] {
+        const bool exact = std::string(KernelTargetName()) != "AVX3_DL";
+        std::vector<float> got(want.size());
+        MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, got.data(), rows);
+        for (size_t i = 0; i < got.size(); ++i) {
+          ASSERT_NEAR(got[i], want[i], exact ? 0.0 : 2e-6 * scale[i])
+              << TypeName(type) << " tokens=" << tokens << " i=" << i;
+        }
+      });
+    }
+  }
+}
+
 TEST(KernelTest, PrepareHandlesZerosAndTies) {
   for (GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kF16, GgmlType::kBF16}) {
