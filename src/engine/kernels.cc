@@ -16,7 +16,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
-// Per-target bodies. kernels_x86_scales-inl.h first and in every pass (its toggle must
+// Per-target bodies. kernels_x86_scales-inl.h is included in every pass (its toggle must
 // flip with each target), although only the AVX2 and AVX-512 kernels use it.
 #include "engine/attention_lanes-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
