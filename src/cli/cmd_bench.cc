@@ -72,24 +72,12 @@ double MeasureReadBandwidth(ThreadPool& pool, int reps) {
   return total == buf.size() ? best : 0;
 }
 
-// The matrices decode multiplies, in its order (the token embedding only as the output).
-std::vector<const Weight*> DecodeMatrices(const Model& m) {
-  std::vector<const Weight*> out;
-  for (const LayerWeights& l : m.layers()) {
-    for (const Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
-      if (w->data != nullptr) out.push_back(w);
-    }
-  }
-  out.push_back(&m.output());
-  return out;
-}
-
 // Read bandwidth over the model's own mapped weights, best of `reps`: a decode that only
 // reads (every thread streams its share of each matrix with StreamRead). The file's pages
 // are read where a buffer's are not (4 KB page-cache pages: more TLB misses), so this is
 // what decode could reach if it did nothing but read.
 double MeasureWeightsBandwidth(const Model& m, ThreadPool& pool, int reps) {
-  const std::vector<const Weight*> mats = DecodeMatrices(m);
+  const std::vector<const Weight*> mats = m.MatMulWeights();
   uint64_t bytes = 0;
   for (const Weight* w : mats) bytes += static_cast<uint64_t>(w->rows) * w->row_bytes;
   std::vector<uint64_t> sink(static_cast<size_t>(pool.size()));

@@ -16,14 +16,8 @@ constexpr int kMaxGroup = 3;
 
 int64_t MaxPreparedRowBytes(const Model& m) {
   int64_t best = 0;
-  auto consider = [&](const Weight& w) {
-    best = std::max<int64_t>(best, static_cast<int64_t>(PreparedRowBytes(w.type, w.cols)));
-  };
-  consider(m.output());
-  for (const LayerWeights& l : m.layers()) {
-    for (const Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
-      consider(*w);
-    }
+  for (const Weight* w : m.MatMulWeights()) {
+    best = std::max<int64_t>(best, static_cast<int64_t>(PreparedRowBytes(w->type, w->cols)));
   }
   return (best + 63) / 64 * 64;
 }

@@ -101,6 +101,18 @@ StatusOr<LayerWeights> BindLayer(const Binder& b, const ModelConfig& c, int64_t 
 
 }  // namespace
 
+std::vector<const Weight*> Model::MatMulWeights() const {
+  std::vector<const Weight*> out;
+  out.reserve(layers_.size() * 7 + 1);
+  for (const LayerWeights& l : layers_) {
+    for (const Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      out.push_back(w);
+    }
+  }
+  out.push_back(&output_);
+  return out;
+}
+
 const float* Model::RopeFactors(int64_t n_ctx) const {
   if (!rope_freqs_.empty()) return rope_freqs_.data();
   const std::vector<float>& f = n_ctx > config_.rope_scaling.n_ctx_orig ? rope_long_ : rope_short_;

@@ -62,6 +62,9 @@ class Model {
   bool tied_output() const { return tied_output_; }
   const std::vector<float>& output_norm() const { return output_norm_; }  // (n_embd)
   const std::vector<LayerWeights>& layers() const { return layers_; }
+  // Every matrix a forward pass multiplies, in its order: each layer's seven, then the
+  // output (the token embedding only as the output, when tied).
+  std::vector<const Weight*> MatMulWeights() const;
   // Per-frequency divisors for RoPE (rope_dim / 2) for a context of n_ctx, or nullptr
   // (all 1): rope_freqs.weight (Llama 3.1+ long-context scaling), else phi3's LongRoPE
   // rope_factors_long when n_ctx exceeds the original context, rope_factors_short when not

@@ -10,6 +10,7 @@
 
 #include "engine/attention.h"
 #include "engine/quants.h"
+#include "expf_check.h"
 #include "kernel_checker.h"
 
 namespace dormouse {
@@ -17,31 +18,11 @@ namespace {
 
 TEST(AttentionLanesTest, VectorExpIsTheLibrarysExpfOnEveryTarget) {
   // Every 211th float in [-104, 0], plus the edges and the special values.
-  std::vector<float> x;
-  uint32_t lo, hi;
-  float a = -0.0f, b = -104.0f;
-  std::memcpy(&lo, &a, 4);
-  std::memcpy(&hi, &b, 4);
-  for (uint64_t u = lo; u <= hi; u += 211) {
-    float f;
-    uint32_t v = static_cast<uint32_t>(u);
-    std::memcpy(&f, &v, 4);
-    x.push_back(f);
-  }
-  for (float f : {-INFINITY, -0.0f, 0.0f, -103.97f, -103.28f, -87.3f, -1e-30f, -200.0f}) {
-    x.push_back(f);
-  }
+  const std::vector<float> x = expf_check::Arguments(211);
   kernel_test::ForEachTarget([&] {
     std::vector<float> got(x.size());
     attention_internal::ExpfBatch(x.data(), got.data(), static_cast<int64_t>(x.size()));
-    int64_t mismatches = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const float want = std::exp(x[i]);
-      if (std::memcmp(&want, &got[i], 4) != 0 && ++mismatches < 5) {
-        ADD_FAILURE() << "exp(" << x[i] << ") = " << want << ", got " << got[i];
-      }
-    }
-    EXPECT_EQ(mismatches, 0);
+    expf_check::ExpectLibraryBits(x, got);
   });
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/quants.h"
+#include "expf_check.h"
 #include "kernel_checker.h"
 
 namespace dormouse {
@@ -163,30 +164,10 @@ TEST(AttentionTest, VectorExpIsTheLibrarysExpf) {
   if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
   // Every 61st float in [-104, 0] (about 18 million; the whole range was checked once),
   // plus the edges.
-  std::vector<float> x, got;
-  uint32_t lo, hi;
-  float a = -0.0f, b = -104.0f;
-  std::memcpy(&lo, &a, 4);
-  std::memcpy(&hi, &b, 4);
-  for (uint64_t u = lo; u <= hi; u += 61) {
-    float f;
-    uint32_t v = static_cast<uint32_t>(u);
-    std::memcpy(&f, &v, 4);
-    x.push_back(f);
-  }
-  for (float f : {-INFINITY, -0.0f, 0.0f, -103.97f, -103.28f, -87.3f, -1e-30f, -200.0f}) {
-    x.push_back(f);
-  }
-  got.resize(x.size());
+  const std::vector<float> x = expf_check::Arguments(61);
+  std::vector<float> got(x.size());
   attention_internal::ExpBatchAvx512(x.data(), got.data(), static_cast<int64_t>(x.size()));
-  int64_t mismatches = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const float want = std::exp(x[i]);
-    if (std::memcmp(&want, &got[i], 4) != 0 && ++mismatches < 5) {
-      ADD_FAILURE() << "exp(" << x[i] << ") = " << want << ", got " << got[i];
-    }
-  }
-  EXPECT_EQ(mismatches, 0);
+  expf_check::ExpectLibraryBits(x, got);
 }
 
 }  // namespace
