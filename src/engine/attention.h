@@ -55,6 +55,29 @@ struct AttentionArgs {
   const uint8_t* KRow(int64_t j) const { return k_base + Slot(j) * row_bytes; }
   const uint8_t* VRow(int64_t j) const { return v_base + Slot(j) * row_bytes; }
   size_t Slot(int64_t j) const { return static_cast<size_t>(ring > 0 ? j % ring : j); }
+  // Asks the cache for the F16 key and value rows [j0, j1) of this head (kHeadDim: its
+  // head_dim; the caller keeps j1 within the keys stored): a decode reads them from memory,
+  // once, and the hardware prefetcher alone leaves the kernels waiting on it.
+  template <int kHeadDim>
+  void PrefetchF16(int64_t j0, int64_t j1) const {
+    for (int64_t j = j0; j < j1; ++j) {
+      const char* k = reinterpret_cast<const char*>(KRow(j)) + offset * 2;
+      const char* v = reinterpret_cast<const char*>(VRow(j)) + offset * 2;
+      for (int b = 0; b < kHeadDim * 2; b += 64) {
+        PrefetchLine(k + b);
+        PrefetchLine(v + b);
+      }
+    }
+  }
+  // GCC counts __builtin_prefetch as no effect and deletes a loop of nothing else (C++ lets
+  // it assume such a loop ends), so on x86 the instruction itself.
+  static void PrefetchLine(const char* p) {
+#if defined(__x86_64__)
+    asm volatile("prefetcht0 %0" : : "m"(*p));
+#else
+    __builtin_prefetch(p);
+#endif
+  }
   // As ggml's flash attention: s * scale, then softcap * tanhf(s).
   float Score(float dot) const {
     const float s = dot * scale;
@@ -68,6 +91,17 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 // n_keys; their own q and out): faster, identical results.
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
                  float* const* out);
+
+// Query rows that share a KV head (same keys, values, offset, head_dim, ring) and a first
+// key, each with its own q, end (n_keys), scale, stats and out: a prefill's consecutive
+// tokens, or one token's heads. head_dim 64 or 128, F16 cache, no soft-cap, up to
+// kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key and value
+// conversions and their reductions and rounding chains run side by side. Returns false,
+// computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 has).
+inline constexpr int kMaxAttentionRows = 16;
+bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out);
+// Whether AttendRowsF16 takes rows of this shape on the dispatched target.
+bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap);
 
 // Tiny heads (head_dim 4, 8, 16; F16 cache, no soft-cap) on targets from AVX2 on: n query
 // rows that share one KV head (same keys, values, offset, head_dim, scale and ring), each
@@ -102,6 +136,8 @@ void AttendF16Avx512(const AttentionArgs& a, const AttentionScratch& s, float* o
 // False when head_dim has no grouped variant (the caller falls back to AttendHead).
 bool AttendGroupF16Avx512(const AttentionArgs* a, int n, const AttentionScratch& s,
                           float* const* out);
+// AttendRowsF16's AVX-512 kernel (false for other shapes).
+bool AttendRowsF16Avx512(const AttentionArgs* a, int n, float* const* out);
 // The same grouped variant with AVX2 (8-lane halves of the 16-lane accumulators).
 bool HaveAvx2();
 bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s,

@@ -128,6 +128,7 @@ DM_AVX2 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, floa
   }
   for (int64_t j0 = a[0].first_key; j0 < a[0].n_keys; j0 += kBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kBlock, a[0].n_keys - j0));
+    a[0].PrefetchF16<CH * 8>(j0 + kBlock, std::min(a[0].n_keys, j0 + 2 * kBlock));
     for (int j = 0; j < nb; ++j) {
       const uint16_t* k = reinterpret_cast<const uint16_t*>(a[0].KRow(j0 + j)) + a[0].offset;
       float sc[G];

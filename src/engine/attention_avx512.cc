@@ -19,24 +19,15 @@
 #include <cmath>
 
 #include "engine/attention.h"
+#include "engine/attention_avx512_ops.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
 namespace dormouse::attention_internal {
 namespace {
 
-#define DM_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,f16c,fma")))
-constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+using namespace avx512;     // NOLINT: this file's own kernels' steps
 constexpr int kBlock = 64;  // keys per block
-
-DM_AVX512 inline __m512 Load16(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-DM_AVX512 inline void Store16(uint16_t* p, __m512 v) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, kRound));
-}
-// Rounds every lane to the nearest F16 value (kept as F32).
-DM_AVX512 inline __m512 RoundF16(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, kRound)); }
 
 DM_AVX512 float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
   const int64_t np = n & ~int64_t{63};
@@ -72,42 +63,6 @@ DM_AVX512 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
   for (; i < n; ++i) y[i] = F32ToF16(std::fma(F16ToF32(x[i]), v, F16ToF32(y[i])));
 }
 
-// glibc's expf (the FMA build, sysdeps/ieee754/flt-32/e_expf.c) for arguments in
-// [-inf, 0], lane for lane: x*32/ln2 = k + r, 2^(k/32) from a 32-entry table, a cubic in
-// r, all in double. Checked against the library on every float in [-104, 0].
-DM_AVX512 __m256 Exp8(__m256 xf) {
-  const __m512d inv_ln2_n = _mm512_set1_pd(0x1.71547652b82fep+0 * 32);
-  const __m512d shift = _mm512_set1_pd(0x1.8p+52);
-  const __m512d c0 = _mm512_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32);
-  const __m512d c1 = _mm512_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32);
-  const __m512d c2 = _mm512_set1_pd(0x1.62e42ff0c52d6p-1 / 32);
-  const __m512d xd = _mm512_cvtps_pd(xf);
-  const __m512d z = _mm512_mul_pd(inv_ln2_n, xd);
-  __m512d kd = _mm512_add_pd(z, shift);
-  const __m512i ki = _mm512_castpd_si512(kd);
-  kd = _mm512_sub_pd(kd, shift);
-  const __m512d r = _mm512_fmadd_pd(inv_ln2_n, xd, _mm512_sub_pd(_mm512_setzero_pd(), kd));
-  const __m512i idx = _mm512_and_si512(ki, _mm512_set1_epi64(31));
-  const uint64_t* table = ExpfTable();
-  const __m512i lo = _mm512_load_si512(table), hi = _mm512_load_si512(table + 8);
-  const __m512i lo2 = _mm512_load_si512(table + 16), hi2 = _mm512_load_si512(table + 24);
-  const __m512i t16a = _mm512_permutex2var_epi64(lo, idx, hi);
-  const __m512i t16b = _mm512_permutex2var_epi64(lo2, idx, hi2);
-  const __mmask8 upper = _mm512_test_epi64_mask(idx, _mm512_set1_epi64(16));
-  __m512i t = _mm512_mask_blend_epi64(upper, t16a, t16b);
-  t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
-  const __m512d s = _mm512_castsi512_pd(t);
-  const __m512d r2 = _mm512_mul_pd(r, r);
-  const __m512d p = _mm512_fmadd_pd(c0, r, c1);
-  __m512d y = _mm512_fmadd_pd(c2, r, _mm512_set1_pd(1.0));
-  y = _mm512_fmadd_pd(p, r2, y);
-  y = _mm512_mul_pd(y, s);
-  __m256 out = _mm512_cvtpd_ps(y);
-  // Below log(2^-150) (and -inf) the result is 0, as the library's underflow path.
-  const __mmask8 tiny = _mm256_cmp_ps_mask(xf, _mm256_set1_ps(-0x1.9fe368p6f), _CMP_LT_OQ);
-  return _mm256_mask_blend_ps(tiny, out, _mm256_setzero_ps());
-}
-
 // Per head of a group: the running max, the sum, and the block's softmax factors.
 struct HeadState {
   float M = -INFINITY, S = 0.0f;
@@ -130,7 +85,10 @@ DM_AVX512 void SoftmaxBlock(HeadState& h, int nb) {
     }
   }
   for (int j = nb; j < kBlock && j % 8 != 0; ++j) h.arg[j] = 0.0f;  // lanes past the block
-  for (int j = 0; j < nb; j += 8) _mm256_store_ps(h.e + j, Exp8(_mm256_load_ps(h.arg + j)));
+  const uint64_t* table = ExpfTable();
+  for (int j = 0; j < nb; j += 8) {
+    _mm256_store_ps(h.e + j, Exp8(_mm256_load_ps(h.arg + j), table));
+  }
   for (int j = 0; j < nb; ++j) {
     const float ms = h.new_max[j] ? h.e[j] : 1.0f;
     const float vs = h.new_max[j] ? 1.0f : h.e[j];
@@ -187,6 +145,7 @@ DM_AVX512 void AttendGroup(const AttentionArgs* a, const AttentionScratch& s, fl
   }
   for (int64_t j0 = a[0].first_key; j0 < a[0].n_keys; j0 += kBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kBlock, a[0].n_keys - j0));
+    a[0].PrefetchF16<CH * 16>(j0 + kBlock, std::min(a[0].n_keys, j0 + 2 * kBlock));
     for (int j = 0; j < nb; ++j) {
       const uint16_t* k = reinterpret_cast<const uint16_t*>(a[0].KRow(j0 + j)) + a[0].offset;
       if constexpr (CH % 4 == 0) {
@@ -307,7 +266,8 @@ DM_AVX512 bool AttendGroupF16Avx512(const AttentionArgs* a, int n, const Attenti
 
 DM_AVX512 void ExpBatchAvx512(const float* x, float* out, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Exp8(_mm256_loadu_ps(x + i)));
+  const uint64_t* table = ExpfTable();
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Exp8(_mm256_loadu_ps(x + i), table));
   for (; i < n; ++i) out[i] = std::exp(x[i]);
 }
 

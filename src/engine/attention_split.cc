@@ -7,8 +7,10 @@ namespace dormouse {
 namespace {
 
 constexpr size_t kChunks = kMaxKeyChunks;
-// Query rows per task of the lane kernel (AttendLanesF16): a vector of them with AVX-512.
-constexpr int kLaneRows = 16;
+// Query rows per task of the multi-row kernels (AttendLanesF16, AttendRowsF16): a vector of
+// them for the lane kernel with AVX-512.
+constexpr int kTaskRows = 16;
+static_assert(kTaskRows <= kMaxAttentionRows);
 constexpr int64_t kSerialMerge = 32 * 1024;  // multiply-adds
 
 int64_t FirstVisible(const LayerAttention& l, int64_t pos) {
@@ -93,7 +95,8 @@ AttentionWorkspace::AttentionWorkspace(int n_threads, int64_t n_head, int64_t he
   const size_t nh = static_cast<size_t>(n_head);
   // Whether the lane kernel takes these heads depends on the target dispatch picks, which may
   // change later: room for its rows whenever it might.
-  thread_rows_ = head_dim <= 16 ? std::max(kLaneRows, kMaxGroupHeads) : kMaxGroupHeads;
+  const bool rows_kernel = head_dim <= 16 || head_dim == 64 || head_dim == 128;
+  thread_rows_ = rows_kernel ? std::max(kTaskRows, kMaxGroupHeads) : kMaxGroupHeads;
   const size_t rows = static_cast<size_t>(thread_rows_);
   f16_.resize(nt * (kMaxGroupHeads + 1) * hd);
   f32_.resize(nt * hd);
@@ -127,7 +130,10 @@ void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const
                                 int64_t q_stride, int64_t pos0, int64_t n, float* out,
                                 int64_t out_stride) {
   if (AttentionLanesFit(l.head_dim, l.f16, l.softcap)) {
-    return TokenLanes(pool, l, q, q_stride, pos0, n, out, out_stride);
+    return TokenRows(pool, l, q, q_stride, pos0, n, out, out_stride, true);
+  }
+  if (AttentionRowsFit(l.head_dim, l.f16, l.softcap)) {
+    return TokenRows(pool, l, q, q_stride, pos0, n, out, out_stride, false);
   }
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
   pool.RunSized(Work(l, pos0, n), [&](int ti, int nt) {
@@ -163,15 +169,15 @@ void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const
   });
 }
 
-void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, const float* q,
-                                    int64_t q_stride, int64_t pos0, int64_t n, float* out,
-                                    int64_t out_stride) {
+void AttentionWorkspace::TokenRows(ThreadPool& pool, const LayerAttention& l, const float* q,
+                                   int64_t q_stride, int64_t pos0, int64_t n, float* out,
+                                   int64_t out_stride, bool lanes) {
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;
-  // A task is up to kLaneRows query rows of one KV head: consecutive tokens' heads, whose
+  // A task is up to kTaskRows query rows of one KV head: consecutive tokens' heads, whose
   // key ranges (nearly) coincide. Many heads per KV head: a token's heads in sets.
-  const int64_t head_sets = (group + kLaneRows - 1) / kLaneRows;
-  const int64_t set_size = std::min<int64_t>(group, kLaneRows);
-  const int64_t per_task = std::max<int64_t>(1, kLaneRows / group);  // tokens
+  const int64_t head_sets = (group + kTaskRows - 1) / kTaskRows;
+  const int64_t set_size = std::min<int64_t>(group, kTaskRows);
+  const int64_t per_task = std::max<int64_t>(1, kTaskRows / group);  // tokens
   const int64_t blocks = (n + per_task - 1) / per_task;
   const int64_t tasks = blocks * l.n_head_kv * head_sets;
   pool.RunSized(Work(l, pos0, n), [&](int ti, int nt) {
@@ -185,7 +191,7 @@ void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, c
       // Row r: token t0 + r / heads, head h0 + r % heads.
       const int64_t heads = h1 - h0;
       const int rows = static_cast<int>((t1 - t0) * heads);
-      KeyChunks kc[kLaneRows];
+      KeyChunks kc[kTaskRows];
       int max_chunks = 0;
       for (int r = 0; r < rows; ++r) {
         const int64_t pos = pos0 + t0 + r / heads;
@@ -196,8 +202,8 @@ void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, c
         return out + (t0 + r / heads) * out_stride + (h0 + r % heads) * hd;
       };
       for (int c = 0; c < max_chunks; ++c) {
-        AttentionArgs args[kLaneRows];
-        float* outs[kLaneRows];
+        AttentionArgs args[kTaskRows];
+        float* outs[kTaskRows];
         int m = 0;
         for (int r = 0; r < rows; ++r) {
           if (kc[r].n <= c) continue;
@@ -206,9 +212,22 @@ void AttentionWorkspace::TokenLanes(ThreadPool& pool, const LayerAttention& l, c
           args[m] = RowArgs(l, qr, kvh, kc[r].Begin(c), kc[r].End(c), th.stats + slot);
           outs[m++] = kc[r].n == 1 ? row_out(r) : th.partial + slot * hd;
         }
-        const bool ok = AttendLanesF16(args, m, outs);
-        assert(ok);
-        (void)ok;
+        if (lanes) {
+          const bool ok = AttendLanesF16(args, m, outs);
+          assert(ok);
+          (void)ok;
+          continue;
+        }
+        // The row kernel takes rows that start at the same key: runs of them (a change of
+        // chunk size between consecutive tokens starts a new run).
+        for (int i = 0; i < m;) {
+          int e = i + 1;
+          while (e < m && args[e].first_key == args[i].first_key) ++e;
+          const bool ok = AttendRowsF16(args + i, e - i, outs + i);
+          assert(ok);
+          (void)ok;
+          i = e;
+        }
       }
       for (int r = 0; r < rows; ++r) {
         if (kc[r].n == 1) continue;

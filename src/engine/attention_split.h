@@ -79,9 +79,10 @@ class AttentionWorkspace {
   Thread ForThread(int i);
   void Tokens(ThreadPool& pool, const LayerAttention& l, const float* q, int64_t q_stride,
               int64_t pos0, int64_t n, float* out, int64_t out_stride);
-  // Tokens with the lane kernel (tiny heads): rows of several tokens per task.
-  void TokenLanes(ThreadPool& pool, const LayerAttention& l, const float* q, int64_t q_stride,
-                  int64_t pos0, int64_t n, float* out, int64_t out_stride);
+  // Tokens with a multi-row kernel, rows of several tokens per task: the lane kernel (tiny
+  // heads) or the row kernel (AttendRowsF16).
+  void TokenRows(ThreadPool& pool, const LayerAttention& l, const float* q, int64_t q_stride,
+                 int64_t pos0, int64_t n, float* out, int64_t out_stride, bool lanes);
   void SplitDecode(ThreadPool& pool, const LayerAttention& l, const KeyChunks& kc, const float* q,
                    float* out);
 

@@ -1,0 +1,384 @@
+// The multi-row AVX-512 F16 attention: up to kMaxAttentionRows query rows that share a KV
+// head and a first key, each with its own end (a prefill's consecutive tokens, or one
+// token's heads). Per row it does AttendF16Reference's operations in its order, so the bits
+// are the same; what changes is how the work is laid out (attention.h, AttendRowsF16):
+//   - each block of keys and values is converted from F16 once for all the rows;
+//   - a row's scores come 16 keys at a time, and the 16 horizontal sums that end ggml's dot
+//     products are done together, transposed (ReduceLanes16's adds, lane for lane), instead
+//     of one shuffle chain per key;
+//   - the online softmax's running max is a prefix max over those 16 scores, so a block's
+//     exponents and exps are vector work; only the sum S stays one FMA per key;
+//   - the F16 accumulators of several rows are updated together, so their rounding chains
+//     (FMA, then F16 and back, after every key) overlap instead of waiting on each other.
+// GCC 12 reports its own _mm512_undefined_* helpers as "used uninitialized" once these
+// loops are unrolled: a known false positive (as in attention_avx512.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/attention.h"
+#include "engine/attention_avx512_ops.h"
+#include "engine/kernels.h"
+
+namespace dormouse::attention_internal {
+namespace {
+
+using namespace avx512;    // NOLINT: this file's own kernels' steps
+constexpr int kKeys = 32;  // keys per block
+
+// One row's softmax state, and its factors for the current block.
+struct RowState {
+  float M = -INFINITY, S = 0.0f;
+  int64_t end = 0;             // keys [first, end) are visible
+  uint32_t new_max = 0;        // bit j: key j of the block raised the max
+  alignas(64) float e[kKeys];  // exp(M_old - M_new) on a new max, else exp(s - M)
+};
+
+// s[k] = ReduceLanes16(a[k]) for 16 vectors, computed together: each level's adds are the
+// same as ReduceLanes16's (t3 = hi8 + lo8, t6 = hi4 + lo4, (t6[0] + t6[2]) + (t6[1] + t6[3])),
+// with the shuffles putting several keys' halves side by side.
+DM_AVX512 inline __m512 ReduceLanes16x16(const __m512 (&a)[16]) {
+  __m512 p[8], q[4], r[2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {  // lanes 0-7: key 2i's t3, 8-15: key 2i+1's
+    p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44));
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane m: key 4i+m's t6
+    q[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], 0xDD),
+                         _mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], 0x88));
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {  // lane m: t6[0]+t6[2], t6[1]+t6[3] of keys 8i+m, 8i+4+m
+    r[i] = _mm512_add_ps(_mm512_shuffle_ps(q[2 * i], q[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(q[2 * i], q[2 * i + 1], 0xEE));
+  }
+  // Lane 4m + i: key 4i + m.
+  const __m512 f =
+      _mm512_add_ps(_mm512_shuffle_ps(r[0], r[1], 0x88), _mm512_shuffle_ps(r[0], r[1], 0xDD));
+  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  return _mm512_permutexvar_ps(order, f);
+}
+
+// Lanes shifted up by n (lane k gets lane k - n), the first n lanes from `fill`.
+template <int N>
+DM_AVX512 inline __m512 ShiftUp(__m512 v, __m512 fill) {
+  return _mm512_castsi512_ps(
+      _mm512_alignr_epi32(_mm512_castps_si512(v), _mm512_castps_si512(fill), 16 - N));
+}
+
+// The online softmax's steps for 16 scores (lanes past the row's keys hold -inf): per key the
+// max before it (a prefix max, exact in any order), whether the key raises it, and the exp.
+DM_AVX512 __attribute__((always_inline)) inline void Softmax16(__m512 s, RowState& r, int g,
+                                                               const uint64_t* table) {
+  // The prefix max of the scores alone, then the running max once: the chain from one
+  // group's max to the next stays short.
+  const __m512 neg = _mm512_set1_ps(-INFINITY);
+  __m512 upto = _mm512_max_ps(s, ShiftUp<1>(s, neg));
+  upto = _mm512_max_ps(upto, ShiftUp<2>(upto, neg));
+  upto = _mm512_max_ps(upto, ShiftUp<4>(upto, neg));
+  upto = _mm512_max_ps(upto, ShiftUp<8>(upto, neg));
+  const __m512 before = _mm512_max_ps(ShiftUp<1>(upto, neg), _mm512_set1_ps(r.M));
+  const __mmask16 raise = _mm512_cmp_ps_mask(s, before, _CMP_GT_OQ);
+  const __m512 arg =
+      _mm512_mask_blend_ps(raise, _mm512_sub_ps(s, before), _mm512_sub_ps(before, s));
+  _mm256_store_ps(r.e + g, Exp8(_mm512_castps512_ps256(arg), table));
+  _mm256_store_ps(r.e + g + 8, Exp8(_mm512_extractf32x8_ps(arg, 1), table));
+  r.new_max |= static_cast<uint32_t>(raise) << g;
+  r.M = std::max(r.M, _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(15), upto)));
+}
+
+// Where a block's keys or values come from: rows converted once to F32 (when several tiles
+// of rows read them), or the cache's F16 rows, converted as read (one tile: each key is read
+// once anyway). Key j of the block; past the last one, F16Rows reads the last again (the
+// scores of those lanes are masked).
+template <int CH>
+struct F32Rows {
+  const float* base;
+  const float* Row(int j) const { return base + j * CH * 16; }
+  DM_AVX512 static __m512 Load(const float* row, int c) { return _mm512_load_ps(row + 16 * c); }
+};
+struct F16Rows {
+  const AttentionArgs* a;
+  const uint8_t* base;  // a->k_base or a->v_base
+  int64_t j0;
+  int last;
+  const uint16_t* Row(int j) const {
+    return reinterpret_cast<const uint16_t*>(base +
+                                             a->Slot(j0 + std::min(j, last)) * a->row_bytes) +
+           a->offset;
+  }
+  DM_AVX512 static __m512 Load(const uint16_t* row, int c) { return Load16(row + 16 * c); }
+};
+
+// Scores (scaled, as AttentionArgs::Score) and softmax steps of R rows (1 or 2) for the
+// first n[i] of the block's keys (rows up to a multiple of 16 readable). Per key and row: DotF16's
+// four accumulators, then its reduction, 16 at a time: 16 keys of one row, or 8 keys of two rows,
+// whose key loads are then shared.
+template <int CH, int R, class Keys>
+DM_AVX512 void ScoreRows(const Keys& keys, const float* const* qf, const int* n, float scale,
+                         RowState* const* rs) {
+  constexpr int kPer = 16 / R;  // keys per reduction
+  __m512 q[R][CH];
+  int most = 0;
+#pragma GCC unroll 2
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) q[i][c] = _mm512_load_ps(qf[i] + 16 * c);
+    rs[i]->new_max = 0;
+    most = std::max(most, n[i]);
+  }
+  const __m512 vscale = _mm512_set1_ps(scale);
+  const uint64_t* table = ExpfTable();
+  for (int g = 0; g < most; g += 16) {
+    __m512 half[R];
+#pragma GCC unroll 2
+    for (int h = 0; h < R; ++h) {
+      __m512 a[16];
+#pragma GCC unroll 16
+      for (int k = 0; k < kPer; ++k) {
+        const auto* key = keys.Row(g + h * kPer + k);
+        // F16 x F16 products are exact in F32, so an accumulator's first FMA (onto zero) is
+        // a multiply; and with head_dim 64 the add of accumulators 0 and 2 (1 and 3) is the
+        // FMA of product 2 (3) onto product 0 (1): the same roundings, two steps fewer.
+        __m512 acc[R][4];
+#pragma GCC unroll 8
+        for (int c = 0; c < CH; ++c) {
+          const __m512 kc = Keys::Load(key, c);
+          const int slot = CH == 4 ? c % 2 : c % 4;
+#pragma GCC unroll 2
+          for (int i = 0; i < R; ++i) {
+            acc[i][slot] =
+                c == slot ? _mm512_mul_ps(kc, q[i][c]) : _mm512_fmadd_ps(kc, q[i][c], acc[i][slot]);
+          }
+        }
+#pragma GCC unroll 2
+        for (int i = 0; i < R; ++i) {
+          a[i * kPer + k] = CH == 4 ? _mm512_add_ps(acc[i][0], acc[i][1])
+                                    : _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][2]),
+                                                    _mm512_add_ps(acc[i][1], acc[i][3]));
+        }
+      }
+      half[h] = ReduceLanes16x16(a);  // lane i * kPer + k: row i's key h * kPer + k
+    }
+    __m512 s[R];
+    if constexpr (R == 1) {
+      s[0] = half[0];
+    } else {
+      const __m512i first =
+          _mm512_set_epi32(23, 22, 21, 20, 19, 18, 17, 16, 7, 6, 5, 4, 3, 2, 1, 0);
+      const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+      s[0] = _mm512_permutex2var_ps(half[0], first, half[1]);
+      s[1] = _mm512_permutex2var_ps(half[0], second, half[1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < R; ++i) {
+      const int left = std::max(0, n[i] - g);
+      const __mmask16 valid = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+      if (valid == 0) continue;
+      const __m512 scaled = _mm512_mul_ps(s[i], vscale);
+      Softmax16(_mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY), scaled), *rs[i], g, table);
+    }
+  }
+}
+
+// One key's update of one row: AttendF16Reference's rescale (on a new max) and multiply-add,
+// with the F16 rounding after each, and its sum.
+template <int CH>
+DM_AVX512 inline void Accumulate(__m512 (&acc)[CH], const __m512 (&v)[CH], RowState& r, int j,
+                                 float& S) {
+  const float ej = r.e[j];
+  const __m512 e = _mm512_set1_ps(ej);
+  if ((r.new_max >> j & 1) != 0) {
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) acc[c] = RoundF16(_mm512_mul_ps(acc[c], e));
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) acc[c] = RoundF16(_mm512_add_ps(v[c], acc[c]));
+    S = std::fma(S, ej, 1.0f);
+  } else {
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) acc[c] = RoundF16(_mm512_fmadd_ps(v[c], e, acc[c]));
+    S = std::fma(S, 1.0f, ej);
+  }
+}
+
+// The value rows of a block into R rows' accumulators (acc: each row's F32 values, F16
+// exact), row i through key n[i] - 1 of the block, in key order.
+template <int CH, int R, class Values>
+DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float* const* accp,
+                              const int* n) {
+  __m512 acc[R][CH];
+  float S[R];
+  uint32_t any_new_max = 0;
+  int common = kKeys, most = 0;
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) acc[r][c] = _mm512_load_ps(accp[r] + 16 * c);
+    S[r] = rows[r]->S;
+    any_new_max |= rows[r]->new_max;
+    common = std::min(common, n[r]);
+    most = std::max(most, n[r]);
+  }
+  for (int j = 0; j < common; ++j) {
+    __m512 v[CH];
+    const auto* row = values.Row(j);
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) v[c] = Values::Load(row, c);
+    if ((any_new_max >> j & 1) == 0) {  // the usual case: no row's max moves
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const float ej = rows[r]->e[j];
+        const __m512 e = _mm512_set1_ps(ej);
+#pragma GCC unroll 8
+        for (int c = 0; c < CH; ++c) acc[r][c] = RoundF16(_mm512_fmadd_ps(v[c], e, acc[r][c]));
+        S[r] = std::fma(S[r], 1.0f, ej);
+      }
+    } else {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) Accumulate<CH>(acc[r], v, *rows[r], j, S[r]);
+    }
+  }
+  for (int j = common; j < most; ++j) {  // keys only some rows see
+    __m512 v[CH];
+    const auto* row = values.Row(j);
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) v[c] = Values::Load(row, c);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      if (j < n[r]) Accumulate<CH>(acc[r], v, *rows[r], j, S[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) _mm512_store_ps(accp[r] + 16 * c, acc[r][c]);
+    rows[r]->S = S[r];
+  }
+}
+
+// Keys (or values) [j0, j0 + n) of the block as F32, rows of CH * 16; rows up to the next
+// multiple of 16 zeroed (the score pass reads 16 keys at a time).
+template <int CH>
+DM_AVX512 void ConvertBlock(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
+                            float* out) {
+  constexpr int hd = CH * 16;
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* row =
+        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) _mm512_store_ps(out + j * hd + 16 * c, Load16(row + 16 * c));
+  }
+  for (int j = n; j % 16 != 0; ++j) {
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) _mm512_store_ps(out + j * hd + 16 * c, _mm512_setzero_ps());
+  }
+}
+
+// One block of keys for the m rows that see some of it (row i: its first n[i] keys).
+template <int CH, class Keys, class Values>
+DM_AVX512 void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
+                           const float* const* qf, RowState* const* rows, float* const* accs,
+                           const int* n) {
+  for (int i = 0; i < m;) {
+    if (m - i >= 2 && CH <= 4) {
+      ScoreRows<CH, 2>(keys, qf + i, n + i, scale, rows + i);
+      i += 2;
+    } else {
+      ScoreRows<CH, 1>(keys, qf + i, n + i, scale, rows + i);
+      i += 1;
+    }
+  }
+  for (int i = 0; i < m;) {
+    if (m - i >= 4 && CH <= 4) {  // 4 rows' accumulators fit in registers with head_dim 64
+      AccumulateRows<CH, 4>(values, rows + i, accs + i, n + i);
+      i += 4;
+    } else if (m - i >= 2) {
+      AccumulateRows<CH, 2>(values, rows + i, accs + i, n + i);
+      i += 2;
+    } else {
+      AccumulateRows<CH, 1>(values, rows + i, accs + i, n + i);
+      i += 1;
+    }
+  }
+}
+
+template <int CH>
+DM_AVX512 void AttendRows(const AttentionArgs* a, int n, float* const* out) {
+  constexpr int hd = CH * 16;
+  alignas(64) float kf[kKeys * hd];
+  alignas(64) float vf[kKeys * hd];
+  alignas(64) float qf[kMaxAttentionRows][hd];
+  alignas(64) float acc[kMaxAttentionRows][hd];
+  RowState st[kMaxAttentionRows];
+  int64_t end = a[0].first_key;
+  for (int r = 0; r < n; ++r) {
+    alignas(64) uint16_t q16[hd];
+    ConvertF32ToF16(a[r].q, q16, hd);
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) {
+      _mm512_store_ps(qf[r] + 16 * c, Load16(q16 + 16 * c));
+      _mm512_store_ps(acc[r] + 16 * c, _mm512_setzero_ps());
+    }
+    st[r].end = a[r].n_keys;
+    end = std::max(end, a[r].n_keys);
+  }
+  // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
+  // from the cache. More rows share one conversion per block.
+  const bool convert = n > (CH <= 4 ? 4 : 2);
+  for (int64_t j0 = a[0].first_key; j0 < end; j0 += kKeys) {
+    const int nb = static_cast<int>(std::min<int64_t>(kKeys, end - j0));
+    a[0].PrefetchF16<hd>(j0 + kKeys, std::min(end, j0 + 2 * kKeys));  // while this one computes
+    RowState* rows[kMaxAttentionRows];
+    float* accs[kMaxAttentionRows];
+    const float* qs[kMaxAttentionRows];
+    int keys[kMaxAttentionRows];
+    int m = 0;
+    for (int r = 0; r < n; ++r) {
+      if (st[r].end <= j0) continue;
+      keys[m] = static_cast<int>(std::min<int64_t>(nb, st[r].end - j0));
+      rows[m] = &st[r];
+      qs[m] = qf[r];
+      accs[m++] = acc[r];
+    }
+    if (convert) {
+      ConvertBlock<CH>(a[0], a[0].k_base, j0, nb, kf);
+      ConvertBlock<CH>(a[0], a[0].v_base, j0, nb, vf);
+      AttendBlock<CH>(F32Rows<CH>{kf}, F32Rows<CH>{vf}, a[0].scale, m, qs, rows, accs, keys);
+    } else {
+      AttendBlock<CH>(F16Rows{a, a[0].k_base, j0, nb - 1}, F16Rows{a, a[0].v_base, j0, nb - 1},
+                      a[0].scale, m, qs, rows, accs, keys);
+    }
+  }
+  for (int r = 0; r < n; ++r) {
+    const float inv = st[r].S == 0.0f ? 0.0f : 1.0f / st[r].S;
+    const __m512 vinv = _mm512_set1_ps(inv);
+#pragma GCC unroll 8
+    for (int c = 0; c < CH; ++c) {
+      _mm512_storeu_ps(out[r] + 16 * c, _mm512_mul_ps(_mm512_load_ps(acc[r] + 16 * c), vinv));
+    }
+    if (a[r].stats != nullptr) *a[r].stats = {st[r].M, st[r].S};
+  }
+}
+
+}  // namespace
+
+DM_AVX512 bool AttendRowsF16Avx512(const AttentionArgs* a, int n, float* const* out) {
+  if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
+  switch (a[0].head_dim) {
+    case 64:
+      AttendRows<4>(a, n, out);
+      return true;
+    case 128:
+      AttendRows<8>(a, n, out);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace dormouse::attention_internal

@@ -1,0 +1,140 @@
+// The multi-row attention kernel (AttendRowsF16) gives every row the scalar reference's
+// bits and softmax stats, whatever the other rows' ends, in a ring, past a first key, and
+// with values that raise the max in the middle of a block.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/attention.h"
+#include "engine/quants.h"
+
+namespace dormouse {
+namespace {
+
+// Keys and values for 2 KV heads in `rows` cache rows; n query rows of the second KV head
+// that share a first key and end near one another, as consecutive tokens do.
+struct Rows {
+  int64_t hd;
+  std::vector<uint16_t> k, v;
+  std::vector<float> q;
+  std::vector<AttentionArgs> args;
+  std::vector<SoftmaxStats> stats;
+
+  Rows(int64_t head_dim, int n, int64_t first, int64_t n_keys, int64_t ring, uint32_t seed,
+       float q_scale = 2.0f)
+      : hd(head_dim) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.5f);
+    const int64_t cache_rows = ring > 0 ? ring : n_keys;
+    for (int64_t i = 0; i < cache_rows * 2 * hd; ++i) {
+      k.push_back(F32ToF16(nd(rng)));
+      v.push_back(F32ToF16(nd(rng)));
+    }
+    for (int64_t i = 0; i < n * hd; ++i) q.push_back(nd(rng) * q_scale);
+    stats.resize(static_cast<size_t>(n));
+    std::uniform_int_distribution<int64_t> back(0, 40);
+    for (int i = 0; i < n; ++i) {
+      // Mostly the last keys minus a few (consecutive tokens), some far shorter.
+      int64_t end = i % 5 == 4 ? first + 1 + back(rng) : n_keys - i % 3;
+      end = std::clamp<int64_t>(end, first, n_keys);
+      args.push_back({.q = &q[static_cast<size_t>(i * hd)],
+                      .k_base = reinterpret_cast<const uint8_t*>(k.data()),
+                      .v_base = reinterpret_cast<const uint8_t*>(v.data()),
+                      .row_bytes = static_cast<size_t>(2 * hd) * 2,
+                      .offset = hd,
+                      .n_keys = end,
+                      .head_dim = hd,
+                      .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                      .first_key = first,
+                      .ring = ring,
+                      .stats = &stats[static_cast<size_t>(i)]});
+    }
+  }
+};
+
+void ExpectReferenceBits(Rows& r, const std::string& what) {
+  const int n = static_cast<int>(r.args.size());
+  const size_t hd = static_cast<size_t>(r.hd);
+  std::vector<float> got(n * hd, -1.0f), want(hd);
+  std::vector<float*> outs;
+  for (int i = 0; i < n; ++i) outs.push_back(&got[i * hd]);
+  ASSERT_TRUE(attention_internal::AttendRowsF16Avx512(r.args.data(), n, outs.data())) << what;
+  const std::vector<SoftmaxStats> got_stats = r.stats;
+  std::vector<uint16_t> q16(hd), acc16(hd);
+  std::vector<float> acc32(hd);
+  for (int i = 0; i < n; ++i) {
+    SoftmaxStats want_stats;
+    AttentionArgs a = r.args[i];
+    a.stats = &want_stats;
+    attention_internal::AttendF16Reference(a, {q16.data(), acc16.data(), acc32.data()},
+                                           want.data());
+    ASSERT_EQ(std::memcmp(want.data(), outs[i], hd * sizeof(float)), 0)
+        << what << " hd " << hd << " row " << i << " of " << n << " keys [" << a.first_key << ", "
+        << a.n_keys << ") " << want[0] << " vs " << outs[i][0];
+    ASSERT_EQ(want_stats.max, got_stats[i].max) << what << " row " << i;
+    ASSERT_EQ(std::memcmp(&want_stats.sum, &got_stats[i].sum, sizeof(float)), 0)
+        << what << " row " << i;
+  }
+}
+
+TEST(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t hd : {64, 128}) {
+    for (int n : {1, 2, 3, 4, 5, 8, 16}) {
+      for (int64_t n_keys : {1, 2, 15, 16, 17, 31, 32, 33, 64, 300}) {
+        for (int64_t first : {int64_t{0}, int64_t{7}}) {
+          if (first >= n_keys) continue;
+          const std::string what = "n " + std::to_string(n) + " keys " + std::to_string(n_keys) +
+                                   " first " + std::to_string(first);
+          const uint32_t seed = static_cast<uint32_t>(hd * 100000 + n * 1000 + n_keys + first);
+          Rows plain(hd, n, first, n_keys, 0, seed);
+          ExpectReferenceBits(plain, "plain " + what);
+          Rows ring(hd, n, first, n_keys, n_keys + 5, seed + 1);
+          ExpectReferenceBits(ring, "ring " + what);
+          // Flat scores: the max moves often, and ties are common.
+          Rows flat(hd, n, first, n_keys, 0, seed + 2, 0.05f);
+          ExpectReferenceBits(flat, "flat " + what);
+        }
+      }
+    }
+  }
+}
+
+// A row that sees no key gets zeros and the empty stats, as the reference; a key past a row's
+// end leaves the row untouched, even an infinite one (0 * inf is NaN).
+TEST(AttentionRowsTest, KeysPastARowsEndLeaveItUntouched) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Rows r(64, 4, 0, 40, 0, 9);
+  for (int64_t d = 0; d < 64; ++d) r.v[static_cast<size_t>(39 * 128 + 64 + d)] = 0x7c00;  // +inf
+  for (int i = 0; i < 4; ++i) r.args[i].n_keys = i % 2 == 0 ? 39 : 40;
+  std::vector<float> got(4 * 64);
+  std::vector<float*> outs;
+  for (int i = 0; i < 4; ++i) outs.push_back(&got[i * 64]);
+  ASSERT_TRUE(attention_internal::AttendRowsF16Avx512(r.args.data(), 4, outs.data()));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(std::isfinite(got[i * 64]), i % 2 == 0) << "row " << i;
+  for (AttentionArgs& a : r.args) a.n_keys = 39;
+  r.args[3].n_keys = 0;
+  ExpectReferenceBits(r, "beside an infinite value, one row empty");
+}
+
+TEST(AttentionRowsTest, OtherShapesAreLeftToTheGroupedKernels) {
+  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::vector<float> out(16 * 128);
+  std::vector<float*> outs(17, out.data());
+  Rows capped(64, 2, 0, 10, 0, 3);
+  for (AttentionArgs& a : capped.args) a.softcap = 30.0f;
+  EXPECT_FALSE(attention_internal::AttendRowsF16Avx512(capped.args.data(), 2, outs.data()));
+  Rows wide(80, 2, 0, 10, 0, 3);
+  EXPECT_FALSE(attention_internal::AttendRowsF16Avx512(wide.args.data(), 2, outs.data()));
+  Rows many(64, 17, 0, 10, 0, 3);
+  EXPECT_FALSE(attention_internal::AttendRowsF16Avx512(many.args.data(), 17, outs.data()));
+  EXPECT_FALSE(AttentionRowsFit(64, false, 0.0f));
+  EXPECT_FALSE(AttentionRowsFit(64, true, 30.0f));
+  EXPECT_FALSE(AttentionRowsFit(96, true, 0.0f));
+}
+
+}  // namespace
+}  // namespace dormouse
