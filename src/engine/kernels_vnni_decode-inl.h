@@ -191,16 +191,43 @@ inline __m128i ScalesMinsK4(const uint8_t* s) {
   return _mm256_castsi256_si128(x86::ScalesMinsQ4_K(s));
 }
 
+// Byte shuffles that spread a Q4_K block's scales (bytes 0..7 of every 128-bit lane) over
+// int32 lanes, zero-extended: lane i gets byte lo (lanes 0..7) or hi (lanes 8..15). An in-lane
+// vpshufb of a broadcast instead of a cross-lane vpermb per pattern: on Zen 4 the four vpermb
+// per block were what bounded the Q4_K decode kernel.
+inline __m512i ScaleSpread(int lo, int hi) {
+  const int64_t a = 0x8080800080808000ll | lo | int64_t{lo} << 32;
+  const int64_t b = 0x8080800080808000ll | hi | int64_t{hi} << 32;
+  return _mm512_set_epi64(b, b, b, b, a, a, a, a);
+}
+
+// 16 int16 sub-block scales -> 4 vectors: low int16 of int32 lane i of vector k holds scale
+// 4k + i / 4 (the 4 lanes that vpdpbusd fills from those 16 elements); high halves zero. As
+// ScaleSpread: vpshufb of each 128-bit half, broadcast, rather than a vpermw per vector.
+inline void SpreadScales16(__m256i s16, __m512i* sc) {
+  const __m512i half[2] = {_mm512_broadcast_i32x4(_mm256_castsi256_si128(s16)),
+                           _mm512_broadcast_i32x4(_mm256_extracti128_si256(s16, 1))};
+  DM_UNROLL
+  for (int k = 0; k < 4; ++k) {
+    // 128-bit lane L: word 4 (k % 2) + L of the half, in each int32's low word.
+    int32_t w[4];
+    DM_UNROLL
+    for (int l = 0; l < 4; ++l) {
+      const int b = 2 * (4 * (k % 2) + l);
+      w[l] = static_cast<int32_t>(0x80800000u | static_cast<uint32_t>((b + 1) << 8 | b));
+    }
+    const __m512i spread = _mm512_set_epi32(w[3], w[3], w[3], w[3], w[2], w[2], w[2], w[2], w[1],
+                                            w[1], w[1], w[1], w[0], w[0], w[0], w[0]);
+    sc[k] = _mm512_shuffle_epi8(half[k / 2], spread);
+  }
+}
+
 // sc[p]: int32 lane i holds the scale of sub-block 2p (lanes 0..7) or 2p + 1 (lanes 8..15),
 // the lanes of a Dpbusd over 64 activations of those two sub-blocks.
 inline void ScaleLanesK4(__m128i scm, __m512i (&sc)[4]) {
-  const __m512i halves = HalvesIdx(), v = _mm512_castsi128_si512(scm);
-  constexpr __mmask64 kByte0 = 0x1111111111111111ull;
+  const __m512i v = _mm512_broadcast_i32x4(scm);
   DM_UNROLL
-  for (int p = 0; p < 4; ++p) {
-    sc[p] = _mm512_maskz_permutexvar_epi8(kByte0,
-                                          _mm512_add_epi32(halves, _mm512_set1_epi32(2 * p)), v);
-  }
+  for (int p = 0; p < 4; ++p) sc[p] = _mm512_shuffle_epi8(v, ScaleSpread(2 * p, 2 * p + 1));
 }
 
 // The 8 mins, each twice, as int16: one per bsum (16 activations).
@@ -248,23 +275,22 @@ inline void RowQ4_K(const BlockQ4_K* w, int64_t nsb, const BlockQ8_K* const* a,
     accm[t] = _mm256_setzero_ps();
   }
   const __m512i nib = _mm512_set1_epi8(0x0f);
-  // Byte 0 of int32 lane i <- the scale of sub-block k[p] (lanes 0..7) or k[p] + 2: the low
-  // nibbles of bytes [64h, 64h + 64) are sub-blocks 4h and 4h + 2, the high ones 4h + 1, 4h + 3.
-  constexpr __mmask64 kByte0 = 0x1111111111111111ull;
-  const __m512i halves2 = _mm512_add_epi32(HalvesIdx(), HalvesIdx());
-  __m512i idx[4];
+  // Int32 lane i <- the scale of sub-block k[p] (lanes 0..7) or k[p] + 2: the low nibbles of
+  // bytes [64h, 64h + 64) are sub-blocks 4h and 4h + 2, the high ones 4h + 1, 4h + 3.
+  __m512i spread[4];
   DM_UNROLL
   for (int p = 0; p < 4; ++p) {
-    idx[p] = _mm512_add_epi32(halves2, _mm512_set1_epi32(4 * (p / 2) + p % 2));
+    const int k = 4 * (p / 2) + p % 2;
+    spread[p] = ScaleSpread(k, k + 2);
   }
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ4_K& x = w[b];
     PrefetchAhead<sizeof(BlockQ4_K)>(&x);
     const __m128i scm = ScalesMinsK4(x.scales);
-    const __m512i scv = _mm512_castsi128_si512(scm);
+    const __m512i scv = _mm512_broadcast_i32x4(scm);
     __m512i sc[4], wq[4];
     DM_UNROLL
-    for (int p = 0; p < 4; ++p) sc[p] = _mm512_maskz_permutexvar_epi8(kByte0, idx[p], scv);
+    for (int p = 0; p < 4; ++p) sc[p] = _mm512_shuffle_epi8(scv, spread[p]);
     const __m256i mins = MinsK4(scm);
     DM_UNROLL
     for (int h = 0; h < 2; ++h) {
@@ -303,9 +329,6 @@ inline void RowQ6_K(const BlockQ6_K* w, int64_t nsb, const BlockQ8_K* const* a, 
   DM_UNROLL
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i nib = _mm512_set1_epi8(0x0f), hmask = _mm512_set1_epi8(0x30);
-  // Low int16 of int32 lane i <- scale 4k + i / 4 (sign-extended to 16 bits); high half zero.
-  const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  constexpr __mmask32 kLowWords = 0x55555555u;
   for (int64_t b = 0; b < nsb; ++b) {
     const BlockQ6_K& x = w[b];
     PrefetchAhead<sizeof(BlockQ6_K)>(&x);
@@ -327,12 +350,7 @@ inline void RowQ6_K(const BlockQ6_K* w, int64_t nsb, const BlockQ8_K* const* a, 
     const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales));
     const __m256i s16 = _mm256_cvtepi8_epi16(s8);
     __m512i sc[4];
-    DM_UNROLL
-    for (int k = 0; k < 4; ++k) {
-      sc[k] = _mm512_maskz_permutexvar_epi16(kLowWords,
-                                             _mm512_add_epi32(quarter, _mm512_set1_epi32(4 * k)),
-                                             _mm512_castsi256_si512(s16));
-    }
+    SpreadScales16(s16, sc);
     const float d = HalfToFloat(x.d);
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {

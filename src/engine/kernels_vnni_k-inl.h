@@ -32,19 +32,6 @@ namespace vnni {
 
 // ---- Decode -----------------------------------------------------------------------------
 
-// 16 int16 sub-block scales -> 4 vectors: low int16 of int32 lane i of vector k holds scale
-// 4k + i / 4 (the 4 lanes that vpdpbusd fills from those 16 elements); high halves zero.
-inline void SpreadScales16(__m256i s16, __m512i* sc) {
-  const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  constexpr __mmask32 kLowWords = 0x55555555u;
-  DM_UNROLL
-  for (int k = 0; k < 4; ++k) {
-    sc[k] = _mm512_maskz_permutexvar_epi16(kLowWords,
-                                           _mm512_add_epi32(quarter, _mm512_set1_epi32(4 * k)),
-                                           _mm512_castsi256_si512(s16));
-  }
-}
-
 // The 2-bit fields of Q2_K / Q3_K's qs in element order: wq[2h + k2] holds elements
 // 128h + 64k2 .. + 63 (bits 4k2 of qs[32h..] in its low half, 4k2 + 2 in its high half).
 inline void Unpack2Bits(const uint8_t* qs, __m512i* wq) {
