@@ -142,8 +142,11 @@ bool AttendRowsF16Avx512(const AttentionArgs* a, int n, float* const* out);
 bool HaveAvx2();
 bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s,
                         float* const* out);
+// AttendRowsF16's AVX2 kernel (false for other shapes).
+bool AttendRowsF16Avx2(const AttentionArgs* a, int n, float* const* out);
 // glibc's expf, lane for lane, for arguments in [-inf, 0].
 void ExpBatchAvx512(const float* x, float* out, int64_t n);
+void ExpBatchAvx2(const float* x, float* out, int64_t n);
 // The same through the dispatched lane kernel's exp (std::exp on targets without one).
 void ExpfBatch(const float* x, float* out, int64_t n);
 // glibc expf's table, 2^(i/32) with i << 47 subtracted from its bits (64-byte aligned).
