@@ -70,19 +70,21 @@ DM_AVX2 inline __m256 ShiftUp(__m256 v, __m256 fill) {
 
 // The online softmax's steps for the 8 scores of keys [g, g + 8) (lanes past the row's keys
 // hold -inf): per key the max before it (a prefix max, exact in any order), whether the key
-// raises it, and the exp.
-DM_AVX2 __attribute__((always_inline)) inline void Softmax8(__m256 s, RowState& r, int g,
+// raises it (bit g + k of new_max), and the exp (e[g + k]). M: the running max in every lane,
+// kept in a register (a float in memory would be reloaded after every store to e).
+DM_AVX2 __attribute__((always_inline)) inline void Softmax8(__m256 s, __m256& M, uint32_t& new_max,
+                                                            float* e, int g,
                                                             const uint64_t* table) {
   const __m256 neg = _mm256_set1_ps(-INFINITY);
   __m256 upto = _mm256_max_ps(s, ShiftUp<1>(s, neg));
   upto = _mm256_max_ps(upto, ShiftUp<2>(upto, neg));
   upto = _mm256_max_ps(upto, ShiftUp<4>(upto, neg));
-  const __m256 before = _mm256_max_ps(ShiftUp<1>(upto, neg), _mm256_set1_ps(r.M));
+  const __m256 before = _mm256_max_ps(ShiftUp<1>(upto, neg), M);
   const __m256 raise = _mm256_cmp_ps(s, before, _CMP_GT_OQ);
   const __m256 arg = _mm256_blendv_ps(_mm256_sub_ps(s, before), _mm256_sub_ps(before, s), raise);
-  _mm256_store_ps(r.e + g, Exp8(arg, table));
-  r.new_max |= static_cast<uint32_t>(_mm256_movemask_ps(raise)) << g;
-  r.M = std::max(r.M, _mm256_cvtss_f32(_mm256_permutevar8x32_ps(upto, _mm256_set1_epi32(7))));
+  _mm256_store_ps(e + g, Exp8(arg, table));
+  new_max |= static_cast<uint32_t>(_mm256_movemask_ps(raise)) << g;
+  M = _mm256_max_ps(M, _mm256_permutevar8x32_ps(upto, _mm256_set1_epi32(7)));
 }
 
 // Where a block's keys or values come from: rows converted once to F32 (when several rows
@@ -143,7 +145,8 @@ DM_AVX2 void ScoreRow(const Keys& keys, const float* qf, int n, float scale, Row
   __m256 q[H];
 #pragma GCC unroll 16
   for (int h = 0; h < H; ++h) q[h] = _mm256_load_ps(qf + 8 * h);
-  rs.new_max = 0;
+  __m256 M = _mm256_set1_ps(rs.M);
+  uint32_t new_max = 0;
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int g = 0; g < n; g += 8) {
@@ -152,9 +155,11 @@ DM_AVX2 void ScoreRow(const Keys& keys, const float* qf, int n, float scale, Row
     for (int k = 0; k < 8; ++k) t3[k] = KeyT3<H>(keys, g + k, q);
     const __m256 scaled = _mm256_mul_ps(ReduceT3x8(t3), vscale);
     const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - g), lane);
-    Softmax8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), scaled, _mm256_castsi256_ps(valid)), rs, g,
-             table);
+    Softmax8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), scaled, _mm256_castsi256_ps(valid)), M,
+             new_max, rs.e, g, table);
   }
+  rs.M = _mm256_cvtss_f32(M);
+  rs.new_max = new_max;
 }
 
 // One key's update of one row's tile of D halves: AttendF16Reference's rescale (on a new
