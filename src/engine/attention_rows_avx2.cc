@@ -5,9 +5,9 @@
 //   - a row's scores come 8 keys at a time: per key t3 = hi + lo (ReduceLanes16's first
 //     level), then its other levels for the 8 keys together, transposed;
 //   - the softmax's prefix max runs over those 8 scores;
-//   - the F16 accumulators are updated in tiles of a few rows by a few halves, one pass over
-//     the block's values per tile (each half is its own rounding chain), so that a tile's
-//     accumulators, values and weights stay in registers.
+//   - the F16 accumulators are updated in tiles of rows by halves, one pass over the block's
+//     values per tile (each half is its own rounding chain), and the softmax sum in a pass
+//     of its own.
 #include <immintrin.h>
 
 #include <algorithm>
