@@ -151,12 +151,14 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 }
 
 bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap) {
-  return f16 && softcap <= 0.0f && (head_dim == 64 || head_dim == 128) && AllowAvx512Attention();
+  return f16 && softcap <= 0.0f && (head_dim == 64 || head_dim == 128) &&
+         (AllowAvx512Attention() || AllowAvx2Attention());
 }
 
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out) {
-  return n > 0 && AttentionRowsFit(a[0].head_dim, true, a[0].softcap) &&
-         attention_internal::AttendRowsF16Avx512(a, n, out);
+  if (n <= 0 || !AttentionRowsFit(a[0].head_dim, true, a[0].softcap)) return false;
+  return AllowAvx512Attention() ? attention_internal::AttendRowsF16Avx512(a, n, out)
+                                : attention_internal::AttendRowsF16Avx2(a, n, out);
 }
 
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,

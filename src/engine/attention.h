@@ -97,7 +97,8 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
 // tokens, or one token's heads. head_dim 64 or 128, F16 cache, no soft-cap, up to
 // kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key and value
 // conversions and their reductions and rounding chains run side by side. Returns false,
-// computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 has).
+// computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 and
+// AVX2 have).
 inline constexpr int kMaxAttentionRows = 16;
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out);
 // Whether AttendRowsF16 takes rows of this shape on the dispatched target.
@@ -142,8 +143,11 @@ bool AttendRowsF16Avx512(const AttentionArgs* a, int n, float* const* out);
 bool HaveAvx2();
 bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s,
                         float* const* out);
+// AttendRowsF16's AVX2 kernel (false for other shapes).
+bool AttendRowsF16Avx2(const AttentionArgs* a, int n, float* const* out);
 // glibc's expf, lane for lane, for arguments in [-inf, 0].
 void ExpBatchAvx512(const float* x, float* out, int64_t n);
+void ExpBatchAvx2(const float* x, float* out, int64_t n);
 // The same through the dispatched lane kernel's exp (std::exp on targets without one).
 void ExpfBatch(const float* x, float* out, int64_t n);
 // glibc expf's table, 2^(i/32) with i << 47 subtracted from its bits (64-byte aligned).

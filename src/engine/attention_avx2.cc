@@ -13,22 +13,16 @@
 #include <cmath>
 
 #include "engine/attention.h"
+#include "engine/attention_avx2_ops.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
 namespace dormouse::attention_internal {
 namespace {
 
-#define DM_AVX2 __attribute__((target("avx2,f16c,fma")))
+using namespace avx2;  // NOLINT: this file's own kernels' steps
 #define DM_UNROLL _Pragma("GCC unroll 16")
-constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 constexpr int kBlock = 64;  // keys per block
-
-DM_AVX2 inline __m256 Load8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-// Rounds every lane to the nearest F16 value (kept as F32).
-DM_AVX2 inline __m256 RoundF16(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, kRound)); }
 
 // ReduceLanes16 of the 16 lanes lo (0..7), hi (8..15).
 DM_AVX2 inline double ReduceLanes16(__m256 lo, __m256 hi) {
@@ -212,6 +206,13 @@ DM_AVX2 bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionSc
     default:
       return false;
   }
+}
+
+DM_AVX2 void ExpBatchAvx2(const float* x, float* out, int64_t n) {
+  int64_t i = 0;
+  const uint64_t* table = ExpfTable();
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Exp8(_mm256_loadu_ps(x + i), table));
+  for (; i < n; ++i) out[i] = std::exp(x[i]);
 }
 
 }  // namespace dormouse::attention_internal

@@ -1,6 +1,7 @@
-// The multi-row attention kernel (AttendRowsF16) gives every row the scalar reference's
-// bits and softmax stats, whatever the other rows' ends, in a ring, past a first key, and
-// with values that raise the max in the middle of a block.
+// The multi-row attention kernels (AttendRowsF16: AVX-512 and AVX2) give every row the scalar
+// reference's bits and softmax stats, whatever the other rows' ends, in a ring, past a first
+// key, and with values that raise the max in the middle of a block; the AVX2 one's exp is the
+// library's expf.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "engine/attention.h"
 #include "engine/quants.h"
+#include "expf_check.h"
 
 namespace dormouse {
 namespace {
@@ -55,13 +57,33 @@ struct Rows {
   }
 };
 
-void ExpectReferenceBits(Rows& r, const std::string& what) {
+using RowsKernel = bool (*)(const AttentionArgs*, int, float* const*);
+
+struct Variant {
+  const char* name;
+  RowsKernel attend;
+  bool (*have)();
+};
+
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+class AttentionRowsTest : public testing::TestWithParam<Variant> {
+ protected:
+  void SetUp() override {
+    if (!GetParam().have()) GTEST_SKIP() << "no " << GetParam().name << " on this CPU";
+  }
+  bool Attend(const AttentionArgs* a, int n, float* const* out) const {
+    return GetParam().attend(a, n, out);
+  }
+};
+
+void ExpectReferenceBits(RowsKernel attend, Rows& r, const std::string& what) {
   const int n = static_cast<int>(r.args.size());
   const size_t hd = static_cast<size_t>(r.hd);
   std::vector<float> got(n * hd, -1.0f), want(hd);
   std::vector<float*> outs;
   for (int i = 0; i < n; ++i) outs.push_back(&got[i * hd]);
-  ASSERT_TRUE(attention_internal::AttendRowsF16Avx512(r.args.data(), n, outs.data())) << what;
+  ASSERT_TRUE(attend(r.args.data(), n, outs.data())) << what;
   const std::vector<SoftmaxStats> got_stats = r.stats;
   std::vector<uint16_t> q16(hd), acc16(hd);
   std::vector<float> acc32(hd);
@@ -80,8 +102,7 @@ void ExpectReferenceBits(Rows& r, const std::string& what) {
   }
 }
 
-TEST(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
-  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+TEST_P(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
   for (int64_t hd : {64, 128}) {
     for (int n : {1, 2, 3, 4, 5, 8, 16}) {
       for (int64_t n_keys : {1, 2, 15, 16, 17, 31, 32, 33, 64, 300}) {
@@ -91,12 +112,12 @@ TEST(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
                                    " first " + std::to_string(first);
           const uint32_t seed = static_cast<uint32_t>(hd * 100000 + n * 1000 + n_keys + first);
           Rows plain(hd, n, first, n_keys, 0, seed);
-          ExpectReferenceBits(plain, "plain " + what);
+          ExpectReferenceBits(GetParam().attend, plain, "plain " + what);
           Rows ring(hd, n, first, n_keys, n_keys + 5, seed + 1);
-          ExpectReferenceBits(ring, "ring " + what);
+          ExpectReferenceBits(GetParam().attend, ring, "ring " + what);
           // Flat scores: the max moves often, and ties are common.
           Rows flat(hd, n, first, n_keys, 0, seed + 2, 0.05f);
-          ExpectReferenceBits(flat, "flat " + what);
+          ExpectReferenceBits(GetParam().attend, flat, "flat " + what);
         }
       }
     }
@@ -105,35 +126,52 @@ TEST(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
 
 // A row that sees no key gets zeros and the empty stats, as the reference; a key past a row's
 // end leaves the row untouched, even an infinite one (0 * inf is NaN).
-TEST(AttentionRowsTest, KeysPastARowsEndLeaveItUntouched) {
-  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+TEST_P(AttentionRowsTest, KeysPastARowsEndLeaveItUntouched) {
   Rows r(64, 4, 0, 40, 0, 9);
   for (int64_t d = 0; d < 64; ++d) r.v[static_cast<size_t>(39 * 128 + 64 + d)] = 0x7c00;  // +inf
   for (int i = 0; i < 4; ++i) r.args[i].n_keys = i % 2 == 0 ? 39 : 40;
   std::vector<float> got(4 * 64);
   std::vector<float*> outs;
   for (int i = 0; i < 4; ++i) outs.push_back(&got[i * 64]);
-  ASSERT_TRUE(attention_internal::AttendRowsF16Avx512(r.args.data(), 4, outs.data()));
+  ASSERT_TRUE(Attend(r.args.data(), 4, outs.data()));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(std::isfinite(got[i * 64]), i % 2 == 0) << "row " << i;
   for (AttentionArgs& a : r.args) a.n_keys = 39;
   r.args[3].n_keys = 0;
-  ExpectReferenceBits(r, "beside an infinite value, one row empty");
+  ExpectReferenceBits(GetParam().attend, r, "beside an infinite value, one row empty");
 }
 
-TEST(AttentionRowsTest, OtherShapesAreLeftToTheGroupedKernels) {
-  if (!attention_internal::HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+TEST_P(AttentionRowsTest, OtherShapesAreLeftToTheGroupedKernels) {
   std::vector<float> out(16 * 128);
   std::vector<float*> outs(17, out.data());
   Rows capped(64, 2, 0, 10, 0, 3);
   for (AttentionArgs& a : capped.args) a.softcap = 30.0f;
-  EXPECT_FALSE(attention_internal::AttendRowsF16Avx512(capped.args.data(), 2, outs.data()));
+  EXPECT_FALSE(Attend(capped.args.data(), 2, outs.data()));
   Rows wide(80, 2, 0, 10, 0, 3);
-  EXPECT_FALSE(attention_internal::AttendRowsF16Avx512(wide.args.data(), 2, outs.data()));
+  EXPECT_FALSE(Attend(wide.args.data(), 2, outs.data()));
   Rows many(64, 17, 0, 10, 0, 3);
-  EXPECT_FALSE(attention_internal::AttendRowsF16Avx512(many.args.data(), 17, outs.data()));
+  EXPECT_FALSE(Attend(many.args.data(), 17, outs.data()));
   EXPECT_FALSE(AttentionRowsFit(64, false, 0.0f));
   EXPECT_FALSE(AttentionRowsFit(64, true, 30.0f));
   EXPECT_FALSE(AttentionRowsFit(96, true, 0.0f));
+}
+
+INSTANTIATE_TEST_SUITE_P(Attention, AttentionRowsTest,
+                         testing::Values(Variant{"Avx512", attention_internal::AttendRowsF16Avx512,
+                                                 attention_internal::HaveAvx512},
+                                         Variant{"Avx2", attention_internal::AttendRowsF16Avx2,
+                                                 attention_internal::HaveAvx2}),
+                         [](const testing::TestParamInfo<Variant>& info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST(AttentionRowsAvx2Test, VectorExpIsTheLibrarysExpf) {
+  if (!attention_internal::HaveAvx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  // Every 61st float in [-104, 0] (about 18 million; the whole range was checked once),
+  // plus the edges.
+  const std::vector<float> x = expf_check::Arguments(61);
+  std::vector<float> got(x.size());
+  attention_internal::ExpBatchAvx2(x.data(), got.data(), static_cast<int64_t>(x.size()));
+  expf_check::ExpectLibraryBits(x, got);
 }
 
 }  // namespace

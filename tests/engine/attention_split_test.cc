@@ -1,6 +1,7 @@
 // Flash-decoding: attention split along the keys gives attention (held to the scalar
 // reference and to a double-precision softmax), and its bits depend on the position only,
-// not on the thread count nor on prefill vs decode.
+// not on the thread count nor on prefill vs decode; on the CPU's best attention target and
+// restricted to AVX2 (its own row and grouped kernels).
 #include "engine/attention_split.h"
 
 #include <gtest/gtest.h>
@@ -10,10 +11,22 @@
 #include <random>
 #include <vector>
 
+#include "engine/kernel_target.h"
 #include "engine/quants.h"
 
 namespace dormouse {
 namespace {
+
+// body() with the CPU's best kernels, then restricted to AVX2 when the CPU has it.
+template <class F>
+void ForEachAttentionTarget(F body) {
+  for (const char* target : {"", "avx2"}) {
+    if (!RestrictKernelTarget(target).ok()) continue;
+    SCOPED_TRACE(std::string("target ") + (*target == 0 ? "best" : target));
+    body();
+  }
+  ASSERT_TRUE(RestrictKernelTarget("").ok());
+}
 
 TEST(AttentionSplitTest, ChunksCoverTheKeysAndDependOnTheRangeOnly) {
   EXPECT_EQ(SplitKeys(0, 1).n, 1);
@@ -100,93 +113,97 @@ std::vector<float> Decode(const Layer& L, bool f16, int threads) {
 }
 
 TEST(AttentionSplitTest, DecodeIsAttentionWithTheSameBitsOnAnyThreadCount) {
-  struct Shape {
-    int64_t n_head, n_head_kv, hd;
-  };
-  for (Shape sh : {Shape{4, 4, 64}, Shape{8, 2, 32}, Shape{8, 1, 128}, Shape{12, 2, 80},
-                   Shape{2, 1, 8}, Shape{32, 8, 128}}) {  // the last: a parallel merge
-    for (int64_t n_keys : {1, 200, 512, 513, 1000, 3000}) {
-      const Layer L(sh.n_head, sh.n_head_kv, sh.hd, n_keys, 1,
-                    static_cast<uint32_t>(sh.hd * 31 + sh.n_head_kv * 7 + n_keys));
-      for (bool f16 : {true, false}) {
-        const std::vector<float> one = Decode(L, f16, 1);
-        for (int threads : {2, 3, 4}) {
-          ASSERT_EQ(Decode(L, f16, threads), one)
-              << "hd " << sh.hd << " keys " << n_keys << " threads " << threads;
-        }
-        for (int64_t h = 0; h < L.n_head; ++h) {
-          // Within one chunk: exactly the single-pass kernel.
-          std::vector<uint16_t> q16(kMaxGroupHeads * L.hd), acc16(L.hd);
-          std::vector<float> acc32(L.hd), ref(L.hd);
-          const LayerAttention la = L.Attn(f16);
-          AttentionArgs a{.q = &L.q[h * L.hd],
-                          .k_base = la.k_base,
-                          .v_base = la.v_base,
-                          .row_bytes = la.row_bytes,
-                          .offset = h / (L.n_head / L.n_head_kv) * L.hd,
-                          .n_keys = n_keys,
-                          .head_dim = L.hd,
-                          .scale = la.scale};
-          AttendHead(a, f16, {q16.data(), acc16.data(), acc32.data()}, ref.data());
-          if (n_keys <= kKeyChunk) {
-            ASSERT_EQ(std::memcmp(ref.data(), &one[h * L.hd], L.hd * sizeof(float)), 0);
+  ForEachAttentionTarget([] {
+    struct Shape {
+      int64_t n_head, n_head_kv, hd;
+    };
+    for (Shape sh : {Shape{4, 4, 64}, Shape{8, 2, 32}, Shape{8, 1, 128}, Shape{12, 2, 80},
+                     Shape{2, 1, 8}, Shape{32, 8, 128}}) {  // the last: a parallel merge
+      for (int64_t n_keys : {1, 200, 512, 513, 1000, 3000}) {
+        const Layer L(sh.n_head, sh.n_head_kv, sh.hd, n_keys, 1,
+                      static_cast<uint32_t>(sh.hd * 31 + sh.n_head_kv * 7 + n_keys));
+        for (bool f16 : {true, false}) {
+          const std::vector<float> one = Decode(L, f16, 1);
+          for (int threads : {2, 3, 4}) {
+            ASSERT_EQ(Decode(L, f16, threads), one)
+                << "hd " << sh.hd << " keys " << n_keys << " threads " << threads;
           }
-          const std::vector<double> exact = L.Exact(0, h, n_keys - 1);
-          for (int64_t i = 0; i < L.hd; ++i) {
-            const double tol = f16 ? 0.02 + 0.01 * std::abs(exact[i]) : 1e-4;
-            ASSERT_NEAR(one[h * L.hd + i], exact[i], tol)
-                << "hd " << sh.hd << " keys " << n_keys << " head " << h << " f16 " << f16;
-            ASSERT_NEAR(one[h * L.hd + i], ref[i], tol);
+          for (int64_t h = 0; h < L.n_head; ++h) {
+            // Within one chunk: exactly the single-pass kernel.
+            std::vector<uint16_t> q16(kMaxGroupHeads * L.hd), acc16(L.hd);
+            std::vector<float> acc32(L.hd), ref(L.hd);
+            const LayerAttention la = L.Attn(f16);
+            AttentionArgs a{.q = &L.q[h * L.hd],
+                            .k_base = la.k_base,
+                            .v_base = la.v_base,
+                            .row_bytes = la.row_bytes,
+                            .offset = h / (L.n_head / L.n_head_kv) * L.hd,
+                            .n_keys = n_keys,
+                            .head_dim = L.hd,
+                            .scale = la.scale};
+            AttendHead(a, f16, {q16.data(), acc16.data(), acc32.data()}, ref.data());
+            if (n_keys <= kKeyChunk) {
+              ASSERT_EQ(std::memcmp(ref.data(), &one[h * L.hd], L.hd * sizeof(float)), 0);
+            }
+            const std::vector<double> exact = L.Exact(0, h, n_keys - 1);
+            for (int64_t i = 0; i < L.hd; ++i) {
+              const double tol = f16 ? 0.02 + 0.01 * std::abs(exact[i]) : 1e-4;
+              ASSERT_NEAR(one[h * L.hd + i], exact[i], tol)
+                  << "hd " << sh.hd << " keys " << n_keys << " head " << h << " f16 " << f16;
+              ASSERT_NEAR(one[h * L.hd + i], ref[i], tol);
+            }
           }
         }
       }
     }
-  }
+  });
 }
 
 // A prefill of positions [pos0, pos0 + n) gives each token the bits a decode at its
 // position gives, with a sliding window too, with tiny heads (the lane kernel) and with
-// head_dim 64 and 128 (the row kernel on AVX-512): rows of several tokens per task, some of
-// them split into key chunks and some not, with chunk sizes that change between tokens.
+// head_dim 64 and 128 (the row kernel): rows of several tokens per task, some of them split
+// into key chunks and some not, with chunk sizes that change between tokens.
 TEST(AttentionSplitTest, PrefillAndDecodeGiveTheSameBits) {
-  struct Shape {
-    int64_t n_head, n_head_kv, hd;
-  };
-  const int64_t n = 40;
-  for (Shape sh : {Shape{8, 2, 64}, Shape{8, 1, 128}, Shape{34, 2, 64}, Shape{8, 4, 8},
-                   Shape{6, 2, 4}, Shape{34, 1, 16}}) {
-    for (int64_t n_keys : {700, 530, 1060}) {
-      const int64_t pos0 = n_keys - n;
-      const Layer L(sh.n_head, sh.n_head_kv, sh.hd, n_keys, n, 77);
-      for (int64_t window : {int64_t{0}, int64_t{300}, int64_t{600}}) {
-        for (int threads : {1, 3}) {
-          ThreadPool pool(threads);
-          AttentionWorkspace ws(threads, L.n_head, L.hd);
-          LayerAttention la = L.Attn(true);
-          la.window = window;
-          const int64_t stride = L.n_head * L.hd;
-          std::vector<float> batch(static_cast<size_t>(n * stride));
-          std::vector<float> one(static_cast<size_t>(stride));
-          ws.Run(pool, la, L.q.data(), stride, pos0, n, batch.data(), stride);
-          for (int64_t t = 0; t < n; ++t) {
-            ws.Run(pool, la, &L.q[t * stride], stride, pos0 + t, 1, one.data(), stride);
-            ASSERT_EQ(std::memcmp(one.data(), &batch[t * stride], stride * sizeof(float)), 0)
-                << "hd " << sh.hd << " heads " << sh.n_head << " keys " << n_keys << " token " << t
-                << " window " << window << " threads " << threads;
-          }
-          if (window == 0) {  // and it is attention
-            for (int64_t h = 0; h < L.n_head; h += 5) {
-              const std::vector<double> exact = L.Exact(n - 1, h, n_keys - 1);
-              for (int64_t i = 0; i < L.hd; ++i) {
-                ASSERT_NEAR(batch[(n - 1) * stride + h * L.hd + i], exact[i],
-                            0.02 + 0.01 * std::abs(exact[i]));
+  ForEachAttentionTarget([] {
+    struct Shape {
+      int64_t n_head, n_head_kv, hd;
+    };
+    const int64_t n = 40;
+    for (Shape sh : {Shape{8, 2, 64}, Shape{8, 1, 128}, Shape{34, 2, 64}, Shape{8, 4, 8},
+                     Shape{6, 2, 4}, Shape{34, 1, 16}}) {
+      for (int64_t n_keys : {700, 530, 1060}) {
+        const int64_t pos0 = n_keys - n;
+        const Layer L(sh.n_head, sh.n_head_kv, sh.hd, n_keys, n, 77);
+        for (int64_t window : {int64_t{0}, int64_t{300}, int64_t{600}}) {
+          for (int threads : {1, 3}) {
+            ThreadPool pool(threads);
+            AttentionWorkspace ws(threads, L.n_head, L.hd);
+            LayerAttention la = L.Attn(true);
+            la.window = window;
+            const int64_t stride = L.n_head * L.hd;
+            std::vector<float> batch(static_cast<size_t>(n * stride));
+            std::vector<float> one(static_cast<size_t>(stride));
+            ws.Run(pool, la, L.q.data(), stride, pos0, n, batch.data(), stride);
+            for (int64_t t = 0; t < n; ++t) {
+              ws.Run(pool, la, &L.q[t * stride], stride, pos0 + t, 1, one.data(), stride);
+              ASSERT_EQ(std::memcmp(one.data(), &batch[t * stride], stride * sizeof(float)), 0)
+                  << "hd " << sh.hd << " heads " << sh.n_head << " keys " << n_keys << " token "
+                  << t << " window " << window << " threads " << threads;
+            }
+            if (window == 0) {  // and it is attention
+              for (int64_t h = 0; h < L.n_head; h += 5) {
+                const std::vector<double> exact = L.Exact(n - 1, h, n_keys - 1);
+                for (int64_t i = 0; i < L.hd; ++i) {
+                  ASSERT_NEAR(batch[(n - 1) * stride + h * L.hd + i], exact[i],
+                              0.02 + 0.01 * std::abs(exact[i]));
+                }
               }
             }
           }
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace

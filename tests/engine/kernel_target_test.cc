@@ -32,11 +32,13 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
     int64_t needs;
     std::string expect;
     bool avx512_attention;
+    bool row_attention;  // AttendRowsF16 (AVX-512 or AVX2)
   } cases[] = {
-      {"avx2", HWY_AVX2, "AVX2", false},
-      {"sse4", HWY_SSE4, "SSE4", false},
-      {"scalar", HWY_SCALAR, "SCALAR", false},
-      {"avx512", HWY_AVX3 | HWY_AVX3_DL, best, attention_internal::HaveAvx512()},
+      {"avx2", HWY_AVX2, "AVX2", false, attention_internal::HaveAvx2()},
+      {"sse4", HWY_SSE4, "SSE4", false, false},
+      {"scalar", HWY_SCALAR, "SCALAR", false, false},
+      {"avx512", HWY_AVX3 | HWY_AVX3_DL, best, attention_internal::HaveAvx512(),
+       attention_internal::HaveAvx512() || attention_internal::HaveAvx2()},
   };
   for (const Case& c : cases) {
     if (!CpuHas(c.needs)) continue;
@@ -44,6 +46,7 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
     ASSERT_TRUE(RestrictKernelTarget(c.name).ok());
     EXPECT_EQ(KernelTargetName(), c.expect);
     EXPECT_EQ(AllowAvx512Attention(), c.avx512_attention);
+    EXPECT_EQ(AttentionRowsFit(64, true, 0.0f), c.row_attention);
   }
   ASSERT_TRUE(RestrictKernelTarget("").ok());
   EXPECT_EQ(KernelTargetName(), best);

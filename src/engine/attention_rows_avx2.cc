@@ -1,0 +1,346 @@
+// The multi-row F16 attention on AVX2: attention_rows_avx512.cc's kernel (see there and
+// attention.h, AttendRowsF16), each 16-lane vector held as two 8-lane halves (lo = lanes
+// 0-7, hi = 8-15). Per row AttendF16Reference's operations in its order, so the same bits.
+// What changes for 8 lanes and 16 registers instead of 32:
+//   - a row's scores come 8 keys at a time: per key t3 = hi + lo (ReduceLanes16's first
+//     level), then its other levels for the 8 keys together, transposed;
+//   - the softmax's prefix max runs over those 8 scores;
+//   - the F16 accumulators are updated in tiles of rows by halves, one pass over the block's
+//     values per tile (each half is its own rounding chain), and the softmax sum in a pass
+//     of its own.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/attention.h"
+#include "engine/attention_avx2_ops.h"
+#include "engine/kernels.h"
+
+namespace dormouse::attention_internal {
+namespace {
+
+using namespace avx2;      // NOLINT: this file's own kernels' steps
+constexpr int kKeys = 32;  // keys per block
+// An accumulator tile: kTileRows rows by kTileHalves halves. The F16 rounding (two
+// conversions) makes each accumulator's step a long chain, so a tile wants many of them in
+// flight: 16 accumulators (a few spilled) beat 8 in registers by 5-15%; on this Zen 4 the
+// 8-lane conversions then bound the update (measured: 2 cycles per vector).
+constexpr int kTileRows = 2;
+constexpr int kTileHalves = 8;
+
+// One row's softmax state, and its factors for the current block.
+struct RowState {
+  float M = -INFINITY, S = 0.0f;
+  int64_t end = 0;             // keys [first, end) are visible
+  uint32_t new_max = 0;        // bit j: key j of the block raised the max
+  alignas(32) float e[kKeys];  // exp(M_old - M_new) on a new max, else exp(s - M)
+};
+
+// Lane k of the result: ReduceLanes16 of key k, from each key's t3 (its first level,
+// hi + lo). The adds are ReduceLanes16's (t6 = hi4 + lo4 of t3, then (t6[0] + t6[2]) +
+// (t6[1] + t6[3])), with the shuffles putting several keys' halves side by side.
+DM_AVX2 inline __m256 ReduceT3x8(const __m256 (&t3)[8]) {
+  __m256 p[4], r[2];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane 0: key i's t6, lane 1: key i + 4's
+    p[i] = _mm256_add_ps(_mm256_permute2f128_ps(t3[i], t3[i + 4], 0x31),
+                         _mm256_permute2f128_ps(t3[i], t3[i + 4], 0x20));
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {  // t6[0] + t6[2], t6[1] + t6[3] of keys 2i, 2i + 1 (+ 4)
+    r[i] = _mm256_add_ps(_mm256_shuffle_ps(p[2 * i], p[2 * i + 1], 0x44),
+                         _mm256_shuffle_ps(p[2 * i], p[2 * i + 1], 0xEE));
+  }
+  return _mm256_add_ps(_mm256_shuffle_ps(r[0], r[1], 0x88), _mm256_shuffle_ps(r[0], r[1], 0xDD));
+}
+
+// Lanes shifted up by N (lane k gets lane k - N), the first N lanes from `fill`.
+template <int N>
+DM_AVX2 inline __m256 ShiftUp(__m256 v, __m256 fill) {
+  static_assert(N == 1 || N == 2 || N == 4);
+  if constexpr (N == 4) {
+    return _mm256_permute2f128_ps(v, fill, 0x02);
+  } else {
+    const __m256i from = N == 1 ? _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6)
+                                : _mm256_setr_epi32(0, 0, 0, 1, 2, 3, 4, 5);
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, from), fill, (1 << N) - 1);
+  }
+}
+
+// The online softmax's steps for the 8 scores of keys [g, g + 8) (lanes past the row's keys
+// hold -inf): per key the max before it (a prefix max, exact in any order), whether the key
+// raises it (bit g + k of new_max), and the exp (e[g + k]). M: the running max in every lane,
+// kept in a register (a float in memory would be reloaded after every store to e).
+DM_AVX2 __attribute__((always_inline)) inline void Softmax8(__m256 s, __m256& M, uint32_t& new_max,
+                                                            float* e, int g,
+                                                            const uint64_t* table) {
+  const __m256 neg = _mm256_set1_ps(-INFINITY);
+  __m256 upto = _mm256_max_ps(s, ShiftUp<1>(s, neg));
+  upto = _mm256_max_ps(upto, ShiftUp<2>(upto, neg));
+  upto = _mm256_max_ps(upto, ShiftUp<4>(upto, neg));
+  const __m256 before = _mm256_max_ps(ShiftUp<1>(upto, neg), M);
+  const __m256 raise = _mm256_cmp_ps(s, before, _CMP_GT_OQ);
+  const __m256 arg = _mm256_blendv_ps(_mm256_sub_ps(s, before), _mm256_sub_ps(before, s), raise);
+  _mm256_store_ps(e + g, Exp8(arg, table));
+  new_max |= static_cast<uint32_t>(_mm256_movemask_ps(raise)) << g;
+  M = _mm256_max_ps(M, _mm256_permutevar8x32_ps(upto, _mm256_set1_epi32(7)));
+}
+
+// Where a block's keys or values come from: rows converted once to F32 (when several rows
+// read them), or the cache's F16 rows, converted as read (a few rows). Key j of the block;
+// past the last one, F16Rows reads the last again (the scores of those lanes are masked).
+template <int H>
+struct F32Rows {
+  const float* base;
+  const float* Row(int j) const { return base + j * H * 8; }
+  DM_AVX2 static __m256 Load(const float* row, int c) { return _mm256_load_ps(row + 8 * c); }
+};
+struct F16Rows {
+  const AttentionArgs* a;
+  const uint8_t* base;  // a->k_base or a->v_base
+  int64_t j0;
+  int last;
+  const uint16_t* Row(int j) const {
+    return reinterpret_cast<const uint16_t*>(base +
+                                             a->Slot(j0 + std::min(j, last)) * a->row_bytes) +
+           a->offset;
+  }
+  DM_AVX2 static __m256 Load(const uint16_t* row, int c) { return Load8(row + 8 * c); }
+};
+
+// The first level of ReduceLanes16 (hi + lo) of one key's dot product with q (H halves):
+// DotF16's four 16-lane accumulators, reduced pairwise. F16 x F16 products are exact in F32,
+// so an accumulator's first FMA (onto zero) is a multiply; with head_dim 64 the add of
+// accumulators 0 and 2 (1 and 3) is the FMA of product 2 (3) onto product 0 (1).
+template <int H, class Keys>
+DM_AVX2 __attribute__((always_inline)) inline __m256 KeyT3(const Keys& keys, int j,
+                                                           const __m256 (&q)[H]) {
+  constexpr int kChunks = H / 2;  // 16-lane vectors
+  const auto* key = keys.Row(j);
+  __m256 acc[4][2];
+#pragma GCC unroll 16
+  for (int h = 0; h < H; ++h) {
+    const int c = h / 2, part = h % 2;
+    const int slot = kChunks == 4 ? c % 2 : c % 4;
+    const __m256 kh = Keys::Load(key, h);
+    acc[slot][part] =
+        c == slot ? _mm256_mul_ps(kh, q[h]) : _mm256_fmadd_ps(kh, q[h], acc[slot][part]);
+  }
+  __m256 a[2];
+#pragma GCC unroll 2
+  for (int part = 0; part < 2; ++part) {
+    a[part] = kChunks == 4 ? _mm256_add_ps(acc[0][part], acc[1][part])
+                           : _mm256_add_ps(_mm256_add_ps(acc[0][part], acc[2][part]),
+                                           _mm256_add_ps(acc[1][part], acc[3][part]));
+  }
+  return _mm256_add_ps(a[1], a[0]);
+}
+
+// Scores (scaled, as AttentionArgs::Score) and softmax steps of one row for the first n of
+// the block's keys (rows up to a multiple of 8 readable), 8 keys at a time.
+template <int H, class Keys>
+DM_AVX2 void ScoreRow(const Keys& keys, const float* qf, int n, float scale, RowState& rs,
+                      const uint64_t* table) {
+  __m256 q[H];
+#pragma GCC unroll 16
+  for (int h = 0; h < H; ++h) q[h] = _mm256_load_ps(qf + 8 * h);
+  __m256 M = _mm256_set1_ps(rs.M);
+  uint32_t new_max = 0;
+  const __m256 vscale = _mm256_set1_ps(scale);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int g = 0; g < n; g += 8) {
+    __m256 t3[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) t3[k] = KeyT3<H>(keys, g + k, q);
+    const __m256 scaled = _mm256_mul_ps(ReduceT3x8(t3), vscale);
+    const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - g), lane);
+    Softmax8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), scaled, _mm256_castsi256_ps(valid)), M,
+             new_max, rs.e, g, table);
+  }
+  rs.M = _mm256_cvtss_f32(M);
+  rs.new_max = new_max;
+}
+
+// One key's update of one row's tile of D halves: AttendF16Reference's rescale (on a new
+// max) and multiply-add, with the F16 rounding after each.
+template <int D>
+DM_AVX2 inline void Accumulate(__m256 (&acc)[D], const __m256 (&v)[D], const RowState& r, int j) {
+  const __m256 e = _mm256_set1_ps(r.e[j]);
+  if ((r.new_max >> j & 1) != 0) {
+#pragma GCC unroll 8
+    for (int c = 0; c < D; ++c) acc[c] = RoundF16(_mm256_mul_ps(acc[c], e));
+#pragma GCC unroll 8
+    for (int c = 0; c < D; ++c) acc[c] = RoundF16(_mm256_add_ps(v[c], acc[c]));
+  } else {
+#pragma GCC unroll 8
+    for (int c = 0; c < D; ++c) acc[c] = RoundF16(_mm256_fmadd_ps(v[c], e, acc[c]));
+  }
+}
+
+// Halves [c0, c0 + D) of R rows' accumulators (accp: each row's F32 values, F16 exact)
+// through the block's values, row i through key n[i] - 1, in key order.
+template <int D, int R, class Values>
+DM_AVX2 void AccumulateTile(const Values& values, const RowState* const* rows, float* const* accp,
+                            const int* n, int c0) {
+  __m256 acc[R][D];
+  uint32_t any_new_max = 0;
+  int common = kKeys, most = 0;
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int c = 0; c < D; ++c) acc[r][c] = _mm256_load_ps(accp[r] + 8 * (c0 + c));
+    any_new_max |= rows[r]->new_max;
+    common = std::min(common, n[r]);
+    most = std::max(most, n[r]);
+  }
+  for (int j = 0; j < most; ++j) {
+    const auto* row = values.Row(j);
+    if (j < common && (any_new_max >> j & 1) == 0) {  // the usual case: no row's max moves
+      // The values are loaded where used: F32 ones become the FMA's memory operand.
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m256 e = _mm256_set1_ps(rows[r]->e[j]);
+#pragma GCC unroll 8
+        for (int c = 0; c < D; ++c) {
+          acc[r][c] = RoundF16(_mm256_fmadd_ps(Values::Load(row, c0 + c), e, acc[r][c]));
+        }
+      }
+    } else {
+      __m256 v[D];
+#pragma GCC unroll 8
+      for (int c = 0; c < D; ++c) v[c] = Values::Load(row, c0 + c);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        if (j < n[r]) Accumulate<D>(acc[r], v, *rows[r], j);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int c = 0; c < D; ++c) _mm256_store_ps(accp[r] + 8 * (c0 + c), acc[r][c]);
+  }
+}
+
+// The softmax sum of one row over its first n keys of the block (AttendF16Reference's
+// fma(S, ms, vs)).
+DM_AVX2 inline void AddSum(RowState& r, int n) {
+  float S = r.S;
+  for (int j = 0; j < n; ++j) {
+    const bool raised = (r.new_max >> j & 1) != 0;
+    S = std::fma(S, raised ? r.e[j] : 1.0f, raised ? 1.0f : r.e[j]);
+  }
+  r.S = S;
+}
+
+// Keys (or values) [j0, j0 + n) of the block as F32, rows of H * 8; rows up to the next
+// multiple of 8 zeroed (the score pass reads 8 keys at a time).
+template <int H>
+DM_AVX2 void ConvertBlock(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
+                          float* out) {
+  constexpr int hd = H * 8;
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* row =
+        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
+#pragma GCC unroll 16
+    for (int c = 0; c < H; ++c) _mm256_store_ps(out + j * hd + 8 * c, Load8(row + 8 * c));
+  }
+  for (int j = n; j % 8 != 0; ++j) {
+#pragma GCC unroll 16
+    for (int c = 0; c < H; ++c) _mm256_store_ps(out + j * hd + 8 * c, _mm256_setzero_ps());
+  }
+}
+
+// One block of keys for the m rows that see some of it (row i: its first n[i] keys).
+template <int H, class Keys, class Values>
+DM_AVX2 void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
+                         const float* const* qf, RowState* const* rows, float* const* accs,
+                         const int* n) {
+  const uint64_t* table = ExpfTable();
+  for (int i = 0; i < m; ++i) ScoreRow<H>(keys, qf[i], n[i], scale, *rows[i], table);
+  for (int c0 = 0; c0 < H; c0 += kTileHalves) {
+    int i = 0;
+    for (; i + kTileRows <= m; i += kTileRows) {
+      AccumulateTile<kTileHalves, kTileRows>(values, rows + i, accs + i, n + i, c0);
+    }
+    for (; i < m; ++i) AccumulateTile<kTileHalves, 1>(values, rows + i, accs + i, n + i, c0);
+  }
+  for (int i = 0; i < m; ++i) AddSum(*rows[i], n[i]);
+}
+
+template <int H>
+DM_AVX2 void AttendRows(const AttentionArgs* a, int n, float* const* out) {
+  constexpr int hd = H * 8;
+  alignas(32) float kf[kKeys * hd];
+  alignas(32) float vf[kKeys * hd];
+  alignas(32) float qf[kMaxAttentionRows][hd];
+  alignas(32) float acc[kMaxAttentionRows][hd];
+  RowState st[kMaxAttentionRows];
+  int64_t end = a[0].first_key;
+  for (int r = 0; r < n; ++r) {
+    alignas(32) uint16_t q16[hd];
+    ConvertF32ToF16(a[r].q, q16, hd);
+#pragma GCC unroll 16
+    for (int c = 0; c < H; ++c) {
+      _mm256_store_ps(qf[r] + 8 * c, Load8(q16 + 8 * c));
+      _mm256_store_ps(acc[r] + 8 * c, _mm256_setzero_ps());
+    }
+    st[r].end = a[r].n_keys;
+    end = std::max(end, a[r].n_keys);
+  }
+  // A few rows (a decode's heads) read each key about once anyway: straight from the cache.
+  // More rows share one conversion per block.
+  const bool convert = n > 2;
+  for (int64_t j0 = a[0].first_key; j0 < end; j0 += kKeys) {
+    const int nb = static_cast<int>(std::min<int64_t>(kKeys, end - j0));
+    a[0].PrefetchF16<hd>(j0 + kKeys, std::min(end, j0 + 2 * kKeys));  // while this one computes
+    RowState* rows[kMaxAttentionRows];
+    float* accs[kMaxAttentionRows];
+    const float* qs[kMaxAttentionRows];
+    int keys[kMaxAttentionRows];
+    int m = 0;
+    for (int r = 0; r < n; ++r) {
+      if (st[r].end <= j0) continue;
+      keys[m] = static_cast<int>(std::min<int64_t>(nb, st[r].end - j0));
+      rows[m] = &st[r];
+      qs[m] = qf[r];
+      accs[m++] = acc[r];
+    }
+    if (convert) {
+      ConvertBlock<H>(a[0], a[0].k_base, j0, nb, kf);
+      ConvertBlock<H>(a[0], a[0].v_base, j0, nb, vf);
+      AttendBlock<H>(F32Rows<H>{kf}, F32Rows<H>{vf}, a[0].scale, m, qs, rows, accs, keys);
+    } else {
+      AttendBlock<H>(F16Rows{a, a[0].k_base, j0, nb - 1}, F16Rows{a, a[0].v_base, j0, nb - 1},
+                     a[0].scale, m, qs, rows, accs, keys);
+    }
+  }
+  for (int r = 0; r < n; ++r) {
+    const float inv = st[r].S == 0.0f ? 0.0f : 1.0f / st[r].S;
+    const __m256 vinv = _mm256_set1_ps(inv);
+#pragma GCC unroll 16
+    for (int c = 0; c < H; ++c) {
+      _mm256_storeu_ps(out[r] + 8 * c, _mm256_mul_ps(_mm256_load_ps(acc[r] + 8 * c), vinv));
+    }
+    if (a[r].stats != nullptr) *a[r].stats = {st[r].M, st[r].S};
+  }
+}
+
+}  // namespace
+
+DM_AVX2 bool AttendRowsF16Avx2(const AttentionArgs* a, int n, float* const* out) {
+  if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
+  switch (a[0].head_dim) {
+    case 64:
+      AttendRows<8>(a, n, out);
+      return true;
+    case 128:
+      AttendRows<16>(a, n, out);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace dormouse::attention_internal
