@@ -92,8 +92,8 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,
                  float* const* out);
 
-// Query rows that share a KV head (same keys, values, offset, head_dim, ring) and a first
-// key, each with its own q, end (n_keys), scale, stats and out: a prefill's consecutive
+// Query rows that share a KV head (same keys, values, offset, head_dim, ring, scale) and a
+// first key, each with its own q, end (n_keys), stats and out: a prefill's consecutive
 // tokens, or one token's heads. head_dim 64 or 128, F16 cache, no soft-cap, up to
 // kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key and value
 // conversions and their reductions and rounding chains run side by side. Returns false,
