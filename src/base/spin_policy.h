@@ -51,4 +51,49 @@ class SpinPolicy {
   int cooldown_ = 0;  // waits left before the budget may grow again
 };
 
+// Whether a Run's caller wakes the workers that sleep. A worker that keeps missing its
+// share (the caller ran it itself) has no core of its own: another process holds one of
+// the machine's cores, and the scheduler has put the worker beside the caller. Waking it
+// then buys nothing and costs a syscall per Run, and the woken worker takes the caller's
+// core from it for a moment. With one core busy, the 58m-q8_0 decode fell to 0.39x of its
+// idle speed, below the 0.55x of one thread alone.
+// So after kLateRunsBeforeQuiet late Runs in a row, the caller leaves sleeping workers
+// asleep for a quiet period, then wakes them again for kLateRunsBeforeQuiet Runs (a
+// worker takes a few Runs to wake). A worker on time ends the quiet; each probe that
+// fails doubles it, up to kMaxQuietRuns (about ten tokens of a small model's decode).
+// Plain data, guarded by the pool's run lock.
+class WakePolicy {
+ public:
+  static constexpr int kLateRunsBeforeQuiet = 8;
+  static constexpr int kMinQuietRuns = 16;
+  static constexpr int kMaxQuietRuns = 1024;
+
+  // Whether to wake the sleeping workers for the next Run.
+  bool ShouldWake() {
+    if (quiet_left_ == 0) return true;
+    --quiet_left_;
+    return false;
+  }
+  // After a Run that woke (or found awake) its workers: `late` if the caller ran a
+  // worker's share itself.
+  void Update(bool late) {
+    if (!late) {
+      late_runs_ = 0;
+      quiet_left_ = 0;
+      quiet_length_ = kMinQuietRuns;
+      return;
+    }
+    if (++late_runs_ < kLateRunsBeforeQuiet) return;
+    late_runs_ = 0;
+    quiet_left_ = quiet_length_;
+    quiet_length_ = std::min(kMaxQuietRuns, quiet_length_ * 2);
+  }
+  bool quiet() const { return quiet_left_ > 0; }
+
+ private:
+  int late_runs_ = 0;
+  int quiet_left_ = 0;
+  int quiet_length_ = kMinQuietRuns;
+};
+
 }  // namespace dormouse

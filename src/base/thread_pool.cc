@@ -1,10 +1,11 @@
 // Run() protocol, designed for ~1 µs round trips with hot workers, and for a machine
 // where other processes take cores away:
 //   caller: (one Run at a time, under run_mu) write job/ctx, set `pending` to n - 1, bump
-//           `generation` (the release publishes the job), wake sleepers only if any, run
-//           share 0. Then wait for `pending` to reach 0; a share no worker has claimed
-//           by then (its worker lost its core, or is still waking up) the caller runs
-//           itself; past its spin budget it blocks in pending.wait().
+//           `generation` (the release publishes the job), wake sleepers only if any (and
+//           not while they keep arriving late: WakePolicy), run share 0. Then wait for
+//           `pending` to reach 0; a share no worker has claimed by then (its worker lost
+//           its core, or is still waking up) the caller runs itself; past its spin
+//           budget it blocks in pending.wait().
 //   worker: wait for a new generation (spin, then block in atomic::wait), claim its own
 //           share by stamping claims[i] with the generation, run it, decrement
 //           `pending` (release, so the caller's acquire sees the share's writes), and
@@ -91,6 +92,8 @@ struct ThreadPool::State {
   // generating) it costs an atomic exchange per Run.
   std::mutex run_mu;
   SpinPolicy caller_spin{kCallerMaxSpin};  // guarded by run_mu
+  WakePolicy wake;                         // guarded by run_mu
+  Counters counters;                       // guarded by run_mu
 
   // Written by the caller once per Run, read by every worker: one cache line.
   alignas(64) std::atomic<uint32_t> generation{0};
@@ -127,7 +130,8 @@ struct ThreadPool::State {
     }
   }
   uint32_t AwaitNewGeneration(uint32_t seen, SpinPolicy& spin);
-  void AwaitShares(uint32_t g, int n, Clock::time_point run_start);
+  // Returns whether the caller ran a worker's share.
+  bool AwaitShares(uint32_t g, int n, Clock::time_point run_start, bool asleep);
 };
 
 // Returns the first generation != `seen`, spinning first and then blocking.
@@ -152,7 +156,11 @@ uint32_t ThreadPool::State::AwaitNewGeneration(uint32_t seen, SpinPolicy& spin) 
 // workers to claim them as long as running one itself would take (the time share 0
 // took: ski rental, never worse than twice the better choice), bounded by its spin
 // budget; then it runs the unclaimed ones, spins out the budget and blocks.
-void ThreadPool::State::AwaitShares(uint32_t g, int n, Clock::time_point run_start) {
+// When a worker was asleep as the Run began (`asleep`), a share still unclaimed after
+// share 0 is taken at once: the worker is late by a whole share already, is still
+// waking up or was left asleep, and waiting as long again only doubles the Run. With
+// one core busy, that wait took the 58m-q8_0 decode from 0.55x of idle to 0.39x.
+bool ThreadPool::State::AwaitShares(uint32_t g, int n, Clock::time_point run_start, bool asleep) {
   using std::chrono::nanoseconds;
   auto done = [&] { return pending.load(std::memory_order_acquire) == 0; };
   const Clock::time_point start = Clock::now();
@@ -160,11 +168,16 @@ void ThreadPool::State::AwaitShares(uint32_t g, int n, Clock::time_point run_sta
   const nanoseconds share_time = start - run_start;
   const nanoseconds steal_wait =
       std::min<nanoseconds>(std::max<nanoseconds>(share_time, kMinStealWait), budget);
-  SpinOutcome o = SpinUntil(done, start, start + steal_wait);
+  SpinOutcome o = asleep ? SpinOutcome{done(), false} : SpinUntil(done, start, start + steal_wait);
   bool preempted = o.preempted;
+  bool took_over = false;
   if (!o.done) {
     for (int i = 1; i < n; ++i) {
-      if (TryClaim(i, g)) RunShare(i, n);
+      if (TryClaim(i, g)) {
+        took_over = true;
+        ++counters.shares_taken_over;
+        RunShare(i, n);
+      }
     }
     const Clock::time_point now = Clock::now();
     o = SpinUntil(done, now, std::max(now, start + budget));
@@ -178,6 +191,7 @@ void ThreadPool::State::AwaitShares(uint32_t g, int n, Clock::time_point run_sta
     caller_blocked.store(false, std::memory_order_relaxed);
   }
   caller_spin.Update(o.done, preempted, Since(start));
+  return took_over;
 }
 
 ThreadPool::ThreadPool(int n_threads)
@@ -210,11 +224,24 @@ void ThreadPool::RunRaw(Job job, void* ctx) {
   // seq_cst pairs with the worker's sleepers.fetch_add / generation.load (Dekker): either
   // we see its sleeper count and notify, or it sees the new generation and never blocks.
   const uint32_t g = s.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
-  if (s.sleepers.load(std::memory_order_seq_cst) > 0) s.generation.notify_all();
+  const bool asleep = s.sleepers.load(std::memory_order_seq_cst) > 0;
+  const bool wake = asleep && s.wake.ShouldWake();
+  if (wake) {
+    ++s.counters.wakeups;
+    s.generation.notify_all();
+  }
+  ++s.counters.runs;
 
   const Clock::time_point start = Clock::now();
   job(ctx, 0, n_threads_);
-  s.AwaitShares(g, n_threads_, start);
+  const bool late = s.AwaitShares(g, n_threads_, start, asleep);
+  if (wake || !asleep) s.wake.Update(late);
+}
+
+ThreadPool::Counters ThreadPool::counters() const {
+  if (n_threads_ == 1) return {};
+  std::lock_guard<std::mutex> lock(state_->run_mu);
+  return state_->counters;
 }
 
 void ThreadPool::WorkerLoop(int index) {

@@ -1,8 +1,8 @@
 // A fixed pool of worker threads for the engine's parallel loops. Threads are created
 // once; Run() hands every thread the same job and returns when all are done, without
 // allocating, so the decode loop can call it tens of times per token. Waiting threads
-// spin briefly and then sleep, spinning less when they keep losing their core
-// (base/spin_policy.h).
+// spin briefly and then sleep, spinning less when they keep losing their core; the caller
+// stops waking workers that keep arriving too late to help (base/spin_policy.h).
 #pragma once
 
 #include <cstdint>
@@ -51,14 +51,23 @@ class ThreadPool {
     }
   }
 
-  // The half-open share [begin, end) of n items for thread i of n_threads, with the
-  // boundaries rounded to multiples of `granule` (the last share takes the remainder).
   // RunSized's threshold: a Run's round trip with hot workers (~1-2 µs) against one
   // thread's multiply-adds at several per ns. stories260K's decode (no op above 33k
   // multiply-adds until the context grows) measured fastest around here; on a busy machine,
   // where waking a worker costs far more, fastest all on the calling thread.
   static constexpr int64_t kMinParallelWork = 64 * 1024;
 
+  // What the pool did so far, for diagnostics and tests. Runs on a one-thread pool run
+  // inline and are not counted.
+  struct Counters {
+    uint64_t runs = 0;
+    uint64_t wakeups = 0;            // Runs that woke sleeping workers
+    uint64_t shares_taken_over = 0;  // worker shares the caller ran itself
+  };
+  Counters counters() const;
+
+  // The half-open share [begin, end) of n items for thread i of n_threads, with the
+  // boundaries rounded to multiples of `granule` (the last share takes the remainder).
   static std::pair<int64_t, int64_t> Share(int64_t n, int i, int n_threads, int64_t granule = 1);
 
  private:

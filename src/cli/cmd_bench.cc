@@ -167,6 +167,7 @@ struct Report {
   double bandwidth = 0;          // bytes/s
   double weights_bandwidth = 0;  // bytes/s, reading the model's weights only
   uint64_t bytes_per_token = 0;  // decode
+  ThreadPool::Counters pool;     // over the whole bench
   double Roofline() const { return bytes_per_token ? bandwidth / bytes_per_token : 0; }
   double ReadOnlyDecode() const {
     return bytes_per_token ? weights_bandwidth / bytes_per_token : 0;
@@ -193,6 +194,11 @@ void PrintJson(const BenchOptions& o, const Report& r) {
   if (r.weights_bandwidth > 0) {
     j["weights_bandwidth_gbs"] = r.weights_bandwidth / 1e9;
     j["read_only_decode_tps"] = r.ReadOnlyDecode();
+  }
+  if (r.pool.runs > 0) {
+    j["pool"] = {{"runs", r.pool.runs},
+                 {"wakeups", r.pool.wakeups},
+                 {"shares_taken_over", r.pool.shares_taken_over}};
   }
   std::cout << j.dump(2) << "\n";
 }
@@ -233,6 +239,15 @@ void PrintText(const BenchOptions& o, const Report& r) {
         "{:.2f} of it\n",
         r.ReadOnlyDecode(), g.best / r.ReadOnlyDecode());
   }
+  if (r.pool.runs > 0) {
+    // Shares a worker missed (it lost its core) and wake-ups: what a busy machine costs.
+    const double shares = static_cast<double>(r.pool.runs) * (r.threads - 1);
+    std::cout << fmt::format(
+        "pool     {} parallel runs; the caller ran {:.1f}% of the workers' shares; {} "
+        "wake-ups\n",
+        r.pool.runs, 100.0 * static_cast<double>(r.pool.shares_taken_over) / shares,
+        r.pool.wakeups);
+  }
 }
 
 int Bench(const BenchOptions& o) {
@@ -261,6 +276,7 @@ int Bench(const BenchOptions& o) {
     StatusOr<Timings> t = TimeModel(*loaded, o);
     if (!t.ok()) return Fail(t.status());
     r.t = *t;
+    r.pool = loaded->pool->counters();
   }
   o.json ? PrintJson(o, r) : PrintText(o, r);
   return 0;

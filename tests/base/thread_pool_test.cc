@@ -57,6 +57,16 @@ TEST(ThreadPoolTest, CallerIsIndexZero) {
 }
 
 // Holds a pool worker inside a signal handler, as if another process had its core.
+// The scheduler state of one of this process's threads: 'R' running, 'S' sleeping...
+char ThreadState(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  // "tid (comm) S ...": the state follows the last ')'.
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
+}
+
 sem_t g_held, g_release;
 void HoldThread(int) {
   sem_post(&g_held);
@@ -113,6 +123,74 @@ TEST(ThreadPoolTest, CallerRunsTheShareOfAWorkerThatLostItsCore) {
   sem_destroy(&g_release);
 }
 
+// A worker that sleeps through Run after Run (here: held in a signal handler while it
+// waited for work; on a busy machine: asleep on a core another process holds) is woken
+// for a few Runs, then left asleep for longer and longer quiet periods, so that the
+// caller stops paying a wake-up per Run for nothing. The caller runs its shares; the
+// results stay right; once the worker is back, it is woken and works again.
+TEST(ThreadPoolTest, CallerStopsWakingAWorkerThatKeepsMissingItsShare) {
+  ThreadPool pool(2);
+  std::atomic<pid_t> worker_tid{0};
+  pthread_t worker{};
+  std::atomic<bool> started{false};
+  pool.Run([&](int i, int) {
+    if (i == 1) {
+      worker = pthread_self();
+      worker_tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
+      started.store(true);
+    } else {
+      while (!started.load()) {  // so that the worker, not the caller, runs share 1
+      }
+    }
+  });
+  ASSERT_NE(worker_tid.load(), 0);
+  while (ThreadState(worker_tid.load()) != 'S') {  // past its spin budget: blocked
+  }
+  ASSERT_EQ(sem_init(&g_held, 0, 0), 0);
+  ASSERT_EQ(sem_init(&g_release, 0, 0), 0);
+  struct sigaction sa {};
+  sa.sa_handler = HoldThread;
+  sa.sa_flags = SA_RESTART;
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+  ASSERT_EQ(pthread_kill(worker, SIGUSR2), 0);
+  while (sem_wait(&g_held) != 0) {
+  }
+
+  const ThreadPool::Counters before = pool.counters();
+  constexpr int kRuns = 200;
+  std::vector<int> data(100, 0);
+  auto add_one = [&](int i, int n) {
+    auto [b, e] = ThreadPool::Share(100, i, n);
+    for (int64_t k = b; k < e; ++k) data[k] += 1;
+  };
+  for (int run = 0; run < kRuns; ++run) pool.Run(add_one);
+  const ThreadPool::Counters held = pool.counters();
+  EXPECT_EQ(held.runs - before.runs, kRuns);
+  EXPECT_EQ(held.shares_taken_over - before.shares_taken_over, kRuns);
+  // Woken for 8 Runs, then quiet for 16, 8 more, quiet for 32, ...: 32 of the 200.
+  EXPECT_LE(held.wakeups - before.wakeups, 40u);
+  EXPECT_GE(held.wakeups - before.wakeups, 8u);
+
+  sem_post(&g_release);
+  // Back from the handler, the worker finds that generations went by and claims shares
+  // again (at the latest after the next wake-up).
+  const ThreadPool::Counters back = pool.counters();
+  std::atomic<int> worker_shares{0};
+  while (worker_shares.load() == 0) {
+    pool.Run([&](int i, int n) {
+      add_one(i, n);
+      if (static_cast<pid_t>(syscall(SYS_gettid)) == worker_tid.load()) worker_shares.fetch_add(1);
+    });
+  }
+  const ThreadPool::Counters after = pool.counters();
+  const int expected = kRuns + static_cast<int>(after.runs - back.runs);
+  for (int k = 0; k < 100; ++k) ASSERT_EQ(data[k], expected) << "item " << k;
+  sigaction(SIGUSR2, &old, nullptr);
+  sem_destroy(&g_held);
+  sem_destroy(&g_release);
+}
+
 // Share 1 returns only once the caller is asleep (blocked, not spinning) waiting for it.
 TEST(ThreadPoolTest, CallerBlocksWhileALongShareRuns) {
   ThreadPool pool(2);
@@ -129,16 +207,7 @@ TEST(ThreadPoolTest, CallerBlocksWhileALongShareRuns) {
       started.store(true);
       while (caller_tid.load() == 0) {
       }
-      const std::string stat = "/proc/self/task/" + std::to_string(caller_tid.load()) + "/stat";
-      for (;;) {
-        std::ifstream in(stat);
-        std::string line;
-        std::getline(in, line);
-        // "tid (comm) S ...": the state follows the last ')'.
-        const size_t paren = line.rfind(')');
-        if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S') {
-          return;
-        }
+      while (ThreadState(caller_tid.load()) != 'S') {
       }
     });
   }
