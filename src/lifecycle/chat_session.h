@@ -29,10 +29,12 @@
 
 namespace dormouse {
 
+// Members all have initializers, so `{.max_tokens = 8}` compiles without
+// -Wmissing-field-initializers.
 struct TurnOptions {
   int64_t max_tokens = -1;  // < 0: until end of generation (room reserved: see Reserve())
-  std::vector<std::string> stop;
-  LogitsObserver observe;  // tests: the logits of every sampled token
+  std::vector<std::string> stop{};
+  LogitsObserver observe{};  // tests: the logits of every sampled token
 };
 
 struct TurnReport {
