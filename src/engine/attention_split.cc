@@ -3,6 +3,12 @@
 #include <cassert>
 #include <cmath>
 
+#include "engine/kernel_target.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace dormouse {
 namespace {
 
@@ -71,6 +77,37 @@ KeyChunks SplitKeys(int64_t first_key, int64_t n_keys) {
   return kc;
 }
 
+namespace {
+
+// out[d] = (the sum over chunks of w[c] * partial[c][d], fused, in chunk order) * inv.
+void WeightedSum(const float* const* partial, const float* w, int n, float inv, int64_t d,
+                 int64_t hd, float* out) {
+  for (; d < hd; ++d) {
+    float acc = 0.0f;
+    for (int c = 0; c < n; ++c) acc = std::fma(w[c], partial[c][d], acc);
+    out[d] = acc * inv;
+  }
+}
+
+#if defined(__x86_64__)
+// Without a target that has FMA, std::fma is a call to libm's fmaf per element (1.4% of a
+// decode at depth). A fused multiply-add rounds once however it runs: the same bits.
+__attribute__((target("avx2,fma"))) void WeightedSumFma(const float* const* partial, const float* w,
+                                                        int n, float inv, int64_t hd, float* out) {
+  int64_t d = 0;
+  for (; d + 8 <= hd; d += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int c = 0; c < n; ++c) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(w[c]), _mm256_loadu_ps(partial[c] + d), acc);
+    }
+    _mm256_storeu_ps(out + d, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+  }
+  WeightedSum(partial, w, n, inv, d, hd, out);
+}
+#endif
+
+}  // namespace
+
 void MergeChunks(const float* const* partial, const SoftmaxStats* stats, int n, int64_t hd,
                  float* out) {
   float m = -INFINITY;
@@ -82,11 +119,10 @@ void MergeChunks(const float* const* partial, const SoftmaxStats* stats, int n, 
     total += w[c];
   }
   const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-  for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
-  for (int c = 0; c < n; ++c) {
-    for (int64_t d = 0; d < hd; ++d) out[d] = std::fma(w[c], partial[c][d], out[d]);
-  }
-  for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+#if defined(__x86_64__)
+  if (AllowAvx2Attention()) return WeightedSumFma(partial, w, n, inv, hd, out);
+#endif
+  WeightedSum(partial, w, n, inv, 0, hd, out);
 }
 
 AttentionWorkspace::AttentionWorkspace(int n_threads, int64_t n_head, int64_t head_dim)

@@ -50,6 +50,43 @@ TEST(AttentionSplitTest, ChunksCoverTheKeysAndDependOnTheRangeOnly) {
   }
 }
 
+// The merge gives the bits of its definition (attention_split.h), written plainly here: on
+// every target (the vector FMA path and libm's fmaf), for head sizes with and without a
+// tail of fewer than 8, with chunk maxima far apart (weights that underflow to 0).
+TEST(AttentionSplitTest, MergeChunksIsItsDefinitionOnEveryTarget) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (const char* target : {"", "avx2", "sse4", "scalar"}) {
+    if (!RestrictKernelTarget(target).ok()) continue;
+    SCOPED_TRACE(std::string("target ") + target);
+    for (int64_t hd : {1, 7, 8, 13, 64, 80, 128}) {
+      for (int n = 2; n <= kMaxKeyChunks; ++n) {
+        std::vector<std::vector<float>> parts(n, std::vector<float>(hd));
+        std::vector<const float*> ptrs;
+        std::vector<SoftmaxStats> stats;
+        for (int c = 0; c < n; ++c) {
+          for (float& x : parts[c]) x = nd(rng);
+          ptrs.push_back(parts[c].data());
+          stats.push_back({.max = c == 1 ? -200.0f : nd(rng), .sum = 1.0f + std::abs(nd(rng))});
+        }
+        float m = -INFINITY, total = 0.0f, w[kMaxKeyChunks];
+        for (int c = 0; c < n; ++c) m = std::max(m, stats[c].max);
+        for (int c = 0; c < n; ++c) total += w[c] = stats[c].sum * std::exp(stats[c].max - m);
+        std::vector<float> want(hd), got(hd);
+        for (int64_t d = 0; d < hd; ++d) {
+          float acc = 0.0f;
+          for (int c = 0; c < n; ++c) acc = std::fma(w[c], parts[c][d], acc);
+          want[d] = acc * (1.0f / total);
+        }
+        MergeChunks(ptrs.data(), stats.data(), n, hd, got.data());
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), hd * sizeof(float)), 0)
+            << "hd " << hd << " chunks " << n;
+      }
+    }
+  }
+  ASSERT_TRUE(RestrictKernelTarget("").ok());
+}
+
 // A layer's cache: n_keys rows of n_head_kv heads, and queries for `tokens` positions.
 struct Layer {
   int64_t n_head, n_head_kv, hd, n_keys;
