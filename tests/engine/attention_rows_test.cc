@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "attention_test_util.h"
@@ -154,6 +155,16 @@ TEST(AttentionRowsAvx2Test, VectorExpIsTheLibrarysExpf) {
   std::vector<float> got(x.size());
   attention_internal::ExpBatchAvx2(x.data(), got.data(), static_cast<int64_t>(x.size()));
   expf_check::ExpectLibraryBits(x, got);
+  // Every length of the last, partial vector (the edges and special values come last), with
+  // what follows it left untouched.
+  for (size_t n = 1; n < 16; ++n) {
+    const std::vector<float> tail(x.end() - static_cast<std::ptrdiff_t>(n), x.end());
+    std::vector<float> out(n + 1, 7.0f);
+    attention_internal::ExpBatchAvx2(tail.data(), out.data(), static_cast<int64_t>(n));
+    ASSERT_EQ(out[n], 7.0f) << n;
+    out.pop_back();
+    expf_check::ExpectLibraryBits(tail, out);
+  }
 }
 
 }  // namespace

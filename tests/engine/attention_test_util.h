@@ -19,11 +19,12 @@ using RowsKernel = bool (*)(const AttentionArgs*, int, float* const*);
 // +0 and -0 are equal).
 enum class Max { kBits, kValue };
 
-// Runs `attend` on all of `args` (rows of one head_dim, each with its stats) and expects
-// every row's output and softmax sum to have AttendF16Reference's bits, and its max as `max`
-// says.
-inline void ExpectReferenceBits(RowsKernel attend, const std::vector<AttentionArgs>& args,
-                                const std::string& what, Max max) {
+// Runs `attend` (as a RowsKernel) on all of `args` (rows of one head_dim, each with its
+// stats) and expects every row's output and softmax sum to have AttendF16Reference's bits,
+// and its max as `max` says.
+template <class Kernel>
+void ExpectReferenceBits(const Kernel& attend, const std::vector<AttentionArgs>& args,
+                         const std::string& what, Max max) {
   const int n = static_cast<int>(args.size());
   const size_t hd = static_cast<size_t>(args[0].head_dim);
   std::vector<float> got(n * hd, -1.0f), want(hd);
