@@ -265,6 +265,10 @@ struct Avx2 {
                                   const int* n) {
     AttendRowsBlock<kHeadDim / 8>(keys, values, scale, m, qf, rows, accs, n);
   }
+  template <int kHeadDim>
+  DM_AVX2 static void Attend(const AttentionArgs* a, int n, float* const* out) {
+    AttendRows<Avx2, kHeadDim>(a, n, out);
+  }
 };
 
 }  // namespace

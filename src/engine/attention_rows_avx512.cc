@@ -302,6 +302,10 @@ struct Avx512 {
                                     float* const* accs, const int* n) {
     AttendRowsBlock<kHeadDim / 16>(keys, values, scale, m, qf, rows, accs, n);
   }
+  template <int kHeadDim>
+  DM_AVX512 static void Attend(const AttentionArgs* a, int n, float* const* out) {
+    AttendRows<Avx512, kHeadDim>(a, n, out);
+  }
 };
 
 }  // namespace
