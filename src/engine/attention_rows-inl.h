@@ -9,7 +9,9 @@
 //   template <int kHeadDim> static void LoadF16(const uint16_t* x, float* out): kHeadDim
 //     F16 values to F32 (out 64-byte aligned);
 //   template <int kHeadDim> static void ConvertBlock(const AttentionArgs& a, const uint8_t*
-//     base, int64_t j0, int n, float* out): keys (or values) [j0, j0 + n) as F32Rows;
+//     base, int64_t j0, int n, float* out): ConvertRows<Target, kHeadDim>, compiled for the
+//     target (and kept out of line, as it is called twice per block);
+//   static constexpr int kScoreKeys: keys that the score pass reads at a time;
 //   template <int kHeadDim, class Keys, class Values> static void AttendBlock(const Keys&,
 //     const Values&, float scale, int m, const float* const* qf, RowState* const* rows,
 //     float* const* accs, const int* n): one block for the m rows that see some of it.
@@ -57,6 +59,20 @@ struct F16Rows {
            a->offset;
   }
 };
+
+// Keys (or values) [j0, j0 + n) of a block as F32Rows<kHeadDim>, and zero rows after them up
+// to a multiple of Target::kScoreKeys.
+template <class Target, int kHeadDim>
+__attribute__((always_inline)) inline void ConvertRows(const AttentionArgs& a, const uint8_t* base,
+                                                       int64_t j0, int n, float* out) {
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* row =
+        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
+    Target::template LoadF16<kHeadDim>(row, out + j * kHeadDim);
+  }
+  const int padded = (n + Target::kScoreKeys - 1) / Target::kScoreKeys * Target::kScoreKeys;
+  std::fill(out + n * kHeadDim, out + padded * kHeadDim, 0.0f);
+}
 
 // The driver, inlined into Target::Attend<kHeadDim>: compiled on its own (for no target) it
 // could not inline the steps, and each block's score and accumulate tiles would become calls

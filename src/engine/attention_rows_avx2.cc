@@ -209,24 +209,6 @@ DM_AVX2 inline void AddSum(RowState& r, int n) {
   r.S = S;
 }
 
-// Keys (or values) [j0, j0 + n) of the block as F32, rows of H * 8; rows up to the next
-// multiple of 8 zeroed (the score pass reads 8 keys at a time).
-template <int H>
-DM_AVX2 void ConvertRows(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
-                         float* out) {
-  constexpr int hd = H * 8;
-  for (int j = 0; j < n; ++j) {
-    const uint16_t* row =
-        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
-#pragma GCC unroll 16
-    for (int c = 0; c < H; ++c) _mm256_store_ps(out + j * hd + 8 * c, Load8(row + 8 * c));
-  }
-  for (int j = n; j % 8 != 0; ++j) {
-#pragma GCC unroll 16
-    for (int c = 0; c < H; ++c) _mm256_store_ps(out + j * hd + 8 * c, _mm256_setzero_ps());
-  }
-}
-
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int H, class Keys, class Values>
 DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, float scale, int m,
@@ -246,6 +228,7 @@ DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, float scale
 
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx2 {
+  static constexpr int kScoreKeys = 8;
   // A few rows (a decode's heads) read each key about once anyway: straight from the cache.
   // More rows share one conversion per block.
   static bool Convert(int /*head_dim*/, int n) { return n > 2; }
@@ -255,9 +238,10 @@ struct Avx2 {
     for (int c = 0; c < kHeadDim / 8; ++c) _mm256_store_ps(out + 8 * c, Load8(x + 8 * c));
   }
   template <int kHeadDim>
-  DM_AVX2 static void ConvertBlock(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
-                                   float* out) {
-    ConvertRows<kHeadDim / 8>(a, base, j0, n, out);
+  DM_AVX2 __attribute__((noinline)) static void ConvertBlock(const AttentionArgs& a,
+                                                             const uint8_t* base, int64_t j0, int n,
+                                                             float* out) {
+    ConvertRows<Avx2, kHeadDim>(a, base, j0, n, out);
   }
   template <int kHeadDim, class Keys, class Values>
   DM_AVX2 static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,

@@ -235,24 +235,6 @@ DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float
   }
 }
 
-// Keys (or values) [j0, j0 + n) of the block as F32, rows of CH * 16; rows up to the next
-// multiple of 16 zeroed (the score pass reads 16 keys at a time).
-template <int CH>
-DM_AVX512 void ConvertRows(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
-                           float* out) {
-  constexpr int hd = CH * 16;
-  for (int j = 0; j < n; ++j) {
-    const uint16_t* row =
-        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
-#pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) _mm512_store_ps(out + j * hd + 16 * c, Load16(row + 16 * c));
-  }
-  for (int j = n; j % 16 != 0; ++j) {
-#pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) _mm512_store_ps(out + j * hd + 16 * c, _mm512_setzero_ps());
-  }
-}
-
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int CH, class Keys, class Values>
 DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float scale, int m,
@@ -283,6 +265,7 @@ DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float sca
 
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx512 {
+  static constexpr int kScoreKeys = 16;
   // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
   // from the cache. More rows share one conversion per block.
   static bool Convert(int head_dim, int n) { return n > (head_dim <= 64 ? 4 : 2); }
@@ -292,9 +275,10 @@ struct Avx512 {
     for (int c = 0; c < kHeadDim / 16; ++c) _mm512_store_ps(out + 16 * c, Load16(x + 16 * c));
   }
   template <int kHeadDim>
-  DM_AVX512 static void ConvertBlock(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
-                                     float* out) {
-    ConvertRows<kHeadDim / 16>(a, base, j0, n, out);
+  DM_AVX512 __attribute__((noinline)) static void ConvertBlock(const AttentionArgs& a,
+                                                               const uint8_t* base, int64_t j0,
+                                                               int n, float* out) {
+    ConvertRows<Avx512, kHeadDim>(a, base, j0, n, out);
   }
   template <int kHeadDim, class Keys, class Values>
   DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
