@@ -8,10 +8,10 @@
 //     block's keys and values (else they read the cache's F16 rows in place);
 //   template <int kHeadDim> static void LoadF16(const uint16_t* x, float* out): kHeadDim
 //     F16 values to F32 (out 64-byte aligned);
+//   static constexpr int kScoreKeys: keys that the score pass reads at a time;
 //   template <int kHeadDim> static void ConvertBlock(const AttentionArgs& a, const uint8_t*
 //     base, int64_t j0, int n, float* out): ConvertRows<Target, kHeadDim>, compiled for the
 //     target (and kept out of line, as it is called twice per block);
-//   static constexpr int kScoreKeys: keys that the score pass reads at a time;
 //   template <int kHeadDim, class Keys, class Values> static void AttendBlock(const Keys&,
 //     const Values&, float scale, int m, const float* const* qf, RowState* const* rows,
 //     float* const* accs, const int* n): one block for the m rows that see some of it.
@@ -76,7 +76,7 @@ __attribute__((always_inline)) inline void ConvertRows(const AttentionArgs& a, c
 
 // The driver, inlined into Target::Attend<kHeadDim>: compiled on its own (for no target) it
 // could not inline the steps, and each block's score and accumulate tiles would become calls
-// (measured: 1-3% slower with head_dim 128).
+// (measured: about 3% slower with head_dim 128).
 template <class Target, int kHeadDim>
 __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, int n,
                                                       float* const* out) {
