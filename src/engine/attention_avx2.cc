@@ -14,6 +14,7 @@
 
 #include "engine/attention.h"
 #include "engine/attention_avx2_ops.h"
+#include "engine/attention_group-inl.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
@@ -22,7 +23,8 @@ namespace {
 
 using namespace avx2;  // NOLINT: this file's own kernels' steps
 #define DM_UNROLL _Pragma("GCC unroll 16")
-constexpr int kBlock = 64;  // keys per block
+using group::HeadState;
+using group::kBlock;
 
 // ReduceLanes16 of the 16 lanes lo (0..7), hi (8..15).
 DM_AVX2 inline double ReduceLanes16(__m256 lo, __m256 hi) {
@@ -32,30 +34,8 @@ DM_AVX2 inline double ReduceLanes16(__m256 lo, __m256 hi) {
   return static_cast<double>(_mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t))));
 }
 
-// Per head of a group: the running max, the sum, and the block's softmax factors.
-struct HeadState {
-  float M = -INFINITY, S = 0.0f;
-  float score[kBlock];
-  float e[kBlock];
-  bool new_max[kBlock];
-};
-
-// The softmax bookkeeping of one block for one head, as AttendF16Reference's per key (with
-// the target's FMA, std::fma is one instruction rather than a call into libm).
-DM_AVX2 void SoftmaxBlock(HeadState& h, int nb) {
-  for (int j = 0; j < nb; ++j) {
-    const float s = h.score[j];
-    h.new_max[j] = s > h.M;
-    float ms = 1.0f, vs = 1.0f;
-    if (h.new_max[j]) {
-      ms = h.e[j] = std::exp(h.M - s);
-      h.M = s;
-    } else {
-      vs = h.e[j] = std::exp(s - h.M);
-    }
-    h.S = std::fma(h.S, ms, vs);
-  }
-}
+// The softmax bookkeeping of one block for one head (attention_group-inl.h).
+DM_AVX2 void SoftmaxBlock(HeadState& h, int nb) { group::SoftmaxBlock(h, nb, ExpBatchAvx2); }
 
 // The scores of one key for every head of the group: DotF16Reference's operations (the
 // blocks of 64 in 4 accumulators of 16 lanes, the tail in double), with the key converted
@@ -212,7 +192,12 @@ DM_AVX2 void ExpBatchAvx2(const float* x, float* out, int64_t n) {
   int64_t i = 0;
   const uint64_t* table = ExpfTable();
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Exp8(_mm256_loadu_ps(x + i), table));
-  for (; i < n; ++i) out[i] = std::exp(x[i]);
+  if (i < n) {  // the last few, with zeros after them (their exps are dropped)
+    alignas(32) float xs[8] = {}, es[8];
+    std::copy(x + i, x + n, xs);
+    _mm256_store_ps(es, Exp8(_mm256_load_ps(xs), table));
+    std::copy(es, es + (n - i), out + i);
+  }
 }
 
 }  // namespace dormouse::attention_internal

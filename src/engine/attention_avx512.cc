@@ -20,14 +20,16 @@
 
 #include "engine/attention.h"
 #include "engine/attention_avx512_ops.h"
+#include "engine/attention_group-inl.h"
 #include "engine/kernels.h"
 #include "engine/quants.h"
 
 namespace dormouse::attention_internal {
 namespace {
 
-using namespace avx512;     // NOLINT: this file's own kernels' steps
-constexpr int kBlock = 64;  // keys per block
+using namespace avx512;  // NOLINT: this file's own kernels' steps
+using group::HeadState;
+using group::kBlock;
 
 DM_AVX512 float DotF16(const uint16_t* x, const uint16_t* y, int64_t n) {
   const int64_t np = n & ~int64_t{63};
@@ -63,38 +65,8 @@ DM_AVX512 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
   for (; i < n; ++i) y[i] = F32ToF16(std::fma(F16ToF32(x[i]), v, F16ToF32(y[i])));
 }
 
-// Per head of a group: the running max, the sum, and the block's softmax factors.
-struct HeadState {
-  float M = -INFINITY, S = 0.0f;
-  alignas(64) float score[kBlock];
-  alignas(64) float arg[kBlock];  // exponent: M_old - M_new on a new max, else s - M
-  alignas(64) float e[kBlock];
-  bool new_max[kBlock];
-};
-
-// The softmax bookkeeping of one block for one head: max scan, exps, sums.
-DM_AVX512 void SoftmaxBlock(HeadState& h, int nb) {
-  for (int j = 0; j < nb; ++j) {
-    const float s = h.score[j];
-    h.new_max[j] = s > h.M;
-    if (h.new_max[j]) {
-      h.arg[j] = h.M - s;
-      h.M = s;
-    } else {
-      h.arg[j] = s - h.M;
-    }
-  }
-  for (int j = nb; j < kBlock && j % 8 != 0; ++j) h.arg[j] = 0.0f;  // lanes past the block
-  const uint64_t* table = ExpfTable();
-  for (int j = 0; j < nb; j += 8) {
-    _mm256_store_ps(h.e + j, Exp8(_mm256_load_ps(h.arg + j), table));
-  }
-  for (int j = 0; j < nb; ++j) {
-    const float ms = h.new_max[j] ? h.e[j] : 1.0f;
-    const float vs = h.new_max[j] ? 1.0f : h.e[j];
-    h.S = std::fma(h.S, ms, vs);
-  }
-}
+// The softmax bookkeeping of one block for one head (attention_group-inl.h).
+DM_AVX512 void SoftmaxBlock(HeadState& h, int nb) { group::SoftmaxBlock(h, nb, ExpBatchAvx512); }
 
 // The scores of one key for every head of the group, when head_dim is a multiple of 64:
 // DotF16's operations exactly (same FMA operands, same reduction), with the key's

@@ -15,27 +15,20 @@
 
 #include "engine/attention.h"
 #include "engine/attention_avx2_ops.h"
+#include "engine/attention_rows-inl.h"
 #include "engine/kernels.h"
 
 namespace dormouse::attention_internal {
 namespace {
 
 using namespace avx2;      // NOLINT: this file's own kernels' steps
-constexpr int kKeys = 32;  // keys per block
+using namespace multirow;  // NOLINT: the driver's and the kernels' shared parts
 // An accumulator tile: kTileRows rows by kTileHalves halves. The F16 rounding (two
 // conversions) makes each accumulator's step a long chain, so a tile wants many of them in
 // flight: 16 accumulators (a few spilled) beat 8 in registers by 5-15%; on this Zen 4 the
 // 8-lane conversions then bound the update (measured: 2 cycles per vector).
 constexpr int kTileRows = 2;
 constexpr int kTileHalves = 8;
-
-// One row's softmax state, and its factors for the current block.
-struct RowState {
-  float M = -INFINITY, S = 0.0f;
-  int64_t end = 0;             // keys [first, end) are visible
-  uint32_t new_max = 0;        // bit j: key j of the block raised the max
-  alignas(32) float e[kKeys];  // exp(M_old - M_new) on a new max, else exp(s - M)
-};
 
 // Lane k of the result: ReduceLanes16 of key k, from each key's t3 (its first level,
 // hi + lo). The adds are ReduceLanes16's (t6 = hi4 + lo4 of t3, then (t6[0] + t6[2]) +
@@ -87,27 +80,9 @@ DM_AVX2 __attribute__((always_inline)) inline void Softmax8(__m256 s, __m256& M,
   M = _mm256_max_ps(M, _mm256_permutevar8x32_ps(upto, _mm256_set1_epi32(7)));
 }
 
-// Where a block's keys or values come from: rows converted once to F32 (when several rows
-// read them), or the cache's F16 rows, converted as read (a few rows). Key j of the block;
-// past the last one, F16Rows reads the last again (the scores of those lanes are masked).
-template <int H>
-struct F32Rows {
-  const float* base;
-  const float* Row(int j) const { return base + j * H * 8; }
-  DM_AVX2 static __m256 Load(const float* row, int c) { return _mm256_load_ps(row + 8 * c); }
-};
-struct F16Rows {
-  const AttentionArgs* a;
-  const uint8_t* base;  // a->k_base or a->v_base
-  int64_t j0;
-  int last;
-  const uint16_t* Row(int j) const {
-    return reinterpret_cast<const uint16_t*>(base +
-                                             a->Slot(j0 + std::min(j, last)) * a->row_bytes) +
-           a->offset;
-  }
-  DM_AVX2 static __m256 Load(const uint16_t* row, int c) { return Load8(row + 8 * c); }
-};
+// Half c (8 lanes) of a key or value row: F32Rows' or F16Rows'.
+DM_AVX2 inline __m256 LoadChunk(const float* row, int c) { return _mm256_load_ps(row + 8 * c); }
+DM_AVX2 inline __m256 LoadChunk(const uint16_t* row, int c) { return Load8(row + 8 * c); }
 
 // The first level of ReduceLanes16 (hi + lo) of one key's dot product with q (H halves):
 // DotF16's four 16-lane accumulators, reduced pairwise. F16 x F16 products are exact in F32,
@@ -123,7 +98,7 @@ DM_AVX2 __attribute__((always_inline)) inline __m256 KeyT3(const Keys& keys, int
   for (int h = 0; h < H; ++h) {
     const int c = h / 2, part = h % 2;
     const int slot = kChunks == 4 ? c % 2 : c % 4;
-    const __m256 kh = Keys::Load(key, h);
+    const __m256 kh = LoadChunk(key, h);
     acc[slot][part] =
         c == slot ? _mm256_mul_ps(kh, q[h]) : _mm256_fmadd_ps(kh, q[h], acc[slot][part]);
   }
@@ -203,13 +178,13 @@ DM_AVX2 void AccumulateTile(const Values& values, const RowState* const* rows, f
         const __m256 e = _mm256_set1_ps(rows[r]->e[j]);
 #pragma GCC unroll 8
         for (int c = 0; c < D; ++c) {
-          acc[r][c] = RoundF16(_mm256_fmadd_ps(Values::Load(row, c0 + c), e, acc[r][c]));
+          acc[r][c] = RoundF16(_mm256_fmadd_ps(LoadChunk(row, c0 + c), e, acc[r][c]));
         }
       }
     } else {
       __m256 v[D];
 #pragma GCC unroll 8
-      for (int c = 0; c < D; ++c) v[c] = Values::Load(row, c0 + c);
+      for (int c = 0; c < D; ++c) v[c] = LoadChunk(row, c0 + c);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         if (j < n[r]) Accumulate<D>(acc[r], v, *rows[r], j);
@@ -234,29 +209,11 @@ DM_AVX2 inline void AddSum(RowState& r, int n) {
   r.S = S;
 }
 
-// Keys (or values) [j0, j0 + n) of the block as F32, rows of H * 8; rows up to the next
-// multiple of 8 zeroed (the score pass reads 8 keys at a time).
-template <int H>
-DM_AVX2 void ConvertBlock(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
-                          float* out) {
-  constexpr int hd = H * 8;
-  for (int j = 0; j < n; ++j) {
-    const uint16_t* row =
-        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
-#pragma GCC unroll 16
-    for (int c = 0; c < H; ++c) _mm256_store_ps(out + j * hd + 8 * c, Load8(row + 8 * c));
-  }
-  for (int j = n; j % 8 != 0; ++j) {
-#pragma GCC unroll 16
-    for (int c = 0; c < H; ++c) _mm256_store_ps(out + j * hd + 8 * c, _mm256_setzero_ps());
-  }
-}
-
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int H, class Keys, class Values>
-DM_AVX2 void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
-                         const float* const* qf, RowState* const* rows, float* const* accs,
-                         const int* n) {
+DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, float scale, int m,
+                             const float* const* qf, RowState* const* rows, float* const* accs,
+                             const int* n) {
   const uint64_t* table = ExpfTable();
   for (int i = 0; i < m; ++i) ScoreRow<H>(keys, qf[i], n[i], scale, *rows[i], table);
   for (int c0 = 0; c0 < H; c0 += kTileHalves) {
@@ -269,78 +226,39 @@ DM_AVX2 void AttendBlock(const Keys& keys, const Values& values, float scale, in
   for (int i = 0; i < m; ++i) AddSum(*rows[i], n[i]);
 }
 
-template <int H>
-DM_AVX2 void AttendRows(const AttentionArgs* a, int n, float* const* out) {
-  constexpr int hd = H * 8;
-  alignas(32) float kf[kKeys * hd];
-  alignas(32) float vf[kKeys * hd];
-  alignas(32) float qf[kMaxAttentionRows][hd];
-  alignas(32) float acc[kMaxAttentionRows][hd];
-  RowState st[kMaxAttentionRows];
-  int64_t end = a[0].first_key;
-  for (int r = 0; r < n; ++r) {
-    alignas(32) uint16_t q16[hd];
-    ConvertF32ToF16(a[r].q, q16, hd);
-#pragma GCC unroll 16
-    for (int c = 0; c < H; ++c) {
-      _mm256_store_ps(qf[r] + 8 * c, Load8(q16 + 8 * c));
-      _mm256_store_ps(acc[r] + 8 * c, _mm256_setzero_ps());
-    }
-    st[r].end = a[r].n_keys;
-    end = std::max(end, a[r].n_keys);
-  }
+// The vector steps of multirow::AttendRows (attention_rows-inl.h).
+struct Avx2 {
+  static constexpr int kScoreKeys = 8;
   // A few rows (a decode's heads) read each key about once anyway: straight from the cache.
   // More rows share one conversion per block.
-  const bool convert = n > 2;
-  for (int64_t j0 = a[0].first_key; j0 < end; j0 += kKeys) {
-    const int nb = static_cast<int>(std::min<int64_t>(kKeys, end - j0));
-    a[0].PrefetchF16<hd>(j0 + kKeys, std::min(end, j0 + 2 * kKeys));  // while this one computes
-    RowState* rows[kMaxAttentionRows];
-    float* accs[kMaxAttentionRows];
-    const float* qs[kMaxAttentionRows];
-    int keys[kMaxAttentionRows];
-    int m = 0;
-    for (int r = 0; r < n; ++r) {
-      if (st[r].end <= j0) continue;
-      keys[m] = static_cast<int>(std::min<int64_t>(nb, st[r].end - j0));
-      rows[m] = &st[r];
-      qs[m] = qf[r];
-      accs[m++] = acc[r];
-    }
-    if (convert) {
-      ConvertBlock<H>(a[0], a[0].k_base, j0, nb, kf);
-      ConvertBlock<H>(a[0], a[0].v_base, j0, nb, vf);
-      AttendBlock<H>(F32Rows<H>{kf}, F32Rows<H>{vf}, a[0].scale, m, qs, rows, accs, keys);
-    } else {
-      AttendBlock<H>(F16Rows{a, a[0].k_base, j0, nb - 1}, F16Rows{a, a[0].v_base, j0, nb - 1},
-                     a[0].scale, m, qs, rows, accs, keys);
-    }
-  }
-  for (int r = 0; r < n; ++r) {
-    const float inv = st[r].S == 0.0f ? 0.0f : 1.0f / st[r].S;
-    const __m256 vinv = _mm256_set1_ps(inv);
+  static bool Convert(int /*head_dim*/, int n) { return n > 2; }
+  template <int kHeadDim>
+  DM_AVX2 static void LoadF16(const uint16_t* x, float* out) {
 #pragma GCC unroll 16
-    for (int c = 0; c < H; ++c) {
-      _mm256_storeu_ps(out[r] + 8 * c, _mm256_mul_ps(_mm256_load_ps(acc[r] + 8 * c), vinv));
-    }
-    if (a[r].stats != nullptr) *a[r].stats = {st[r].M, st[r].S};
+    for (int c = 0; c < kHeadDim / 8; ++c) _mm256_store_ps(out + 8 * c, Load8(x + 8 * c));
   }
-}
+  template <int kHeadDim>
+  DM_AVX2 __attribute__((noinline)) static void ConvertBlock(const AttentionArgs& a,
+                                                             const uint8_t* base, int64_t j0, int n,
+                                                             float* out) {
+    ConvertRows<Avx2, kHeadDim>(a, base, j0, n, out);
+  }
+  template <int kHeadDim, class Keys, class Values>
+  DM_AVX2 static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
+                                  const float* const* qf, RowState* const* rows, float* const* accs,
+                                  const int* n) {
+    AttendRowsBlock<kHeadDim / 8>(keys, values, scale, m, qf, rows, accs, n);
+  }
+  template <int kHeadDim>
+  DM_AVX2 static void Attend(const AttentionArgs* a, int n, float* const* out) {
+    AttendRows<Avx2, kHeadDim>(a, n, out);
+  }
+};
 
 }  // namespace
 
 DM_AVX2 bool AttendRowsF16Avx2(const AttentionArgs* a, int n, float* const* out) {
-  if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
-  switch (a[0].head_dim) {
-    case 64:
-      AttendRows<8>(a, n, out);
-      return true;
-    case 128:
-      AttendRows<16>(a, n, out);
-      return true;
-    default:
-      return false;
-  }
+  return AttendRowsWith<Avx2>(a, n, out);
 }
 
 }  // namespace dormouse::attention_internal

@@ -21,21 +21,14 @@
 
 #include "engine/attention.h"
 #include "engine/attention_avx512_ops.h"
+#include "engine/attention_rows-inl.h"
 #include "engine/kernels.h"
 
 namespace dormouse::attention_internal {
 namespace {
 
 using namespace avx512;    // NOLINT: this file's own kernels' steps
-constexpr int kKeys = 32;  // keys per block
-
-// One row's softmax state, and its factors for the current block.
-struct RowState {
-  float M = -INFINITY, S = 0.0f;
-  int64_t end = 0;             // keys [first, end) are visible
-  uint32_t new_max = 0;        // bit j: key j of the block raised the max
-  alignas(64) float e[kKeys];  // exp(M_old - M_new) on a new max, else exp(s - M)
-};
+using namespace multirow;  // NOLINT: the driver's and the kernels' shared parts
 
 // s[k] = ReduceLanes16(a[k]) for 16 vectors, computed together: each level's adds are the
 // same as ReduceLanes16's (t3 = hi8 + lo8, t6 = hi4 + lo4, (t6[0] + t6[2]) + (t6[1] + t6[3])),
@@ -92,28 +85,9 @@ DM_AVX512 __attribute__((always_inline)) inline void Softmax16(__m512 s, RowStat
   r.M = std::max(r.M, _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(15), upto)));
 }
 
-// Where a block's keys or values come from: rows converted once to F32 (when several tiles
-// of rows read them), or the cache's F16 rows, converted as read (one tile: each key is read
-// once anyway). Key j of the block; past the last one, F16Rows reads the last again (the
-// scores of those lanes are masked).
-template <int CH>
-struct F32Rows {
-  const float* base;
-  const float* Row(int j) const { return base + j * CH * 16; }
-  DM_AVX512 static __m512 Load(const float* row, int c) { return _mm512_load_ps(row + 16 * c); }
-};
-struct F16Rows {
-  const AttentionArgs* a;
-  const uint8_t* base;  // a->k_base or a->v_base
-  int64_t j0;
-  int last;
-  const uint16_t* Row(int j) const {
-    return reinterpret_cast<const uint16_t*>(base +
-                                             a->Slot(j0 + std::min(j, last)) * a->row_bytes) +
-           a->offset;
-  }
-  DM_AVX512 static __m512 Load(const uint16_t* row, int c) { return Load16(row + 16 * c); }
-};
+// Chunk c (16 lanes) of a key or value row: F32Rows' or F16Rows'.
+DM_AVX512 inline __m512 LoadChunk(const float* row, int c) { return _mm512_load_ps(row + 16 * c); }
+DM_AVX512 inline __m512 LoadChunk(const uint16_t* row, int c) { return Load16(row + 16 * c); }
 
 // Scores (scaled, as AttentionArgs::Score) and softmax steps of R rows (1 or 2) for the
 // first n[i] of the block's keys (rows up to a multiple of 16 readable). Per key and row: DotF16's
@@ -148,7 +122,7 @@ DM_AVX512 void ScoreRows(const Keys& keys, const float* const* qf, const int* n,
         __m512 acc[R][4];
 #pragma GCC unroll 8
         for (int c = 0; c < CH; ++c) {
-          const __m512 kc = Keys::Load(key, c);
+          const __m512 kc = LoadChunk(key, c);
           const int slot = CH == 4 ? c % 2 : c % 4;
 #pragma GCC unroll 2
           for (int i = 0; i < R; ++i) {
@@ -228,7 +202,7 @@ DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float
     __m512 v[CH];
     const auto* row = values.Row(j);
 #pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) v[c] = Values::Load(row, c);
+    for (int c = 0; c < CH; ++c) v[c] = LoadChunk(row, c);
     if ((any_new_max >> j & 1) == 0) {  // the usual case: no row's max moves
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
@@ -247,7 +221,7 @@ DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float
     __m512 v[CH];
     const auto* row = values.Row(j);
 #pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) v[c] = Values::Load(row, c);
+    for (int c = 0; c < CH; ++c) v[c] = LoadChunk(row, c);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       if (j < n[r]) Accumulate<CH>(acc[r], v, *rows[r], j, S[r]);
@@ -261,29 +235,11 @@ DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float
   }
 }
 
-// Keys (or values) [j0, j0 + n) of the block as F32, rows of CH * 16; rows up to the next
-// multiple of 16 zeroed (the score pass reads 16 keys at a time).
-template <int CH>
-DM_AVX512 void ConvertBlock(const AttentionArgs& a, const uint8_t* base, int64_t j0, int n,
-                            float* out) {
-  constexpr int hd = CH * 16;
-  for (int j = 0; j < n; ++j) {
-    const uint16_t* row =
-        reinterpret_cast<const uint16_t*>(base + a.Slot(j0 + j) * a.row_bytes) + a.offset;
-#pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) _mm512_store_ps(out + j * hd + 16 * c, Load16(row + 16 * c));
-  }
-  for (int j = n; j % 16 != 0; ++j) {
-#pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) _mm512_store_ps(out + j * hd + 16 * c, _mm512_setzero_ps());
-  }
-}
-
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int CH, class Keys, class Values>
-DM_AVX512 void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
-                           const float* const* qf, RowState* const* rows, float* const* accs,
-                           const int* n) {
+DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float scale, int m,
+                               const float* const* qf, RowState* const* rows, float* const* accs,
+                               const int* n) {
   for (int i = 0; i < m;) {
     if (m - i >= 2 && CH <= 4) {
       ScoreRows<CH, 2>(keys, qf + i, n + i, scale, rows + i);
@@ -307,78 +263,39 @@ DM_AVX512 void AttendBlock(const Keys& keys, const Values& values, float scale, 
   }
 }
 
-template <int CH>
-DM_AVX512 void AttendRows(const AttentionArgs* a, int n, float* const* out) {
-  constexpr int hd = CH * 16;
-  alignas(64) float kf[kKeys * hd];
-  alignas(64) float vf[kKeys * hd];
-  alignas(64) float qf[kMaxAttentionRows][hd];
-  alignas(64) float acc[kMaxAttentionRows][hd];
-  RowState st[kMaxAttentionRows];
-  int64_t end = a[0].first_key;
-  for (int r = 0; r < n; ++r) {
-    alignas(64) uint16_t q16[hd];
-    ConvertF32ToF16(a[r].q, q16, hd);
-#pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) {
-      _mm512_store_ps(qf[r] + 16 * c, Load16(q16 + 16 * c));
-      _mm512_store_ps(acc[r] + 16 * c, _mm512_setzero_ps());
-    }
-    st[r].end = a[r].n_keys;
-    end = std::max(end, a[r].n_keys);
-  }
+// The vector steps of multirow::AttendRows (attention_rows-inl.h).
+struct Avx512 {
+  static constexpr int kScoreKeys = 16;
   // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
   // from the cache. More rows share one conversion per block.
-  const bool convert = n > (CH <= 4 ? 4 : 2);
-  for (int64_t j0 = a[0].first_key; j0 < end; j0 += kKeys) {
-    const int nb = static_cast<int>(std::min<int64_t>(kKeys, end - j0));
-    a[0].PrefetchF16<hd>(j0 + kKeys, std::min(end, j0 + 2 * kKeys));  // while this one computes
-    RowState* rows[kMaxAttentionRows];
-    float* accs[kMaxAttentionRows];
-    const float* qs[kMaxAttentionRows];
-    int keys[kMaxAttentionRows];
-    int m = 0;
-    for (int r = 0; r < n; ++r) {
-      if (st[r].end <= j0) continue;
-      keys[m] = static_cast<int>(std::min<int64_t>(nb, st[r].end - j0));
-      rows[m] = &st[r];
-      qs[m] = qf[r];
-      accs[m++] = acc[r];
-    }
-    if (convert) {
-      ConvertBlock<CH>(a[0], a[0].k_base, j0, nb, kf);
-      ConvertBlock<CH>(a[0], a[0].v_base, j0, nb, vf);
-      AttendBlock<CH>(F32Rows<CH>{kf}, F32Rows<CH>{vf}, a[0].scale, m, qs, rows, accs, keys);
-    } else {
-      AttendBlock<CH>(F16Rows{a, a[0].k_base, j0, nb - 1}, F16Rows{a, a[0].v_base, j0, nb - 1},
-                      a[0].scale, m, qs, rows, accs, keys);
-    }
-  }
-  for (int r = 0; r < n; ++r) {
-    const float inv = st[r].S == 0.0f ? 0.0f : 1.0f / st[r].S;
-    const __m512 vinv = _mm512_set1_ps(inv);
+  static bool Convert(int head_dim, int n) { return n > (head_dim <= 64 ? 4 : 2); }
+  template <int kHeadDim>
+  DM_AVX512 static void LoadF16(const uint16_t* x, float* out) {
 #pragma GCC unroll 8
-    for (int c = 0; c < CH; ++c) {
-      _mm512_storeu_ps(out[r] + 16 * c, _mm512_mul_ps(_mm512_load_ps(acc[r] + 16 * c), vinv));
-    }
-    if (a[r].stats != nullptr) *a[r].stats = {st[r].M, st[r].S};
+    for (int c = 0; c < kHeadDim / 16; ++c) _mm512_store_ps(out + 16 * c, Load16(x + 16 * c));
   }
-}
+  template <int kHeadDim>
+  DM_AVX512 __attribute__((noinline)) static void ConvertBlock(const AttentionArgs& a,
+                                                               const uint8_t* base, int64_t j0,
+                                                               int n, float* out) {
+    ConvertRows<Avx512, kHeadDim>(a, base, j0, n, out);
+  }
+  template <int kHeadDim, class Keys, class Values>
+  DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
+                                    const float* const* qf, RowState* const* rows,
+                                    float* const* accs, const int* n) {
+    AttendRowsBlock<kHeadDim / 16>(keys, values, scale, m, qf, rows, accs, n);
+  }
+  template <int kHeadDim>
+  DM_AVX512 static void Attend(const AttentionArgs* a, int n, float* const* out) {
+    AttendRows<Avx512, kHeadDim>(a, n, out);
+  }
+};
 
 }  // namespace
 
 DM_AVX512 bool AttendRowsF16Avx512(const AttentionArgs* a, int n, float* const* out) {
-  if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
-  switch (a[0].head_dim) {
-    case 64:
-      AttendRows<4>(a, n, out);
-      return true;
-    case 128:
-      AttendRows<8>(a, n, out);
-      return true;
-    default:
-      return false;
-  }
+  return AttendRowsWith<Avx512>(a, n, out);
 }
 
 }  // namespace dormouse::attention_internal

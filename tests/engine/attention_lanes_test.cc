@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <random>
 #include <vector>
 
+#include "attention_test_util.h"
 #include "engine/attention.h"
 #include "engine/quants.h"
 #include "expf_check.h"
@@ -70,28 +70,8 @@ struct Rows {
   }
 };
 
-void ExpectReferenceBits(Rows& r, const char* what) {
-  const int n = static_cast<int>(r.args.size());
-  const size_t hd = static_cast<size_t>(r.hd);
-  std::vector<float> got(n * hd, -1.0f), want(hd);
-  std::vector<float*> outs;
-  for (int i = 0; i < n; ++i) outs.push_back(&got[i * hd]);
-  ASSERT_TRUE(AttendLanesF16(r.args.data(), n, outs.data()));
-  const std::vector<SoftmaxStats> got_stats = r.stats;
-  std::vector<uint16_t> q16(hd), acc16(hd);
-  std::vector<float> acc32(hd);
-  for (int i = 0; i < n; ++i) {
-    SoftmaxStats want_stats;
-    AttentionArgs a = r.args[i];
-    a.stats = &want_stats;
-    attention_internal::AttendF16Reference(a, {q16.data(), acc16.data(), acc32.data()},
-                                           want.data());
-    ASSERT_EQ(std::memcmp(want.data(), outs[i], hd * sizeof(float)), 0)
-        << what << " hd " << hd << " row " << i << " of " << n << " keys [" << a.first_key << ", "
-        << a.n_keys << ") " << want[0] << " vs " << outs[i][0];
-    ASSERT_EQ(std::memcmp(&want_stats, &got_stats[i], sizeof(SoftmaxStats)), 0)
-        << what << " hd " << hd << " row " << i;
-  }
+void ExpectReferenceBits(const Rows& r, const char* what) {
+  attention_test::ExpectReferenceBits(AttendLanesF16, r.args, what, attention_test::Max::kBits);
 }
 
 TEST(AttentionLanesTest, EveryRowGetsTheReferenceBitsOnEveryTarget) {

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "attention_test_util.h"
 #include "engine/quants.h"
 #include "expf_check.h"
 #include "kernel_checker.h"
@@ -110,40 +111,46 @@ TEST(AttentionTest, PortableVariantMatchesReferenceBitForBitOnEveryTarget) {
 
 using GroupedVariant = bool (*)(const AttentionArgs*, int, const AttentionScratch&, float* const*);
 
-// A grouped variant gives the reference's bits for every head of a group of 1 to 4.
+// A grouped variant gives the reference's bits and softmax stats for every head of a group of
+// 1 to 4, with scores of the usual spread and with sharp ones (q's sd 20 and 200), whose
+// exponents go through expf's subnormal results, far below its underflow (about -104), and
+// below -708, where the vector exp's double exponent wraps unless clamped.
 void CheckGroupedVariant(GroupedVariant attend) {
-  for (int64_t hd : {32, 64, 80, 96, 128}) {
-    for (int heads : {1, 2, 3, 4}) {
-      for (int64_t n_keys : {1, 2, 17, 64, 65, 300}) {
-        Case c = Make(hd, n_keys, 2, static_cast<uint32_t>(hd * 7 + heads * 13 + n_keys));
-        std::vector<std::vector<float>> qs(heads), want(heads), got(heads);
-        std::vector<AttentionArgs> args(heads);
-        std::vector<float*> outs(heads);
-        std::vector<uint16_t> q16(kMaxGroupHeads * hd), acc16(hd);
-        std::vector<float> acc32(hd);
-        AttentionScratch s{q16.data(), acc16.data(), acc32.data()};
-        std::mt19937 rng(static_cast<uint32_t>(n_keys));
-        std::normal_distribution<float> nd(0.0f, 2.0f);
-        for (int g = 0; g < heads; ++g) {
-          qs[g].resize(hd);
-          for (float& x : qs[g]) x = nd(rng);
-          want[g].resize(hd);
-          got[g].resize(hd);
-          outs[g] = got[g].data();
-          args[g] = {qs[g].data(),
-                     reinterpret_cast<const uint8_t*>(c.k.data()),
-                     reinterpret_cast<const uint8_t*>(c.v.data()),
-                     static_cast<size_t>(c.row_elems) * 2,
-                     hd,
-                     n_keys,
-                     hd,
-                     1.0f / std::sqrt(static_cast<float>(hd))};
-          attention_internal::AttendF16Reference(args[g], s, want[g].data());
-        }
-        ASSERT_TRUE(attend(args.data(), heads, s, outs.data()));
-        for (int g = 0; g < heads; ++g) {
-          ASSERT_EQ(std::memcmp(want[g].data(), got[g].data(), hd * sizeof(float)), 0)
-              << "hd " << hd << " heads " << heads << " keys " << n_keys << " head " << g;
+  for (float q_sd : {2.0f, 20.0f, 200.0f}) {
+    for (int64_t hd : {32, 64, 80, 96, 128}) {
+      for (int heads : {1, 2, 3, 4}) {
+        for (int64_t n_keys : {1, 2, 17, 64, 65, 300}) {
+          Case c = Make(hd, n_keys, 2, static_cast<uint32_t>(hd * 7 + heads * 13 + n_keys));
+          std::vector<std::vector<float>> qs(heads);
+          std::vector<SoftmaxStats> stats(heads);
+          std::vector<AttentionArgs> args(heads);
+          std::vector<uint16_t> q16(kMaxGroupHeads * hd), acc16(hd);
+          std::vector<float> acc32(hd);
+          AttentionScratch s{q16.data(), acc16.data(), acc32.data()};
+          std::mt19937 rng(static_cast<uint32_t>(n_keys));
+          std::normal_distribution<float> nd(0.0f, q_sd);
+          for (int g = 0; g < heads; ++g) {
+            qs[g].resize(hd);
+            for (float& x : qs[g]) x = nd(rng);
+            args[g] = {.q = qs[g].data(),
+                       .k_base = reinterpret_cast<const uint8_t*>(c.k.data()),
+                       .v_base = reinterpret_cast<const uint8_t*>(c.v.data()),
+                       .row_bytes = static_cast<size_t>(c.row_elems) * 2,
+                       .offset = hd,
+                       .n_keys = n_keys,
+                       .head_dim = hd,
+                       .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                       .stats = &stats[g]};
+          }
+          attention_test::ExpectReferenceBits(
+              [&](const AttentionArgs* a, int n, float* const* out) {
+                return attend(a, n, s, out);
+              },
+              args,
+              "q sd " + std::to_string(q_sd) + " heads " + std::to_string(heads) + " keys " +
+                  std::to_string(n_keys),
+              attention_test::Max::kBits);
+          if (testing::Test::HasFatalFailure()) return;
         }
       }
     }
