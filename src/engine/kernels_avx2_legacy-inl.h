@@ -1,0 +1,218 @@
+// AVX2 matmuls of the 32-element block types of quants_legacy.h (Q5_0, IQ4_NL, Q4_1, Q5_1),
+// read straight from the mmap, in the manner of Rows8Q0 (kernels_avx2_decode-inl.h): 8 rows
+// at a time, each row's block unpacked to 32 bytes in element order (low nibbles, then high)
+// and dotted with vpmaddubsw + vpmaddwd, the 8 rows' lanes summed at once by SumLanes8, so
+// one vector holds one exact block sum per row. The weights stay in their own value range:
+//   Q4_1 / Q5_1: unsigned q (0..15 / 0..31), nothing to correct;
+//   Q5_0: unsigned q (0..31); the -16 comes from the prepared corr = -16 * sum(a);
+//   IQ4_NL: the signed levels looked up by vpshufb, their sign moved onto the activation
+//     by vpsignb as Q8_0 does (|level| <= 127: a pair stays below 2 * 127 * 127; the +128
+//     form the prepared corr is made for would pass 2 * 241 * 127 and saturate).
+// No pair of products reaches the int16 bound (2 * 31 * 128 at most elsewhere). Each row
+// then accumulates its floats in the reference's order (kernels_reference_legacy.cc), so
+// the results are the reference's bits. Many tokens (prefill) go in tiles of rows that stay
+// in cache across the token groups. Only compiled for HWY_AVX2.
+#if defined(DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_
+#undef DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_
+#else
+#define DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_
+#endif
+
+#if HWY_TARGET == HWY_AVX2
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/ggml_types.h"
+#include "engine/kernels_avx2_decode-inl.h"
+#include "engine/kernels_internal.h"
+#include "engine/quants_legacy.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dormouse {
+namespace HWY_NAMESPACE {
+namespace avx2 {
+
+inline bool HasLegacyKernel(GgmlType t) {
+  return t == GgmlType::kQ5_0 || t == GgmlType::kIQ4_NL || t == GgmlType::kQ4_1 ||
+         t == GgmlType::kQ5_1;
+}
+
+// Byte layout of a 32-element block type: f16 d (and f16 m), 32 bits of qh, 16 nibble bytes.
+template <GgmlType kType>
+struct Block32 {
+  static constexpr bool kMin = kType == GgmlType::kQ4_1 || kType == GgmlType::kQ5_1;
+  static constexpr bool kQ5 = kType == GgmlType::kQ5_0 || kType == GgmlType::kQ5_1;
+  static constexpr bool kIQ4 = kType == GgmlType::kIQ4_NL;
+  static constexpr size_t kQh = kMin ? 4 : 2;
+  static constexpr size_t kQs = kQh + (kQ5 ? 4 : 0);
+  static constexpr size_t kBytes = kQs + 16;
+};
+
+// 0x10 in byte e where bit e of the 32-bit little-endian qh is set.
+inline __m256i Q5HighBits(const uint8_t* qh) {
+  const __m256i v = _mm256_set1_epi32(LoadUnaligned(reinterpret_cast<const int32_t*>(qh)));
+  const __m256i bytes = _mm256_shuffle_epi8(  // byte e <- qh byte e / 8 (all 4 in each lane)
+      v, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                          3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);  // byte e <- 1 << (e % 8)
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit),
+                          _mm256_set1_epi8(0x10));
+}
+
+// One block's weights in element order: wq the unsigned bytes vpmaddubsw takes, and for
+// IQ4_NL ws the signed levels (whose signs go onto the activations).
+template <GgmlType kType>
+HWY_INLINE void LoadBlock32(const uint8_t* blk, __m256i table, __m256i* wq, __m256i* ws) {
+  using L = Block32<kType>;
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + L::kQs));
+  const __m256i nib =
+      _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+  if constexpr (L::kIQ4) {
+    *ws = _mm256_shuffle_epi8(table, nib);
+    *wq = _mm256_abs_epi8(*ws);
+  } else if constexpr (L::kQ5) {
+    *wq = _mm256_or_si256(nib, Q5HighBits(blk + L::kQh));
+  } else {
+    *wq = nib;
+  }
+}
+
+// Prepared activations of one token (kernels_internal.h / kernels_legacy.h): qs, d, and
+// the third array, int32 corr (Q8_0) or float s (Q8_1).
+struct Act32 {
+  const int8_t* qs;
+  const float* d;
+  const void* extra;
+};
+
+// Rows [0, rows) of w (rows <= 8; the missing ones repeat the last) against NT tokens.
+template <int NT, GgmlType kType>
+inline void Rows8Legacy(const uint8_t* w, size_t wrow, int rows, int64_t nb, const Act32* a,
+                        float* out, int64_t out_stride) {
+  using L = Block32<kType>;
+  constexpr size_t kBs = L::kBytes;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i table =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+  const uint8_t* rp[8];
+  for (int r = 0; r < 8; ++r) rp[r] = w + static_cast<size_t>(std::min(r, rows - 1)) * wrow;
+  __m256 acc[NT];
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  const char* next = reinterpret_cast<const char*>(w + 8 * wrow);  // as Rows8Q0
+  for (int64_t b = 0; b < nb; ++b) {
+    DM_UNROLL
+    for (int l = 0; l < static_cast<int>(8 * kBs); l += 64) {
+      _mm_prefetch(next + 8 * kBs * b + l, _MM_HINT_T0);
+    }
+    __m256i wq[8], ws[8];
+    DM_UNROLL
+    for (int r = 0; r < 8; ++r) LoadBlock32<kType>(rp[r] + b * kBs, table, &wq[r], &ws[r]);
+    const __m256 dw = BlockScales8(rp, b * kBs);
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + 32 * b));
+      __m256i p[8];
+      DM_UNROLL
+      for (int r = 0; r < 8; ++r) {
+        p[r] = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(wq[r], L::kIQ4 ? _mm256_sign_epi8(y, ws[r]) : y), ones);
+      }
+      __m256i is = SumLanes8(p);
+      if constexpr (kType == GgmlType::kQ5_0) {
+        is = _mm256_add_epi32(
+            is, _mm256_set1_epi32(LoadUnaligned(static_cast<const int32_t*>(a[t].extra) + b)));
+      }
+      const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(LoadUnaligned(a[t].d + b)));  // dw * da
+      if constexpr (L::kMin) {  // acc + ((dw * da) * isum + m * s)
+        const __m256 ms =
+            _mm256_mul_ps(BlockScales8(rp, b * kBs + 2),
+                          _mm256_set1_ps(LoadUnaligned(static_cast<const float*>(a[t].extra) + b)));
+        acc[t] = _mm256_add_ps(acc[t], _mm256_add_ps(_mm256_mul_ps(s, _mm256_cvtepi32_ps(is)), ms));
+      } else {  // acc + isum * (dw * da)
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(is), s));
+      }
+    }
+  }
+  StoreRows(acc, rows, out, out_stride);
+}
+
+// Rows [r0, r1) against NT tokens (prepared rows arow apart), 8 rows at a time.
+template <int NT, GgmlType kType>
+inline void RowsLegacy(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const uint8_t* act,
+                       size_t arow, float* out, int64_t out_stride) {
+  const size_t wrow = static_cast<size_t>(n / 32) * Block32<kType>::kBytes;
+  Act32 a[NT];
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    const uint8_t* p = act + t * arow;
+    a[t] = {reinterpret_cast<const int8_t*>(p), reinterpret_cast<const float*>(p + n),
+            p + n + 4 * (n / 32)};
+  }
+  for (int64_t r = r0; r < r1; r += 8) {
+    const int rows = static_cast<int>(std::min<int64_t>(8, r1 - r));
+    Rows8Legacy<NT, kType>(w + r * wrow, wrow, rows, n / 32, a, out + r, out_stride);
+  }
+}
+
+// Rows [r0, r1) against any number of tokens: groups of up to 4 tokens, over tiles of rows
+// small enough to stay in L2 while every group reads them.
+template <GgmlType kType>
+void MatMulLegacyT(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const uint8_t* act,
+                   size_t arow, int64_t n_tokens, float* out, int64_t out_stride) {
+  const int64_t wrow = n / 32 * static_cast<int64_t>(Block32<kType>::kBytes);
+  const int64_t tile =
+      n_tokens <= 4 ? r1 - r0 : std::max<int64_t>(8, (int64_t{128} << 10) / wrow / 8 * 8);
+  for (int64_t rt = r0; rt < r1; rt += tile) {
+    const int64_t re = std::min(r1, rt + tile);
+    for (int64_t t = 0; t < n_tokens; t += 4) {
+      const uint8_t* at = act + t * arow;
+      float* o = out + t * out_stride;
+      switch (std::min<int64_t>(4, n_tokens - t)) {
+        case 1:
+          RowsLegacy<1, kType>(w, n, rt, re, at, arow, o, out_stride);
+          break;
+        case 2:
+          RowsLegacy<2, kType>(w, n, rt, re, at, arow, o, out_stride);
+          break;
+        case 3:
+          RowsLegacy<3, kType>(w, n, rt, re, at, arow, o, out_stride);
+          break;
+        default:
+          RowsLegacy<4, kType>(w, n, rt, re, at, arow, o, out_stride);
+          break;
+      }
+    }
+  }
+}
+
+// MatMulRows of a HasLegacyKernel type.
+inline void MatMulLegacy(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r1,
+                         const void* act, size_t arow, int64_t n_tokens, float* out,
+                         int64_t out_stride) {
+  const auto* w8 = static_cast<const uint8_t*>(w);
+  const auto* a8 = static_cast<const uint8_t*>(act);
+  switch (wtype) {
+    case GgmlType::kQ5_0:
+      return MatMulLegacyT<GgmlType::kQ5_0>(w8, n, r0, r1, a8, arow, n_tokens, out, out_stride);
+    case GgmlType::kIQ4_NL:
+      return MatMulLegacyT<GgmlType::kIQ4_NL>(w8, n, r0, r1, a8, arow, n_tokens, out, out_stride);
+    case GgmlType::kQ4_1:
+      return MatMulLegacyT<GgmlType::kQ4_1>(w8, n, r0, r1, a8, arow, n_tokens, out, out_stride);
+    default:  // Q5_1
+      return MatMulLegacyT<GgmlType::kQ5_1>(w8, n, r0, r1, a8, arow, n_tokens, out, out_stride);
+  }
+}
+
+}  // namespace avx2
+}  // namespace HWY_NAMESPACE
+}  // namespace dormouse
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWY_TARGET == HWY_AVX2
+#endif  // include guard toggle
