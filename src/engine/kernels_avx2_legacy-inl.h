@@ -53,32 +53,66 @@ struct Block32 {
   static constexpr size_t kBytes = kQs + 16;
 };
 
-// 0x10 in byte e where bit e of the 32-bit little-endian qh is set.
-inline __m256i Q5HighBits(const uint8_t* qh) {
-  const __m256i v = _mm256_set1_epi32(LoadUnaligned(reinterpret_cast<const int32_t*>(qh)));
-  const __m256i bytes = _mm256_shuffle_epi8(  // byte e <- qh byte e / 8 (all 4 in each lane)
-      v, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                          3, 3, 3, 3, 3, 3, 3));
+// 0x10 in the bytes whose 5th bit is set, for the vectors of LoadPair32: bits 16h..16h+15
+// of row a's qh in the low lane, of row b's in the high lane.
+template <int kH>
+HWY_INLINE __m256i Q5HighBits(__m256i qh_ab) {
+  constexpr char i0 = 2 * kH, i1 = 2 * kH + 1, i4 = 4 + 2 * kH, i5 = 5 + 2 * kH;
+  const __m256i bytes = _mm256_shuffle_epi8(  // byte e <- the qh byte holding its bit
+      qh_ab, _mm256_setr_epi8(i0, i0, i0, i0, i0, i0, i0, i0, i1, i1, i1, i1, i1, i1, i1, i1, i4,
+                              i4, i4, i4, i4, i4, i4, i4, i5, i5, i5, i5, i5, i5, i5, i5));
   const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);  // byte e <- 1 << (e % 8)
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit),
                           _mm256_set1_epi8(0x10));
 }
 
-// One block's weights in element order: wq the unsigned bytes vpmaddubsw takes, and for
-// IQ4_NL ws the signed levels (whose signs go onto the activations).
+// The weights of one block of two rows a, b: lo = elements 0..15 ([a | b] by 128-bit lane),
+// hi = elements 16..31, as the unsigned bytes vpmaddubsw takes; for IQ4_NL also the signed
+// levels (slo, shi), whose signs go onto the activations.
+struct Pair32 {
+  __m256i lo, hi, slo, shi;
+};
+
 template <GgmlType kType>
-HWY_INLINE void LoadBlock32(const uint8_t* blk, __m256i table, __m256i* wq, __m256i* ws) {
+HWY_INLINE Pair32 LoadPair32(const uint8_t* a, const uint8_t* b, __m256i table) {
   using L = Block32<kType>;
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + L::kQs));
-  const __m256i nib =
-      _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i v = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + L::kQs))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + L::kQs)), 1);
+  Pair32 w;
+  w.lo = _mm256_and_si256(v, m4);
+  w.hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
   if constexpr (L::kIQ4) {
-    *ws = _mm256_shuffle_epi8(table, nib);
-    *wq = _mm256_abs_epi8(*ws);
+    w.slo = _mm256_shuffle_epi8(table, w.lo);
+    w.shi = _mm256_shuffle_epi8(table, w.hi);
+    w.lo = _mm256_abs_epi8(w.slo);
+    w.hi = _mm256_abs_epi8(w.shi);
   } else if constexpr (L::kQ5) {
-    *wq = _mm256_or_si256(nib, Q5HighBits(blk + L::kQh));
+    const __m128i h = _mm_insert_epi32(
+        _mm_cvtsi32_si128(LoadUnaligned(reinterpret_cast<const int32_t*>(a + L::kQh))),
+        LoadUnaligned(reinterpret_cast<const int32_t*>(b + L::kQh)), 1);
+    const __m256i qh = _mm256_broadcastq_epi64(h);  // [qh_a qh_b] in every 64 bits
+    w.lo = _mm256_or_si256(w.lo, Q5HighBits<0>(qh));
+    w.hi = _mm256_or_si256(w.hi, Q5HighBits<1>(qh));
+  }
+  return w;
+}
+
+// Block sums of a row pair against one token's y: 8 int32 lanes, [a | b] by 128-bit lane.
+// Q4/Q5: the two int16 halves are added before vpmaddwd (pairs stay below 2 * 31 * 127,
+// two of them below 2^15); IQ4_NL's pairs reach 2 * 127 * 127 and are widened apart.
+template <GgmlType kType>
+HWY_INLINE __m256i DotPair32(const Pair32& w, __m256i ylo, __m256i yhi) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (Block32<kType>::kIQ4) {
+    const __m256i plo = _mm256_maddubs_epi16(w.lo, _mm256_sign_epi8(ylo, w.slo));
+    const __m256i phi = _mm256_maddubs_epi16(w.hi, _mm256_sign_epi8(yhi, w.shi));
+    return _mm256_add_epi32(_mm256_madd_epi16(plo, ones), _mm256_madd_epi16(phi, ones));
   } else {
-    *wq = nib;
+    const __m256i plo = _mm256_maddubs_epi16(w.lo, ylo);
+    const __m256i phi = _mm256_maddubs_epi16(w.hi, yhi);
+    return _mm256_madd_epi16(_mm256_add_epi16(plo, phi), ones);
   }
 }
 
@@ -90,13 +124,32 @@ struct Act32 {
   const void* extra;
 };
 
+// acc (lanes = rows) + the reference's float step for block b of one token, is = the exact
+// block sums: Q5_0 / IQ4_NL acc + isum * (dw * da); Q4_1 / Q5_1 acc + ((dw * da) * isum +
+// m * s).
+template <GgmlType kType>
+HWY_INLINE __m256 AddBlock(__m256 acc, __m256i is, __m256 dw, __m256 m, const Act32& a, int64_t b) {
+  if constexpr (kType == GgmlType::kQ5_0) {
+    is = _mm256_add_epi32(
+        is, _mm256_set1_epi32(LoadUnaligned(static_cast<const int32_t*>(a.extra) + b)));
+  }
+  const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(LoadUnaligned(a.d + b)));  // dw * da
+  if constexpr (Block32<kType>::kMin) {
+    const __m256 ms =
+        _mm256_mul_ps(m, _mm256_set1_ps(LoadUnaligned(static_cast<const float*>(a.extra) + b)));
+    return _mm256_add_ps(acc, _mm256_add_ps(_mm256_mul_ps(s, _mm256_cvtepi32_ps(is)), ms));
+  } else {
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(is), s));
+  }
+}
+
 // Rows [0, rows) of w (rows <= 8; the missing ones repeat the last) against NT tokens.
+// Rows k and k + 4 share vectors, so that two levels of vphaddd leave row r in lane r.
 template <int NT, GgmlType kType>
 inline void Rows8Legacy(const uint8_t* w, size_t wrow, int rows, int64_t nb, const Act32* a,
                         float* out, int64_t out_stride) {
   using L = Block32<kType>;
   constexpr size_t kBs = L::kBytes;
-  const __m256i ones = _mm256_set1_epi16(1);
   const __m256i table =
       _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
   const uint8_t* rp[8];
@@ -110,33 +163,25 @@ inline void Rows8Legacy(const uint8_t* w, size_t wrow, int rows, int64_t nb, con
     for (int l = 0; l < static_cast<int>(8 * kBs); l += 64) {
       _mm_prefetch(next + 8 * kBs * b + l, _MM_HINT_T0);
     }
-    __m256i wq[8], ws[8];
+    const size_t off = static_cast<size_t>(b) * kBs;
+    Pair32 wv[4];
     DM_UNROLL
-    for (int r = 0; r < 8; ++r) LoadBlock32<kType>(rp[r] + b * kBs, table, &wq[r], &ws[r]);
-    const __m256 dw = BlockScales8(rp, b * kBs);
+    for (int k = 0; k < 4; ++k) wv[k] = LoadPair32<kType>(rp[k] + off, rp[k + 4] + off, table);
+    const __m256 dw = BlockScales8(rp, off);
+    const __m256 m = L::kMin ? BlockScales8(rp, off + 2) : dw;
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
-      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + 32 * b));
-      __m256i p[8];
+      const int8_t* y = a[t].qs + 32 * b;
+      const __m256i ylo =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y)));
+      const __m256i yhi =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + 16)));
+      __m256i p[4];
       DM_UNROLL
-      for (int r = 0; r < 8; ++r) {
-        p[r] = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(wq[r], L::kIQ4 ? _mm256_sign_epi8(y, ws[r]) : y), ones);
-      }
-      __m256i is = SumLanes8(p);
-      if constexpr (kType == GgmlType::kQ5_0) {
-        is = _mm256_add_epi32(
-            is, _mm256_set1_epi32(LoadUnaligned(static_cast<const int32_t*>(a[t].extra) + b)));
-      }
-      const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(LoadUnaligned(a[t].d + b)));  // dw * da
-      if constexpr (L::kMin) {  // acc + ((dw * da) * isum + m * s)
-        const __m256 ms =
-            _mm256_mul_ps(BlockScales8(rp, b * kBs + 2),
-                          _mm256_set1_ps(LoadUnaligned(static_cast<const float*>(a[t].extra) + b)));
-        acc[t] = _mm256_add_ps(acc[t], _mm256_add_ps(_mm256_mul_ps(s, _mm256_cvtepi32_ps(is)), ms));
-      } else {  // acc + isum * (dw * da)
-        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(is), s));
-      }
+      for (int k = 0; k < 4; ++k) p[k] = DotPair32<kType>(wv[k], ylo, yhi);
+      const __m256i is =
+          _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+      acc[t] = AddBlock<kType>(acc[t], is, dw, m, a[t], b);
     }
   }
   StoreRows(acc, rows, out, out_stride);
