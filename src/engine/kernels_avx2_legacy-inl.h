@@ -53,15 +53,33 @@ struct Block32 {
   static constexpr size_t kBytes = kQs + 16;
 };
 
-// 0x10 in the bytes whose 5th bit is set, for the vectors of LoadPair32: bits 16h..16h+15
-// of row a's qh in the low lane, of row b's in the high lane.
-template <int kH>
-HWY_INLINE __m256i Q5HighBits(__m256i qh_ab) {
-  constexpr char i0 = 2 * kH, i1 = 2 * kH + 1, i4 = 4 + 2 * kH, i5 = 5 + 2 * kH;
-  const __m256i bytes = _mm256_shuffle_epi8(  // byte e <- the qh byte holding its bit
-      qh_ab, _mm256_setr_epi8(i0, i0, i0, i0, i0, i0, i0, i0, i1, i1, i1, i1, i1, i1, i1, i1, i4,
-                              i4, i4, i4, i4, i4, i4, i4, i5, i5, i5, i5, i5, i5, i5, i5));
+// The 32-bit words at p[r] + off of the 8 rows, in lane r.
+inline __m256i Words8(const uint8_t* const* p, size_t off) {
+  const auto h = [&](int r) { return LoadUnaligned(reinterpret_cast<const int32_t*>(p[r] + off)); };
+  return _mm256_setr_epi32(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7));
+}
+
+// Q4_1 / Q5_1: the f16 d and m of the 8 rows' blocks at p[r] + off, as floats.
+inline void BlockScalesMin8(const uint8_t* const* p, size_t off, __m256* d, __m256* m) {
+  const __m256i dm = Words8(p, off);          // d | m << 16
+  const __m256i split = _mm256_shuffle_epi8(  // [d0-3 m0-3 | d4-7 m4-7]
+      dm, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
+                           12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+  const __m256i v = _mm256_permute4x64_epi64(split, 0xd8);  // [d0-7 | m0-7]
+  *d = _mm256_cvtph_ps(_mm256_castsi256_si128(v));
+  *m = _mm256_cvtph_ps(_mm256_extracti128_si256(v, 1));
+}
+
+// 0x10 in the bytes whose 5th bit is set, for the vectors of LoadPair32 k: bits
+// 16h..16h+15 of row k's qh in the low lane, of row k + 4's in the high lane (qh8: the 8
+// rows' qh words as Words8 gives them).
+HWY_INLINE __m256i Q5HighBits(__m256i qh8, int k, int h) {
+  const __m256i idx = _mm256_add_epi8(  // byte e <- the qh byte holding its bit
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1,
+                       1, 1, 1, 1, 1, 1),
+      _mm256_set1_epi8(static_cast<char>(4 * k + 2 * h)));
   const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);  // byte e <- 1 << (e % 8)
+  const __m256i bytes = _mm256_shuffle_epi8(qh8, idx);
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit),
                           _mm256_set1_epi8(0x10));
 }
@@ -74,7 +92,8 @@ struct Pair32 {
 };
 
 template <GgmlType kType>
-HWY_INLINE Pair32 LoadPair32(const uint8_t* a, const uint8_t* b, __m256i table) {
+HWY_INLINE Pair32 LoadPair32(const uint8_t* a, const uint8_t* b, __m256i table, __m256i qh8,
+                             int k) {
   using L = Block32<kType>;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i v = _mm256_inserti128_si256(
@@ -89,12 +108,8 @@ HWY_INLINE Pair32 LoadPair32(const uint8_t* a, const uint8_t* b, __m256i table) 
     w.lo = _mm256_abs_epi8(w.slo);
     w.hi = _mm256_abs_epi8(w.shi);
   } else if constexpr (L::kQ5) {
-    const __m128i h = _mm_insert_epi32(
-        _mm_cvtsi32_si128(LoadUnaligned(reinterpret_cast<const int32_t*>(a + L::kQh))),
-        LoadUnaligned(reinterpret_cast<const int32_t*>(b + L::kQh)), 1);
-    const __m256i qh = _mm256_broadcastq_epi64(h);  // [qh_a qh_b] in every 64 bits
-    w.lo = _mm256_or_si256(w.lo, Q5HighBits<0>(qh));
-    w.hi = _mm256_or_si256(w.hi, Q5HighBits<1>(qh));
+    w.lo = _mm256_or_si256(w.lo, Q5HighBits(qh8, k, 0));
+    w.hi = _mm256_or_si256(w.hi, Q5HighBits(qh8, k, 1));
   }
   return w;
 }
@@ -164,11 +179,18 @@ inline void Rows8Legacy(const uint8_t* w, size_t wrow, int rows, int64_t nb, con
       _mm_prefetch(next + 8 * kBs * b + l, _MM_HINT_T0);
     }
     const size_t off = static_cast<size_t>(b) * kBs;
+    const __m256i qh8 = L::kQ5 ? Words8(rp, off + L::kQh) : table;
     Pair32 wv[4];
     DM_UNROLL
-    for (int k = 0; k < 4; ++k) wv[k] = LoadPair32<kType>(rp[k] + off, rp[k + 4] + off, table);
-    const __m256 dw = BlockScales8(rp, off);
-    const __m256 m = L::kMin ? BlockScales8(rp, off + 2) : dw;
+    for (int k = 0; k < 4; ++k) {
+      wv[k] = LoadPair32<kType>(rp[k] + off, rp[k + 4] + off, table, qh8, k);
+    }
+    __m256 dw, m;
+    if constexpr (L::kMin) {
+      BlockScalesMin8(rp, off, &dw, &m);
+    } else {
+      dw = m = BlockScales8(rp, off);
+    }
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
       const int8_t* y = a[t].qs + 32 * b;
