@@ -1,17 +1,18 @@
 // AVX2 matmuls of the 32-element block types of quants_legacy.h (Q5_0, IQ4_NL, Q4_1, Q5_1),
-// read straight from the mmap, in the manner of Rows8Q0 (kernels_avx2_decode-inl.h): 8 rows
-// at a time, each row's block unpacked to 32 bytes in element order (low nibbles, then high)
-// and dotted with vpmaddubsw + vpmaddwd, the 8 rows' lanes summed at once by SumLanes8, so
-// one vector holds one exact block sum per row. The weights stay in their own value range:
+// read straight from the mmap, after Rows8Q0 (kernels_avx2_decode-inl.h): 8 rows at a time,
+// rows k and k + 4 sharing a vector (one 128-bit lane each), a block's elements 0..15 and
+// 16..31 in separate vectors dotted by vpmaddubsw with broadcast halves of the activations,
+// then vpmaddwd; three vphaddd leave the 8 rows' exact block sums in one vector. The weights
+// stay in their own value range:
 //   Q4_1 / Q5_1: unsigned q (0..15 / 0..31), nothing to correct;
 //   Q5_0: unsigned q (0..31); the -16 comes from the prepared corr = -16 * sum(a);
 //   IQ4_NL: the signed levels looked up by vpshufb, their sign moved onto the activation
 //     by vpsignb as Q8_0 does (|level| <= 127: a pair stays below 2 * 127 * 127; the +128
 //     form the prepared corr is made for would pass 2 * 241 * 127 and saturate).
-// No pair of products reaches the int16 bound (2 * 31 * 128 at most elsewhere). Each row
+// Activations are within +-127, so nothing saturates (DotPair32 has the bounds). Each row
 // then accumulates its floats in the reference's order (kernels_reference_legacy.cc), so
-// the results are the reference's bits. Many tokens (prefill) go in tiles of rows that stay
-// in cache across the token groups. Only compiled for HWY_AVX2.
+// the results are the reference's bits. Many tokens (prefill) go in groups of 8 over tiles
+// of rows that stay in cache across the groups. Only compiled for HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_
@@ -227,8 +228,10 @@ inline void RowsLegacy(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, cons
   }
 }
 
-// Rows [r0, r1) against any number of tokens: groups of up to 4 tokens, over tiles of rows
-// small enough to stay in L2 while every group reads them.
+// Rows [r0, r1) against any number of tokens: groups of 8 tokens (prefill: the unpacking
+// shared by twice the tokens of a decode group measured 1.2-1.6x faster at 64 tokens,
+// despite the spills), then of up to 4, over tiles of rows small enough to stay in L2
+// while every group reads them.
 template <GgmlType kType>
 void MatMulLegacyT(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const uint8_t* act,
                    size_t arow, int64_t n_tokens, float* out, int64_t out_stride) {
@@ -237,10 +240,12 @@ void MatMulLegacyT(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const ui
       n_tokens <= 4 ? r1 - r0 : std::max<int64_t>(8, (int64_t{128} << 10) / wrow / 8 * 8);
   for (int64_t rt = r0; rt < r1; rt += tile) {
     const int64_t re = std::min(r1, rt + tile);
-    for (int64_t t = 0; t < n_tokens; t += 4) {
+    for (int64_t t = 0; t < n_tokens;) {
       const uint8_t* at = act + t * arow;
       float* o = out + t * out_stride;
-      switch (std::min<int64_t>(4, n_tokens - t)) {
+      const int64_t group = n_tokens - t >= 8 ? 8 : std::min<int64_t>(4, n_tokens - t);
+      t += group;
+      switch (group) {
         case 1:
           RowsLegacy<1, kType>(w, n, rt, re, at, arow, o, out_stride);
           break;
@@ -250,8 +255,11 @@ void MatMulLegacyT(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const ui
         case 3:
           RowsLegacy<3, kType>(w, n, rt, re, at, arow, o, out_stride);
           break;
-        default:
+        case 4:
           RowsLegacy<4, kType>(w, n, rt, re, at, arow, o, out_stride);
+          break;
+        default:
+          RowsLegacy<8, kType>(w, n, rt, re, at, arow, o, out_stride);
           break;
       }
     }

@@ -227,15 +227,18 @@ TEST(KernelLegacyTest, HostileBlocksMatchReferenceOnEveryTarget) {
   }
 }
 
-// Many tokens over wide rows: the AVX2 kernels (no packed prefill for these types) run the
-// token groups over tiles of rows that stay in cache; rows of 20-24 KB make a tile 8 rows,
-// so 37 rows span several tiles, with ranges starting and ending inside them.
+// Many tokens over wide rows: the AVX2 kernels (no packed prefill for these types) run
+// groups of 8 tokens, then 4 or fewer, over tiles of rows that stay in cache; rows of
+// 20-24 KB make a tile 8 rows, so 37 rows span several tiles, with ranges starting and
+// ending inside them. 10 and 15 tokens: groups 8 + 2 and 8 + 4 + 3.
 TEST(KernelLegacyTest, ManyTokensOverSeveralRowTiles) {
   const int64_t kRows = 37, n = 32768;
   for (GgmlType type : {GgmlType::kQ5_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kIQ4_NL}) {
-    LegacyChecker checker(type, RandomBlocks(type, kRows, n, 91), kRows, n, 9);
-    ForEachTarget([&] { CheckAllRanges(checker, kRows); });
-    if (HasFatalFailure()) return;
+    for (int64_t tokens : {10, 15}) {
+      LegacyChecker checker(type, RandomBlocks(type, kRows, n, 91), kRows, n, tokens);
+      ForEachTarget([&] { CheckAllRanges(checker, kRows); });
+      if (HasFatalFailure()) return;
+    }
   }
 }
 
