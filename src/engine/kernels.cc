@@ -19,6 +19,7 @@
 // Per-target bodies. kernels_x86_scales-inl.h is included in every pass (its toggle must
 // flip with each target), although only the AVX2 and AVX-512 kernels use it.
 #include "engine/attention_lanes-inl.h"
+#include "engine/kernels_avx2_k-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
@@ -99,6 +100,10 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
   if (avx2::HasPrefillKernel(wtype) && n_tokens >= avx2::PrefillMinTokens(wtype)) {
     return avx2::MatMulQuantPrefill(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                                     out_stride);
+  }
+  if (avx2::HasSuperBlockKernel(wtype)) {
+    return avx2::MatMulSuperBlock(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                  out_stride);
   }
 #endif
   if (IsKQuantLowBits(wtype)) {

@@ -1,0 +1,180 @@
+// AVX2 matmuls of the super-block types without hand-written AVX2 kernels elsewhere (Q5_K
+// so far), for any number of tokens, in the manner of RowQ4_K (kernels_avx2_decode-inl.h):
+// one row at a time, each 256-element super-block's quants unpacked in registers once and
+// dotted with up to 4 tokens through vpmaddubsw (unsigned weights x signed activations,
+// pairs summed to int16) and vpmaddwd (which applies the sub-block's scale exactly). The
+// integers are the reference's per super-block sums, and each row accumulates its floats
+// in the reference's order (AddSuper), so the results are the reference's bits. More than
+// 4 tokens go in groups of 4 over row tiles that stay in L2. Only compiled for HWY_AVX2.
+#if defined(DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
+#undef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
+#else
+#define DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
+#endif
+
+#if HWY_TARGET == HWY_AVX2
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/kernels_avx2_decode-inl.h"
+#include "engine/kernels_internal.h"
+#include "engine/kernels_x86_scales-inl.h"
+#include "engine/quants.h"
+#include "engine/quants_k.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dormouse {
+namespace HWY_NAMESPACE {
+namespace avx2 {
+
+// sum_j m[j] * (bsums[2j] + bsums[2j + 1]) of each token, in 8 int32 lanes, with the mins
+// in bytes 8..15 of sm (x86::ScalesMinsQ4_K).
+template <int NT>
+HWY_INLINE void MinSumsK4(__m256i sm, const BlockQ8_K* const* a, int64_t b, __m256i* mins) {
+  // Word i <- min i / 2 (byte 8 + i / 2), zero-extended: pairs with bsums i.
+  const __m256i mins16 = _mm256_shuffle_epi8(
+      sm, _mm256_setr_epi16(0x8008, 0x8008, 0x8009, 0x8009, 0x800a, 0x800a, 0x800b, 0x800b, 0x800c,
+                            0x800c, 0x800d, 0x800d, 0x800e, 0x800e, 0x800f, 0x800f));
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    mins[t] = _mm256_madd_epi16(
+        mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].bsums)));
+  }
+}
+
+// Q5_K: SumsQ4_K with the fifth bit of every quant from qh (bit j of qh[l] for element
+// 32j + l). The quants are 0..31 unsigned: a pair of products stays below 2 * 31 * 128,
+// nothing saturates.
+struct KindQ5_K {
+  using Block = BlockQ5_K;
+
+  template <int NT>
+  static HWY_INLINE void Sums(const Block& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot,
+                              __m256i* mins) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+    const __m256i sm = x86::ScalesMinsQ4_K(x.scales);
+    // Shifted right by 2 per 32 bytes of qs: bits 0 and 1 of each byte are then the fifth
+    // bits of sub-blocks 2k and 2k + 1 (16-bit shifts: the bits used never cross a byte).
+    __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh));
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
+    DM_UNROLL
+    for (int k = 0; k < 4; ++k) {  // 32 bytes: sub-blocks 2k (low nibbles), 2k + 1 (high)
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * k));
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), bit4));
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4));
+      hb = _mm256_srli_epi16(hb, 2);
+      const __m256i s_lo =
+          _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8000 | (2 * k))));
+      const __m256i s_hi =
+          _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8001 | (2 * k))));
+      DM_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const auto* q = reinterpret_cast<const __m256i*>(a[t][b].qs + 64 * k);
+        const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(q));
+        const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(q + 1));
+        tot[t] = _mm256_add_epi32(
+            tot[t], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
+      }
+    }
+    MinSumsK4<NT>(sm, a, b, mins);
+  }
+
+  // The reference's acc += (d * y.d) * T; acc -= (dmin * y.d) * M.
+  static HWY_INLINE __m128 Add(__m128 acc, __m256i tot, __m256i mins, const Block& x, float yd) {
+    const uint32_t d_dmin = x.d | (static_cast<uint32_t>(x.dmin) << 16);
+    return AddSuper<true>(acc, tot, mins, SuperScales(d_dmin, yd));
+  }
+};
+
+// One row of a Kind's super-blocks against NT tokens (one stream, prefetched ahead).
+template <int NT, typename Kind>
+inline void RowSuper(const typename Kind::Block* w, int64_t nsb, const BlockQ8_K* const* a,
+                     float* out, int64_t out_stride) {
+  __m128 acc[NT];
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = _mm_setzero_ps();
+  for (int64_t b = 0; b < nsb; ++b) {
+    const typename Kind::Block& x = w[b];
+    PrefetchAhead<sizeof(x)>(&x);
+    __m256i tot[NT], mins[NT];
+    Kind::template Sums<NT>(x, a, b, tot, mins);
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) acc[t] = Kind::Add(acc[t], tot[t], mins[t], x, a[t][b].d);
+  }
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm_cvtss_f32(acc[t]);
+}
+
+inline bool HasSuperBlockKernel(GgmlType t) { return t == GgmlType::kQ5_K; }
+
+// Rows [r0, r1) against the NT tokens at act.
+template <int NT>
+inline void SuperBlockRowsNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t nsb, int64_t r0,
+                             int64_t r1, const uint8_t* act, size_t arow, float* out,
+                             int64_t out_stride) {
+  const BlockQ8_K* a[NT];
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) a[t] = reinterpret_cast<const BlockQ8_K*>(act + t * arow);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * wrow;
+    float* o = out + r;
+    switch (wtype) {
+      default:
+        RowSuper<NT, KindQ5_K>(reinterpret_cast<const BlockQ5_K*>(row), nsb, a, o, out_stride);
+        break;
+    }
+  }
+}
+
+// Weight bytes per row tile when there are more than 4 tokens: the tile is streamed from
+// memory once and stays in L2 for the following token groups.
+constexpr size_t kSuperTileBytes = size_t{128} << 10;
+
+// Rows [r0, r1) of a HasSuperBlockKernel type against n_tokens tokens, 4 at a time.
+void MatMulSuperBlock(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r1,
+                      const void* act, size_t arow, int64_t n_tokens, float* out,
+                      int64_t out_stride) {
+  const auto* w8 = static_cast<const uint8_t*>(w);
+  const auto* a8 = static_cast<const uint8_t*>(act);
+  const size_t wrow = RowBytes(wtype, n);
+  const int64_t nsb = n / kQK_K;
+  const int64_t tile =
+      n_tokens <= 4 ? r1 - r0 : std::max<int64_t>(1, static_cast<int64_t>(kSuperTileBytes / wrow));
+  for (int64_t rt = r0; rt < r1; rt += tile) {
+    const int64_t re = std::min(r1, rt + tile);
+    for (int64_t t = 0; t < n_tokens; t += 4) {
+      const uint8_t* at = a8 + t * arow;
+      float* o = out + t * out_stride;
+      switch (std::min<int64_t>(4, n_tokens - t)) {
+        case 1:
+          SuperBlockRowsNT<1>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
+          break;
+        case 2:
+          SuperBlockRowsNT<2>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
+          break;
+        case 3:
+          SuperBlockRowsNT<3>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
+          break;
+        default:
+          SuperBlockRowsNT<4>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
+          break;
+      }
+    }
+  }
+}
+
+}  // namespace avx2
+}  // namespace HWY_NAMESPACE
+}  // namespace dormouse
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWY_TARGET == HWY_AVX2
+#endif  // include guard toggle
