@@ -1,11 +1,12 @@
-// AVX2 matmuls of the super-block types without hand-written AVX2 kernels elsewhere (Q5_K
-// so far), for any number of tokens, in the manner of RowQ4_K (kernels_avx2_decode-inl.h):
+// AVX2 matmuls of the super-block types that had no hand-written AVX2 kernels (Q5_K,
+// IQ4_XS), for any number of tokens, in the manner of RowQ4_K (kernels_avx2_decode-inl.h):
 // one row at a time, each 256-element super-block's quants unpacked in registers once and
-// dotted with up to 4 tokens through vpmaddubsw (unsigned weights x signed activations,
-// pairs summed to int16) and vpmaddwd (which applies the sub-block's scale exactly). The
-// integers are the reference's per super-block sums, and each row accumulates its floats
-// in the reference's order (AddSuper), so the results are the reference's bits. More than
-// 4 tokens go in groups of 4 over row tiles that stay in L2. Only compiled for HWY_AVX2.
+// dotted with up to 4 tokens through vpmaddubsw (one unsigned and one signed side, pairs
+// summed to int16, kept below saturation: see each Kind) and vpmaddwd, which applies the
+// sub-block's scale exactly. The integers are the reference's per super-block sums, and
+// each row accumulates its floats in the reference's order (AddSuper), so the results are
+// the reference's bits. More than 4 tokens go in groups of 4 over row tiles that stay in
+// L2. Only compiled for HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
@@ -25,6 +26,7 @@
 #include "engine/kernels_x86_scales-inl.h"
 #include "engine/quants.h"
 #include "engine/quants_k.h"
+#include "engine/quants_legacy.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -94,6 +96,63 @@ struct KindQ5_K {
   }
 };
 
+// IQ4_XS: each sub-block's 16 bytes in both halves, shifted by 4 in the upper one, give its
+// 32 nibbles in element order; vpshufb looks up the signed levels (-127..113). vpmaddubsw
+// wants one unsigned side: the activations' magnitudes |y| <= 128, with their signs moved
+// onto the weights (|level| <= 127, so vpsignb never overflows, even for y = -128): a pair
+// stays below 2 * 128 * 127 < 32767. vpmaddwd applies the multiplier ls - 32 (-32..31).
+struct KindIQ4_XS {
+  using Block = BlockIQ4_XS;
+
+  // The 8 sub-block multipliers ls_j - 32 as int16 words 0..7, in both 128-bit lanes.
+  static HWY_INLINE __m256i Scales(const Block& x) {
+    const __m256i lo = _mm256_and_si256(
+        _mm256_srlv_epi32(
+            _mm256_set1_epi32(LoadUnaligned(reinterpret_cast<const int32_t*>(x.scales_l))),
+            _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+        _mm256_set1_epi32(0x0f));
+    const __m256i hi =
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x.scales_h),
+                                           _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                         _mm256_set1_epi32(3));
+    const __m256i ls =
+        _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+    const __m256i p = _mm256_packs_epi32(ls, ls);  // words [0-3 0-3 | 4-7 4-7]
+    return _mm256_permute4x64_epi64(p, 0x88);      // qwords 0, 2, 0, 2
+  }
+
+  template <int NT>
+  static HWY_INLINE void Sums(const Block& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot,
+                              __m256i*) {
+    const __m256i table = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), shift = _mm256_setr_epi64x(0, 0, 4, 4);
+    const __m256i ls = Scales(x);
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
+    DM_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      const __m256i v = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.qs + 16 * j)));
+      const __m256i wv =
+          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srlv_epi64(v, shift), m4));
+      const __m256i sc = _mm256_shuffle_epi8(
+          ls, _mm256_set1_epi16(static_cast<int16_t>(((2 * j + 1) << 8) | (2 * j))));
+      DM_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs + 32 * j));
+        const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(wv, y));
+        tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(p, sc));
+      }
+    }
+  }
+
+  // The reference's acc += (d * y.d) * T.
+  static HWY_INLINE __m128 Add(__m128 acc, __m256i tot, __m256i, const Block& x, float yd) {
+    return AddSuper<false>(acc, tot, tot, SuperScales(x.d, yd));
+  }
+};
+
 // One row of a Kind's super-blocks against NT tokens (one stream, prefetched ahead).
 template <int NT, typename Kind>
 inline void RowSuper(const typename Kind::Block* w, int64_t nsb, const BlockQ8_K* const* a,
@@ -113,7 +172,9 @@ inline void RowSuper(const typename Kind::Block* w, int64_t nsb, const BlockQ8_K
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm_cvtss_f32(acc[t]);
 }
 
-inline bool HasSuperBlockKernel(GgmlType t) { return t == GgmlType::kQ5_K; }
+inline bool HasSuperBlockKernel(GgmlType t) {
+  return t == GgmlType::kQ5_K || t == GgmlType::kIQ4_XS;
+}
 
 // Rows [r0, r1) against the NT tokens at act.
 template <int NT>
@@ -127,6 +188,9 @@ inline void SuperBlockRowsNT(GgmlType wtype, const uint8_t* w, size_t wrow, int6
     const uint8_t* row = w + r * wrow;
     float* o = out + r;
     switch (wtype) {
+      case GgmlType::kIQ4_XS:
+        RowSuper<NT, KindIQ4_XS>(reinterpret_cast<const BlockIQ4_XS*>(row), nsb, a, o, out_stride);
+        break;
       default:
         RowSuper<NT, KindQ5_K>(reinterpret_cast<const BlockQ5_K*>(row), nsb, a, o, out_stride);
         break;

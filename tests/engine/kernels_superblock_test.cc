@@ -26,7 +26,7 @@ namespace {
 
 using kernel_test::ForEachTarget;
 
-const GgmlType kTypes[] = {GgmlType::kQ5_K};
+const GgmlType kTypes[] = {GgmlType::kQ5_K, GgmlType::kIQ4_XS};
 
 // Offsets of a block's f16 scales: d, and dmin (or -1).
 std::pair<size_t, int> ScaleOffsets(GgmlType type) {
