@@ -1,12 +1,12 @@
 // AVX2 matmuls of the super-block types that had no hand-written AVX2 kernels (Q5_K,
-// IQ4_XS), for any number of tokens, in the manner of RowQ4_K (kernels_avx2_decode-inl.h):
-// one row at a time, each 256-element super-block's quants unpacked in registers once and
-// dotted with up to 4 tokens through vpmaddubsw (one unsigned and one signed side, pairs
-// summed to int16, kept below saturation: see each Kind) and vpmaddwd, which applies the
-// sub-block's scale exactly. The integers are the reference's per super-block sums, and
-// each row accumulates its floats in the reference's order (AddSuper), so the results are
-// the reference's bits. More than 4 tokens go in groups of 4 over row tiles that stay in
-// L2. Only compiled for HWY_AVX2.
+// IQ4_XS, Q3_K, Q2_K), for any number of tokens, in the manner of RowQ4_K
+// (kernels_avx2_decode-inl.h): one row at a time, each 256-element super-block's quants unpacked in
+// registers once and dotted with up to 4 tokens through vpmaddubsw (one unsigned and one signed
+// side, pairs summed to int16, kept below saturation: see each Kind) and vpmaddwd, which applies
+// the sub-block's scale exactly. The integers are the reference's per super-block sums, and each
+// row accumulates its floats in the reference's order (AddSuper), so the results are the
+// reference's bits (Q2_K's in its own order: KindQ2_K::Add). More than 4 tokens go in groups of 4
+// over row tiles that stay in L2. Only compiled for HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
@@ -153,6 +153,104 @@ struct KindIQ4_XS {
   }
 };
 
+// Words of sh (8 int16 scales in both 128-bit lanes): lane 0 <- word 2j, lane 1 <- 2j + 1.
+HWY_INLINE __m256i PairScales(__m256i sh, int j) {
+  return _mm256_shuffle_epi8(
+      sh, _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(((4 * j + 3) << 8) | (4 * j + 2))),
+                           _mm_set1_epi16(static_cast<int16_t>(((4 * j + 1) << 8) | (4 * j)))));
+}
+
+// Q2_K / Q3_K quants of one super-block against NT tokens: tot[t] = 8 int32 lanes summing
+// to sum_g s16[g] * sum_{e in g} q_e * y_e over the 16-element groups g, with q_e the 2 bits
+// 2j of qs[32h + l] for element 128h + 32j + l plus, with kQ3, 4 * bit 4h + j of hmask[l]:
+// 0..7 unsigned, so a pair of products stays below 2 * 7 * 128. A 32-element chunk spans two
+// groups, one per 128-bit lane (as in SumsQ6_K).
+template <int NT, bool kQ3>
+HWY_INLINE void Sums2Bits(const uint8_t* qs, const uint8_t* hmask, __m256i s16,
+                          const BlockQ8_K* const* a, int64_t b, __m256i* tot) {
+  const __m256i m3 = _mm256_set1_epi8(3), bit2 = _mm256_set1_epi8(4);
+  // Shifted right by 1 per chunk: bit 0 of each byte is then the chunk's third bit (16-bit
+  // shifts: the bits used never cross a byte).
+  __m256i hm =
+      kQ3 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hmask)) : _mm256_setzero_si256();
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
+  DM_UNROLL
+  for (int h = 0; h < 2; ++h) {  // elements [128h, +128): groups 8h..8h+7
+    const __m256i sh = _mm256_permute4x64_epi64(s16, h == 0 ? 0x44 : 0xee);
+    const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h));
+    DM_UNROLL
+    for (int j = 0; j < 4; ++j) {  // elements 128h + 32j + [0, 32): groups 8h + 2j, + 1
+      __m256i q = _mm256_and_si256(_mm256_srli_epi16(q2, 2 * j), m3);
+      if constexpr (kQ3) {
+        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_slli_epi16(hm, 2), bit2));
+        hm = _mm256_srli_epi16(hm, 1);
+      }
+      const __m256i sc = PairScales(sh, j);
+      DM_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const __m256i y =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs + 128 * h + 32 * j));
+        tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc));
+      }
+    }
+  }
+}
+
+// Q2_K: scales (low nibbles) and mins (high nibbles) of the 16 groups, 0..15.
+struct KindQ2_K {
+  using Block = BlockQ2_K;
+
+  template <int NT>
+  static HWY_INLINE void Sums(const Block& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot,
+                              __m256i* mins) {
+    const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales));
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    Sums2Bits<NT, false>(x.qs, nullptr, _mm256_cvtepu8_epi16(_mm_and_si128(s8, nib)), a, b, tot);
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), nib));
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      mins[t] = _mm256_madd_epi16(
+          m16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].bsums)));
+    }
+  }
+
+  // The reference's acc += (d * y.d) * T - (dmin * y.d) * M (one rounding more than
+  // AddSuper's order).
+  static HWY_INLINE __m128 Add(__m128 acc, __m256i tot, __m256i mins, const Block& x, float yd) {
+    const __m256i h = _mm256_hadd_epi32(tot, mins);  // [T01 T23 M01 M23 | T45 T67 M45 M67]
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    s = _mm_hadd_epi32(s, s);  // [T M T M]
+    const uint32_t d_dmin = x.d | (static_cast<uint32_t>(x.dmin) << 16);
+    const __m128 p = _mm_mul_ps(SuperScales(d_dmin, yd), _mm_cvtepi32_ps(s));
+    return _mm_add_ss(acc, _mm_sub_ss(p, _mm_movehdup_ps(p)));
+  }
+};
+
+// Q3_K: q - 4 with the signed scales sc - 32 (-32..31): sum sc * q * y, less 4 * sum sc *
+// bsums.
+struct KindQ3_K {
+  using Block = BlockQ3_K;
+
+  template <int NT>
+  static HWY_INLINE void Sums(const Block& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot,
+                              __m256i*) {
+    const __m256i s16 = _mm256_cvtepi8_epi16(x86::ScalesQ3_K(x.scales));
+    Sums2Bits<NT, true>(x.qs, x.hmask, s16, a, b, tot);
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m256i corr = _mm256_madd_epi16(
+          s16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].bsums)));
+      tot[t] = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(corr, 2));
+    }
+  }
+
+  // The reference's acc += (d * y.d) * T.
+  static HWY_INLINE __m128 Add(__m128 acc, __m256i tot, __m256i, const Block& x, float yd) {
+    return AddSuper<false>(acc, tot, tot, SuperScales(x.d, yd));
+  }
+};
+
 // One row of a Kind's super-blocks against NT tokens (one stream, prefetched ahead).
 template <int NT, typename Kind>
 inline void RowSuper(const typename Kind::Block* w, int64_t nsb, const BlockQ8_K* const* a,
@@ -173,7 +271,8 @@ inline void RowSuper(const typename Kind::Block* w, int64_t nsb, const BlockQ8_K
 }
 
 inline bool HasSuperBlockKernel(GgmlType t) {
-  return t == GgmlType::kQ5_K || t == GgmlType::kIQ4_XS;
+  return t == GgmlType::kQ5_K || t == GgmlType::kIQ4_XS || t == GgmlType::kQ3_K ||
+         t == GgmlType::kQ2_K;
 }
 
 // Rows [r0, r1) against the NT tokens at act.
@@ -188,6 +287,12 @@ inline void SuperBlockRowsNT(GgmlType wtype, const uint8_t* w, size_t wrow, int6
     const uint8_t* row = w + r * wrow;
     float* o = out + r;
     switch (wtype) {
+      case GgmlType::kQ2_K:
+        RowSuper<NT, KindQ2_K>(reinterpret_cast<const BlockQ2_K*>(row), nsb, a, o, out_stride);
+        break;
+      case GgmlType::kQ3_K:
+        RowSuper<NT, KindQ3_K>(reinterpret_cast<const BlockQ3_K*>(row), nsb, a, o, out_stride);
+        break;
       case GgmlType::kIQ4_XS:
         RowSuper<NT, KindIQ4_XS>(reinterpret_cast<const BlockIQ4_XS*>(row), nsb, a, o, out_stride);
         break;

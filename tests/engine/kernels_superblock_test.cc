@@ -26,7 +26,7 @@ namespace {
 
 using kernel_test::ForEachTarget;
 
-const GgmlType kTypes[] = {GgmlType::kQ5_K, GgmlType::kIQ4_XS};
+const GgmlType kTypes[] = {GgmlType::kQ5_K, GgmlType::kIQ4_XS, GgmlType::kQ3_K, GgmlType::kQ2_K};
 
 // Offsets of a block's f16 scales: d, and dmin (or -1).
 std::pair<size_t, int> ScaleOffsets(GgmlType type) {
