@@ -49,6 +49,13 @@ HWY_INLINE void MinSumsK4(__m256i sm, const BlockQ8_K* const* a, int64_t b, __m2
   }
 }
 
+// Bit `from` of every byte of v moved to bit `to` (other bits garbage; callers mask). 16-bit
+// shifts: the moved bit never crosses a byte.
+HWY_INLINE __m256i MoveBit(__m256i v, int from, int to) {
+  if (from > to) return _mm256_srli_epi16(v, from - to);
+  return from < to ? _mm256_slli_epi16(v, to - from) : v;
+}
+
 // Q5_K: SumsQ4_K with the fifth bit of every quant from qh (bit j of qh[l] for element
 // 32j + l). The quants are 0..31 unsigned: a pair of products stays below 2 * 31 * 128,
 // nothing saturates.
@@ -60,19 +67,16 @@ struct KindQ5_K {
                               __m256i* mins) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
     const __m256i sm = x86::ScalesMinsQ4_K(x.scales);
-    // Shifted right by 2 per 32 bytes of qs: bits 0 and 1 of each byte are then the fifth
-    // bits of sub-blocks 2k and 2k + 1 (16-bit shifts: the bits used never cross a byte).
-    __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh));
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh));
     DM_UNROLL
     for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
     DM_UNROLL
     for (int k = 0; k < 4; ++k) {  // 32 bytes: sub-blocks 2k (low nibbles), 2k + 1 (high)
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * k));
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), bit4));
+      const __m256i lo =
+          _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(MoveBit(hb, 2 * k, 4), bit4));
       const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4));
-      hb = _mm256_srli_epi16(hb, 2);
+                                         _mm256_and_si256(MoveBit(hb, 2 * k + 1, 4), bit4));
       const __m256i s_lo =
           _mm256_shuffle_epi8(sm, _mm256_set1_epi16(static_cast<int16_t>(0x8000 | (2 * k))));
       const __m256i s_hi =
@@ -169,9 +173,7 @@ template <int NT, bool kQ3>
 HWY_INLINE void Sums2Bits(const uint8_t* qs, const uint8_t* hmask, __m256i s16,
                           const BlockQ8_K* const* a, int64_t b, __m256i* tot) {
   const __m256i m3 = _mm256_set1_epi8(3), bit2 = _mm256_set1_epi8(4);
-  // Shifted right by 1 per chunk: bit 0 of each byte is then the chunk's third bit (16-bit
-  // shifts: the bits used never cross a byte).
-  __m256i hm =
+  const __m256i hm =
       kQ3 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hmask)) : _mm256_setzero_si256();
   DM_UNROLL
   for (int t = 0; t < NT; ++t) tot[t] = _mm256_setzero_si256();
@@ -183,8 +185,7 @@ HWY_INLINE void Sums2Bits(const uint8_t* qs, const uint8_t* hmask, __m256i s16,
     for (int j = 0; j < 4; ++j) {  // elements 128h + 32j + [0, 32): groups 8h + 2j, + 1
       __m256i q = _mm256_and_si256(_mm256_srli_epi16(q2, 2 * j), m3);
       if constexpr (kQ3) {
-        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_slli_epi16(hm, 2), bit2));
-        hm = _mm256_srli_epi16(hm, 1);
+        q = _mm256_or_si256(q, _mm256_and_si256(MoveBit(hm, 4 * h + j, 2), bit2));
       }
       const __m256i sc = PairScales(sh, j);
       DM_UNROLL
@@ -319,7 +320,12 @@ void MatMulSuperBlock(GgmlType wtype, const void* w, int64_t n, int64_t r0, int6
       n_tokens <= 4 ? r1 - r0 : std::max<int64_t>(1, static_cast<int64_t>(kSuperTileBytes / wrow));
   for (int64_t rt = r0; rt < r1; rt += tile) {
     const int64_t re = std::min(r1, rt + tile);
-    for (int64_t t = 0; t < n_tokens; t += 4) {
+    int64_t t = 0;
+    for (; t + 8 <= n_tokens; t += 8) {
+      SuperBlockRowsNT<8>(wtype, w8, wrow, nsb, rt, re, a8 + t * arow, arow, out + t * out_stride,
+                          out_stride);
+    }
+    for (; t < n_tokens; t += 4) {
       const uint8_t* at = a8 + t * arow;
       float* o = out + t * out_stride;
       switch (std::min<int64_t>(4, n_tokens - t)) {
