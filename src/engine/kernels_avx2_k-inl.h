@@ -1,12 +1,12 @@
-// AVX2 matmuls of the super-block types that had no hand-written AVX2 kernels (Q5_K,
-// IQ4_XS, Q3_K, Q2_K), for any number of tokens, in the manner of RowQ4_K
-// (kernels_avx2_decode-inl.h): one row at a time, each 256-element super-block's quants unpacked in
-// registers once and dotted with up to 4 tokens through vpmaddubsw (one unsigned and one signed
-// side, pairs summed to int16, kept below saturation: see each Kind) and vpmaddwd, which applies
-// the sub-block's scale exactly. The integers are the reference's per super-block sums, and each
-// row accumulates its floats in the reference's order (AddSuper), so the results are the
-// reference's bits (Q2_K's in its own order: KindQ2_K::Add). More than 4 tokens go in groups of 4
-// over row tiles that stay in L2. Only compiled for HWY_AVX2.
+// AVX2 matmuls of the super-block types that had no hand-written AVX2 kernels (Q5_K, IQ4_XS,
+// Q3_K, Q2_K), for any number of tokens, in the manner of RowQ4_K (kernels_avx2_decode-inl.h):
+// one row at a time, each 256-element super-block's quants unpacked in registers once and dotted
+// with a group of tokens through vpmaddubsw (one unsigned and one signed side, pairs summed to
+// int16, kept below saturation: see each Kind) and vpmaddwd, which applies the sub-block's scale
+// exactly. The integers are the reference's per super-block sums, and each row accumulates its
+// floats in the reference's order (AddSuper; Q2_K's own order in KindQ2_K::Add), so the results
+// are the reference's bits. Decode takes up to 4 tokens per pass; prefill 8, over row tiles that
+// stay in L2. Only compiled for HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
@@ -308,7 +308,8 @@ inline void SuperBlockRowsNT(GgmlType wtype, const uint8_t* w, size_t wrow, int6
 // memory once and stays in L2 for the following token groups.
 constexpr size_t kSuperTileBytes = size_t{128} << 10;
 
-// Rows [r0, r1) of a HasSuperBlockKernel type against n_tokens tokens, 4 at a time.
+// Rows [r0, r1) of a HasSuperBlockKernel type against n_tokens tokens: 8 at a time, the rest
+// in groups of up to 4.
 void MatMulSuperBlock(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r1,
                       const void* act, size_t arow, int64_t n_tokens, float* out,
                       int64_t out_stride) {
