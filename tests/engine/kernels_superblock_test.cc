@@ -157,5 +157,15 @@ TEST(KernelSuperBlockTest, ManyTokensOverSeveralRowTilesAreBitExact) {
   }
 }
 
+// A long prefill of a wide matrix: many 8-token passes, more than 1 MB of activations.
+TEST(KernelSuperBlockTest, LongPrefillIsBitExact) {
+  const int64_t rows = 5, n = 4096, tokens = 300;
+  for (GgmlType type : kTypes) {
+    const std::vector<uint8_t> w = Blocks(type, rows, n, -1, 17);
+    ExpectBitExact(type, w, n, Activations(type, n, tokens, 19), tokens, 1, rows);
+    if (HasFatalFailure()) return;
+  }
+}
+
 }  // namespace
 }  // namespace dormouse
