@@ -1,6 +1,6 @@
-// AVX2 matmuls of Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights for many tokens (prefill), organized
-// as the AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a panel
-// of 8 rows x up to 1024 columns is gathered once from the mmap into a stack buffer
+// AVX2 matmuls of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and Q3_K weights for many tokens (prefill),
+// organized as the AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a
+// panel of 8 rows x up to 1024 columns is gathered once from the mmap into a stack buffer
 // (transposed: each 32-byte vector holds 4 consecutive quants of 8 rows), then reused for
 // every token, whose 4 activation bytes per vpmaddubsw are broadcast. AVX2 has no VNNI:
 // u8 x i8 products go through vpmaddubsw (pairs summed to int16) and vpmaddwd, whose int16
@@ -11,7 +11,8 @@
 //     int16 sums widened every 4 quads (4 * 2 * 31 * 128 < 32767);
 //   - Q6_K's unsigned 6-bit quants: a pair is at most 2 * 63 * 127, so 2 quads are summed in
 //     int16 before vpmaddwd with the 16-element group's scale; the +32 offset is taken off
-//     with the activations' block sums, as RowQ6_K (kernels_avx2_decode-inl.h) does;
+//     with the activations' block sums, as RowQ6_K (kernels_avx2_decode-inl.h) does; Q3_K's
+//     quants + 4 (0..7) go in the same panel, the 4 taken off likewise;
 //   - Q8_0: signed weights, so the weight's sign is moved onto the activation (vpsignb) and
 //     |w| is the unsigned side: a pair is at most 2 * 128 * 127, widened every quad.
 // Every integer is the reference's block sum, and each lane (one row, one token) accumulates
@@ -179,27 +180,35 @@ inline void PackQ4_K(const uint8_t* base, __m256i idx, const size_t* offs, int64
   }
 }
 
+// d and the 16 group scales sc[g][r] of 8 rows into a Q6_K-shaped panel.
+inline void PackScales16(const float* d, const int32_t (*sc)[8], SuperQ6_Kx8* p) {
+  alignas(32) int32_t sp[8][8];
+  for (int q = 0; q < 8; ++q) {
+    for (int r = 0; r < 8; ++r) {
+      sp[q][r] = static_cast<int32_t>((static_cast<uint32_t>(sc[2 * q][r]) & 0xffff) |
+                                      (static_cast<uint32_t>(sc[2 * q + 1][r]) << 16));
+    }
+  }
+  p->d = _mm256_loadu_ps(d);
+  for (int g = 0; g < 16; ++g) p->scale[g] = Pairs(sc[g]);
+  for (int q = 0; q < 8; ++q) {
+    p->scpair[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp[q]));
+  }
+}
+
 inline void PackQ6_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
                      SuperQ6_Kx8* p) {
   const __m256i nib = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(0x03);
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const uint8_t* blk = base + s * sizeof(BlockQ6_K);
     alignas(32) float d[8];
-    alignas(32) int32_t sc[16][8], sp[8][8];
+    alignas(32) int32_t sc[16][8];
     for (int r = 0; r < 8; ++r) {
       const auto* x = reinterpret_cast<const BlockQ6_K*>(blk + offs[r]);
       d[r] = F16ToF32(LoadUnaligned(&x->d));
       for (int g = 0; g < 16; ++g) sc[g][r] = x->scales[g];
-      for (int q = 0; q < 8; ++q) {
-        sp[q][r] = static_cast<int32_t>((static_cast<uint32_t>(sc[2 * q][r]) & 0xffff) |
-                                        (static_cast<uint32_t>(sc[2 * q + 1][r]) << 16));
-      }
     }
-    p->d = _mm256_load_ps(d);
-    for (int g = 0; g < 16; ++g) p->scale[g] = Pairs(sc[g]);
-    for (int q = 0; q < 8; ++q) {
-      p->scpair[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp[q]));
-    }
+    PackScales16(d, sc, p);
     DM_UNROLL
     for (int h = 0; h < 2; ++h) {
       for (int l = 0; l < 32; l += 4) {
@@ -214,6 +223,38 @@ inline void PackQ6_K(const uint8_t* base, __m256i idx, const size_t* offs, int64
           const __m256i hb = _mm256_and_si256(_mm256_srli_epi32(qh, 2 * seg), two);
           const int e = 128 * h + 32 * seg + l;  // first of the 4 elements
           p->q[e / 16][(e % 16) / 4] = _mm256_or_si256(low[seg], _mm256_slli_epi32(hb, 4));
+        }
+      }
+    }
+  }
+}
+
+// Q3_K into Q6_K's panel: scales sc - 32, quants q + 4 (0..7; TileQ6_K<NT, 2> takes 4 times
+// the scaled block sums off).
+inline void PackQ3_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
+                     SuperQ6_Kx8* p) {
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  for (int64_t s = 0; s < nsb; ++s, ++p) {
+    const uint8_t* blk = base + s * sizeof(BlockQ3_K);
+    alignas(32) float d[8];
+    alignas(32) int32_t sc[16][8];
+    for (int r = 0; r < 8; ++r) {
+      const auto* x = reinterpret_cast<const BlockQ3_K*>(blk + offs[r]);
+      d[r] = F16ToF32(LoadUnaligned(&x->d));
+      for (int g = 0; g < 16; ++g) sc[g][r] = GetScaleK3(g, x->scales) - 32;
+    }
+    PackScales16(d, sc, p);
+    DM_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      for (int l = 0; l < 32; l += 4) {
+        const __m256i v = Gather(idx, blk + offsetof(BlockQ3_K, qs) + 32 * h + l);
+        const __m256i hm = Gather(idx, blk + offsetof(BlockQ3_K, hmask) + l);
+        DM_UNROLL
+        for (int j = 0; j < 4; ++j) {  // bits 2j, 4h + j of each byte (never crossing a byte)
+          const __m256i low = _mm256_and_si256(_mm256_srli_epi32(v, 2 * j), three);
+          const __m256i hb = _mm256_and_si256(_mm256_srli_epi32(hm, 4 * h + j), one);
+          const int e = 128 * h + 32 * j + l;  // first of the 4 elements
+          p->q[e / 16][(e % 16) / 4] = _mm256_or_si256(low, _mm256_slli_epi32(hb, 2));
         }
       }
     }
@@ -331,7 +372,8 @@ inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
   }
 }
 
-template <int NT>
+// kShift: log2 of the offset of the stored quants (Q6_K: q + 32, Q3_K: q + 4).
+template <int NT, int kShift>
 inline void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
                      __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
@@ -360,7 +402,7 @@ inline void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
     BsumTerm<NT>(p->scpair, y, offs);
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
-      const __m256i isum = _mm256_sub_epi32(is[t], _mm256_slli_epi32(offs[t], 5));
+      const __m256i isum = _mm256_sub_epi32(is[t], _mm256_slli_epi32(offs[t], kShift));
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(p->d, _mm256_set1_ps(y[t]->d)),
                                                    _mm256_cvtepi32_ps(isum)));
     }
@@ -394,8 +436,10 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
       TileQ4_K<NT, 8>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
     } else if (wtype == GgmlType::kQ5_K) {
       TileQ4_K<NT, 4>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
+    } else if (wtype == GgmlType::kQ3_K) {
+      TileQ6_K<NT, 2>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
     } else {
-      TileQ6_K<NT>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
+      TileQ6_K<NT, 5>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
     }
   }
   DM_UNROLL
@@ -404,7 +448,7 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
 
 inline bool HasPrefillKernel(GgmlType t) {
   return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K ||
-         t == GgmlType::kQ6_K || t == GgmlType::kQ5_K;
+         t == GgmlType::kQ6_K || t == GgmlType::kQ5_K || t == GgmlType::kQ3_K;
 }
 
 // From this many tokens on the packed panels win. kernels_bench BM_Prefill 1536x512, 1 thread,
@@ -426,6 +470,8 @@ inline void PackChunk(GgmlType wtype, const uint8_t* cb, __m256i idx, const size
       return PackQ4_K<false>(cb, idx, offs, nu, static_cast<SuperQ4_Kx8*>(panel));
     case GgmlType::kQ5_K:
       return PackQ4_K<true>(cb, idx, offs, nu, static_cast<SuperQ4_Kx8*>(panel));
+    case GgmlType::kQ3_K:
+      return PackQ3_K(cb, idx, offs, nu, static_cast<SuperQ6_Kx8*>(panel));
     default:
       return PackQ6_K(cb, idx, offs, nu, static_cast<SuperQ6_Kx8*>(panel));
   }
