@@ -1,7 +1,7 @@
 // The dispatch point of every kernel in kernels.h. Bodies live in the -inl.h files, compiled
 // once per Highway target (foreach_target); HWY_DYNAMIC_DISPATCH picks the best one the CPU
 // supports. AVX3_DL (AVX-512 with VNNI) has hand-written int8 matmuls, AVX2 hand-written
-// vpmaddubsw ones for Q8_0 / Q4_0 / Q4_K / Q6_K (kernels_avx2_*-inl.h); every other target
+// vpmaddubsw ones for every quantized type (kernels_avx2_*-inl.h); every other target
 // uses portable Highway code; HWY_SCALAR uses the scalar reference where Highway's scalar
 // rounding differs from llama.cpp's.
 #include "engine/kernels.h"
@@ -19,6 +19,7 @@
 // Per-target bodies. kernels_x86_scales-inl.h is included in every pass (its toggle must
 // flip with each target), although only the AVX2 and AVX-512 kernels use it.
 #include "engine/attention_lanes-inl.h"
+#include "engine/kernels_avx2_k-inl.h"
 #include "engine/kernels_avx2_legacy-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
 #include "engine/kernels_internal.h"
@@ -104,6 +105,10 @@ void MatMulRowsT(GgmlType wtype, const void* w, int64_t n, int64_t row_begin, in
   if (avx2::HasLegacyKernel(wtype)) {
     return avx2::MatMulLegacy(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
                               out_stride);
+  }
+  if (avx2::HasSuperBlockKernel(wtype)) {
+    return avx2::MatMulSuperBlock(wtype, w, n, row_begin, row_end, act, arow, n_tokens, out,
+                                  out_stride);
   }
 #endif
   if (IsKQuantLowBits(wtype)) {

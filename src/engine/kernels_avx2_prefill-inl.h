@@ -1,16 +1,19 @@
-// AVX2 matmuls of Q8_0, Q4_0, Q4_K and Q6_K weights for many tokens (prefill), organized
-// as the AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a panel
-// of 8 rows x up to 1024 columns is gathered once from the mmap into a stack buffer
+// AVX2 matmuls of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q3_K and Q2_K weights for many tokens (prefill),
+// organized as the AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a
+// panel of 8 rows x up to 1024 columns is gathered once from the mmap into a stack buffer
 // (transposed: each 32-byte vector holds 4 consecutive quants of 8 rows), then reused for
 // every token, whose 4 activation bytes per vpmaddubsw are broadcast. AVX2 has no VNNI:
 // u8 x i8 products go through vpmaddubsw (pairs summed to int16) and vpmaddwd, whose int16
 // sums are kept below saturation:
 //   - Q4_0 / Q4_K nibbles: a pair is at most 2 * 15 * 127, so the int16 sums of a whole
 //     32-element block (8 quads) stay below 32767 and are widened once per block, for Q4_K
-//     by vpmaddwd with the sub-block's scale;
+//     by vpmaddwd with the sub-block's scale; Q5_K's 5-bit quants go in Q4_K's panel, their
+//     int16 sums widened every 4 quads (4 * 2 * 31 * 128 < 32767);
 //   - Q6_K's unsigned 6-bit quants: a pair is at most 2 * 63 * 127, so 2 quads are summed in
 //     int16 before vpmaddwd with the 16-element group's scale; the +32 offset is taken off
-//     with the activations' block sums, as RowQ6_K (kernels_avx2_decode-inl.h) does;
+//     with the activations' block sums, as RowQ6_K (kernels_avx2_decode-inl.h) does; Q3_K's
+//     quants + 4 (0..7) go in the same panel, the 4 taken off likewise, and Q2_K's 0..3,
+//     with their mins;
 //   - Q8_0: signed weights, so the weight's sign is moved onto the activation (vpsignb) and
 //     |w| is the unsigned side: a pair is at most 2 * 128 * 127, widened every quad.
 // Every integer is the reference's block sum, and each lane (one row, one token) accumulates
@@ -28,9 +31,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
+#include "engine/quants_k.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -86,9 +91,14 @@ struct SuperQ6_Kx8 {
   __m256 d;
 };
 
+struct SuperQ2_Kx8 {
+  SuperQ6_Kx8 k;  // quants 0..3, the scales, and in scpair the mins' pairs
+  __m256 dmin;
+};
+
 constexpr size_t kPanelBytes =
     std::max({sizeof(BlockQ0x8) * (kChunkCols / 32), sizeof(SuperQ4_Kx8) * (kChunkCols / 256),
-              sizeof(SuperQ6_Kx8) * (kChunkCols / 256)});
+              sizeof(SuperQ2_Kx8) * (kChunkCols / 256)});
 
 template <bool kQ4>
 inline void PackQ0(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nblocks,
@@ -120,39 +130,77 @@ inline void PackQ0(const uint8_t* base, __m256i idx, const size_t* offs, int64_t
   }
 }
 
+// d, dmin and the 8 scales and mins of the super-blocks at blk + offs[r]: Q4_K's and Q5_K's
+// headers are laid out alike.
+inline void PackHeaderK4(const uint8_t* blk, const size_t* offs, SuperQ4_Kx8* p) {
+  alignas(32) float d[8], dmin[8];
+  alignas(32) int32_t sc[8][8], mn[8][8];
+  for (int r = 0; r < 8; ++r) {
+    const auto* x = reinterpret_cast<const BlockQ4_K*>(blk + offs[r]);
+    d[r] = F16ToF32(LoadUnaligned(&x->d));
+    dmin[r] = F16ToF32(LoadUnaligned(&x->dmin));
+    for (int j = 0; j < 8; ++j) {
+      uint8_t a, b;
+      GetScaleMinK4(j, x->scales, &a, &b);
+      sc[j][r] = a;
+      mn[j][r] = b;
+    }
+  }
+  p->d = _mm256_load_ps(d);
+  p->dmin = _mm256_load_ps(dmin);
+  for (int j = 0; j < 8; ++j) {
+    p->scale[j] = Pairs(sc[j]);
+    p->minpair[j] = Pairs(mn[j]);
+  }
+}
+
+// Q4_K, or with kQ5 Q5_K (the fifth bit of element 32j + l is bit j of qh[l]), whose quants
+// 0..31 go in the same panel.
+template <bool kQ5>
 inline void PackQ4_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
                      SuperQ4_Kx8* p) {
-  const __m256i nib = _mm256_set1_epi8(0x0f);
+  using Block = std::conditional_t<kQ5, BlockQ5_K, BlockQ4_K>;
+  const __m256i nib = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   for (int64_t s = 0; s < nsb; ++s, ++p) {
-    const uint8_t* blk = base + s * sizeof(BlockQ4_K);
-    alignas(32) float d[8], dmin[8];
-    alignas(32) int32_t sc[8][8], mn[8][8];
-    for (int r = 0; r < 8; ++r) {
-      const auto* x = reinterpret_cast<const BlockQ4_K*>(blk + offs[r]);
-      d[r] = F16ToF32(LoadUnaligned(&x->d));
-      dmin[r] = F16ToF32(LoadUnaligned(&x->dmin));
-      for (int j = 0; j < 8; ++j) {
-        uint8_t a, b;
-        GetScaleMinK4(j, x->scales, &a, &b);
-        sc[j][r] = a;
-        mn[j][r] = b;
-      }
-    }
-    p->d = _mm256_load_ps(d);
-    p->dmin = _mm256_load_ps(dmin);
-    for (int j = 0; j < 8; ++j) {
-      p->scale[j] = Pairs(sc[j]);
-      p->minpair[j] = Pairs(mn[j]);
-    }
+    const uint8_t* blk = base + s * sizeof(Block);
+    PackHeaderK4(blk, offs, p);
     DM_UNROLL
-    for (int c = 0; c < 4; ++c) {
+    for (int q = 0; q < 8; ++q) {
+      __m256i hv = _mm256_setzero_si256();
+      if constexpr (kQ5) hv = Gather(idx, blk + offsetof(BlockQ5_K, qh) + 4 * q);
       DM_UNROLL
-      for (int q = 0; q < 8; ++q) {
-        const __m256i v = Gather(idx, blk + offsetof(BlockQ4_K, qs) + 32 * c + 4 * q);
-        p->q[2 * c][q] = _mm256_and_si256(v, nib);
-        p->q[2 * c + 1][q] = _mm256_and_si256(_mm256_srli_epi32(v, 4), nib);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i v = Gather(idx, blk + offsetof(Block, qs) + 32 * c + 4 * q);
+        __m256i lo = _mm256_and_si256(v, nib);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 4), nib);
+        if constexpr (kQ5) {  // bits 2c, 2c + 1 of each byte to bit 4 (never crossing a byte)
+          const __m256i h0 = _mm256_and_si256(_mm256_srli_epi32(hv, 2 * c), one);
+          const __m256i h1 = _mm256_and_si256(_mm256_srli_epi32(hv, 2 * c + 1), one);
+          lo = _mm256_or_si256(lo, _mm256_slli_epi32(h0, 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi32(h1, 4));
+        }
+        p->q[2 * c][q] = lo;
+        p->q[2 * c + 1][q] = hi;
       }
     }
+  }
+}
+
+// d and the 16 group scales sc[g][r] of 8 rows into a Q6_K-shaped panel, with the pairs
+// against the block sums from bs[g][r] (the scales, or Q2_K's mins).
+inline void PackScales16(const float* d, const int32_t (*sc)[8], const int32_t (*bs)[8],
+                         SuperQ6_Kx8* p) {
+  alignas(32) int32_t sp[8][8];
+  for (int q = 0; q < 8; ++q) {
+    for (int r = 0; r < 8; ++r) {
+      sp[q][r] = static_cast<int32_t>((static_cast<uint32_t>(bs[2 * q][r]) & 0xffff) |
+                                      (static_cast<uint32_t>(bs[2 * q + 1][r]) << 16));
+    }
+  }
+  p->d = _mm256_loadu_ps(d);
+  for (int g = 0; g < 16; ++g) p->scale[g] = Pairs(sc[g]);
+  for (int q = 0; q < 8; ++q) {
+    p->scpair[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp[q]));
   }
 }
 
@@ -162,21 +210,13 @@ inline void PackQ6_K(const uint8_t* base, __m256i idx, const size_t* offs, int64
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const uint8_t* blk = base + s * sizeof(BlockQ6_K);
     alignas(32) float d[8];
-    alignas(32) int32_t sc[16][8], sp[8][8];
+    alignas(32) int32_t sc[16][8];
     for (int r = 0; r < 8; ++r) {
       const auto* x = reinterpret_cast<const BlockQ6_K*>(blk + offs[r]);
       d[r] = F16ToF32(LoadUnaligned(&x->d));
       for (int g = 0; g < 16; ++g) sc[g][r] = x->scales[g];
-      for (int q = 0; q < 8; ++q) {
-        sp[q][r] = static_cast<int32_t>((static_cast<uint32_t>(sc[2 * q][r]) & 0xffff) |
-                                        (static_cast<uint32_t>(sc[2 * q + 1][r]) << 16));
-      }
     }
-    p->d = _mm256_load_ps(d);
-    for (int g = 0; g < 16; ++g) p->scale[g] = Pairs(sc[g]);
-    for (int q = 0; q < 8; ++q) {
-      p->scpair[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp[q]));
-    }
+    PackScales16(d, sc, sc, p);
     DM_UNROLL
     for (int h = 0; h < 2; ++h) {
       for (int l = 0; l < 32; l += 4) {
@@ -191,6 +231,71 @@ inline void PackQ6_K(const uint8_t* base, __m256i idx, const size_t* offs, int64
           const __m256i hb = _mm256_and_si256(_mm256_srli_epi32(qh, 2 * seg), two);
           const int e = 128 * h + 32 * seg + l;  // first of the 4 elements
           p->q[e / 16][(e % 16) / 4] = _mm256_or_si256(low[seg], _mm256_slli_epi32(hb, 4));
+        }
+      }
+    }
+  }
+}
+
+// Q3_K into Q6_K's panel: scales sc - 32, quants q + 4 (0..7; TileQ6_K<NT, 2> takes 4 times
+// the scaled block sums off).
+inline void PackQ3_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
+                     SuperQ6_Kx8* p) {
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  for (int64_t s = 0; s < nsb; ++s, ++p) {
+    const uint8_t* blk = base + s * sizeof(BlockQ3_K);
+    alignas(32) float d[8];
+    alignas(32) int32_t sc[16][8];
+    for (int r = 0; r < 8; ++r) {
+      const auto* x = reinterpret_cast<const BlockQ3_K*>(blk + offs[r]);
+      d[r] = F16ToF32(LoadUnaligned(&x->d));
+      for (int g = 0; g < 16; ++g) sc[g][r] = GetScaleK3(g, x->scales) - 32;
+    }
+    PackScales16(d, sc, sc, p);
+    DM_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      for (int l = 0; l < 32; l += 4) {
+        const __m256i v = Gather(idx, blk + offsetof(BlockQ3_K, qs) + 32 * h + l);
+        const __m256i hm = Gather(idx, blk + offsetof(BlockQ3_K, hmask) + l);
+        DM_UNROLL
+        for (int j = 0; j < 4; ++j) {  // bits 2j, 4h + j of each byte (never crossing a byte)
+          const __m256i low = _mm256_and_si256(_mm256_srli_epi32(v, 2 * j), three);
+          const __m256i hb = _mm256_and_si256(_mm256_srli_epi32(hm, 4 * h + j), one);
+          const int e = 128 * h + 32 * j + l;  // first of the 4 elements
+          p->q[e / 16][(e % 16) / 4] = _mm256_or_si256(low, _mm256_slli_epi32(hb, 2));
+        }
+      }
+    }
+  }
+}
+
+// Q2_K: quants 0..3 and scales in Q6_K's panel, the mins' pairs in its scpair.
+inline void PackQ2_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
+                     SuperQ2_Kx8* p) {
+  const __m256i three = _mm256_set1_epi8(3);
+  for (int64_t s = 0; s < nsb; ++s, ++p) {
+    const uint8_t* blk = base + s * sizeof(BlockQ2_K);
+    alignas(32) float d[8], dmin[8];
+    alignas(32) int32_t sc[16][8], mn[16][8];
+    for (int r = 0; r < 8; ++r) {
+      const auto* x = reinterpret_cast<const BlockQ2_K*>(blk + offs[r]);
+      d[r] = F16ToF32(LoadUnaligned(&x->d));
+      dmin[r] = F16ToF32(LoadUnaligned(&x->dmin));
+      for (int g = 0; g < 16; ++g) {
+        sc[g][r] = x->scales[g] & 0xf;
+        mn[g][r] = x->scales[g] >> 4;
+      }
+    }
+    PackScales16(d, sc, mn, &p->k);
+    p->dmin = _mm256_load_ps(dmin);
+    DM_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      for (int l = 0; l < 32; l += 4) {
+        const __m256i v = Gather(idx, blk + offsetof(BlockQ2_K, qs) + 32 * h + l);
+        DM_UNROLL
+        for (int j = 0; j < 4; ++j) {          // bits 2j of each byte (never crossing a byte)
+          const int e = 128 * h + 32 * j + l;  // first of the 4 elements
+          p->k.q[e / 16][(e % 16) / 4] = _mm256_and_si256(_mm256_srli_epi32(v, 2 * j), three);
         }
       }
     }
@@ -263,7 +368,10 @@ inline void BsumTerm(const __m256i* pairs, const BlockQ8_K* const* y, __m256i* i
   }
 }
 
-template <int NT>
+// kQuads: quads summed in int16 before vpmaddwd widens them with the sub-block's scale: all
+// 8 of a sub-block for Q4_K's nibbles (8 * 2 * 15 * 128 < 32767), 4 for Q5_K's 5-bit quants
+// (4 * 2 * 31 * 128 = 31744).
+template <int NT, int kQuads>
 inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
                      __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
@@ -274,21 +382,23 @@ inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
     DM_UNROLL
     for (int t = 0; t < NT; ++t) is[t] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
-      __m256i s16[NT];
-      DM_UNROLL
-      for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
-      DM_QUAD_LOOP
-      for (int q = 0; q < 8; ++q) {
-        const __m256i w = _mm256_load_si256(&p->q[j][q]);
-        DM_UNROLL
-        for (int t = 0; t < NT; ++t) {
-          s16[t] =
-              _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, Bcast32(y[t]->qs + 32 * j + 4 * q)));
-        }
-      }
       const __m256i sc = _mm256_load_si256(&p->scale[j]);
-      DM_UNROLL
-      for (int t = 0; t < NT; ++t) is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(s16[t], sc));
+      for (int q0 = 0; q0 < 8; q0 += kQuads) {
+        __m256i s16[NT];
+        DM_UNROLL
+        for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+        DM_QUAD_LOOP
+        for (int q = q0; q < q0 + kQuads; ++q) {
+          const __m256i w = _mm256_load_si256(&p->q[j][q]);
+          DM_UNROLL
+          for (int t = 0; t < NT; ++t) {
+            s16[t] = _mm256_add_epi16(s16[t],
+                                      _mm256_maddubs_epi16(w, Bcast32(y[t]->qs + 32 * j + 4 * q)));
+          }
+        }
+        DM_UNROLL
+        for (int t = 0; t < NT; ++t) is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(s16[t], sc));
+      }
     }
     __m256i mins[NT];
     BsumTerm<NT>(p->minpair, y, mins);
@@ -303,38 +413,65 @@ inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
   }
 }
 
+// sum_g sc[g] * (q . y) over the 16 groups of a Q6_K-shaped panel, per token.
 template <int NT>
+inline void GroupSums16(const SuperQ6_Kx8* p, const BlockQ8_K* const* y, __m256i* is) {
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) is[t] = _mm256_setzero_si256();
+  for (int g = 0; g < 16; ++g) {
+    const __m256i sc = _mm256_load_si256(&p->scale[g]);
+    DM_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      const __m256i w0 = _mm256_load_si256(&p->q[g][2 * h]);
+      const __m256i w1 = _mm256_load_si256(&p->q[g][2 * h + 1]);
+      DM_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* q = y[t]->qs + 16 * g + 8 * h;
+        const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, Bcast32(q)),
+                                             _mm256_maddubs_epi16(w1, Bcast32(q + 4)));
+        is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(s16, sc));
+      }
+    }
+  }
+}
+
+// kShift: log2 of the offset of the stored quants (Q6_K: q + 32, Q3_K: q + 4).
+template <int NT, int kShift>
 inline void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
                      __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const BlockQ8_K* y[NT];
     DM_UNROLL
     for (int t = 0; t < NT; ++t) y[t] = a[t] + s0 + s;
-    __m256i is[NT];
-    DM_UNROLL
-    for (int t = 0; t < NT; ++t) is[t] = _mm256_setzero_si256();
-    for (int g = 0; g < 16; ++g) {
-      const __m256i sc = _mm256_load_si256(&p->scale[g]);
-      DM_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        const __m256i w0 = _mm256_load_si256(&p->q[g][2 * h]);
-        const __m256i w1 = _mm256_load_si256(&p->q[g][2 * h + 1]);
-        DM_UNROLL
-        for (int t = 0; t < NT; ++t) {
-          const int8_t* q = y[t]->qs + 16 * g + 8 * h;
-          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, Bcast32(q)),
-                                               _mm256_maddubs_epi16(w1, Bcast32(q + 4)));
-          is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(s16, sc));
-        }
-      }
-    }
-    __m256i offs[NT];
+    __m256i is[NT], offs[NT];
+    GroupSums16<NT>(p, y, is);
     BsumTerm<NT>(p->scpair, y, offs);
     DM_UNROLL
     for (int t = 0; t < NT; ++t) {
-      const __m256i isum = _mm256_sub_epi32(is[t], _mm256_slli_epi32(offs[t], 5));
+      const __m256i isum = _mm256_sub_epi32(is[t], _mm256_slli_epi32(offs[t], kShift));
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(p->d, _mm256_set1_ps(y[t]->d)),
                                                    _mm256_cvtepi32_ps(isum)));
+    }
+  }
+}
+
+// Q2_K in the reference's order: acc + ((d * y.d) * T - (dmin * y.d) * M).
+template <int NT>
+inline void TileQ2_K(const SuperQ2_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
+                     __m256* acc) {
+  for (int64_t s = 0; s < nsb; ++s, ++p) {
+    const BlockQ8_K* y[NT];
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) y[t] = a[t] + s0 + s;
+    __m256i is[NT], mins[NT];
+    GroupSums16<NT>(&p->k, y, is);
+    BsumTerm<NT>(p->k.scpair, y, mins);
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m256 da = _mm256_set1_ps(y[t]->d);
+      const __m256 tv = _mm256_mul_ps(_mm256_mul_ps(p->k.d, da), _mm256_cvtepi32_ps(is[t]));
+      const __m256 mv = _mm256_mul_ps(_mm256_mul_ps(p->dmin, da), _mm256_cvtepi32_ps(mins[t]));
+      acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(tv, mv));
     }
   }
 }
@@ -363,9 +500,15 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
     DM_UNROLL
     for (int t = 0; t < NT; ++t) a[t] = reinterpret_cast<const BlockQ8_K*>(act + t * arow);
     if (wtype == GgmlType::kQ4_K) {
-      TileQ4_K<NT>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
+      TileQ4_K<NT, 8>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
+    } else if (wtype == GgmlType::kQ5_K) {
+      TileQ4_K<NT, 4>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
+    } else if (wtype == GgmlType::kQ2_K) {
+      TileQ2_K<NT>(static_cast<const SuperQ2_Kx8*>(panel), units, a, u0, acc);
+    } else if (wtype == GgmlType::kQ3_K) {
+      TileQ6_K<NT, 2>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
     } else {
-      TileQ6_K<NT>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
+      TileQ6_K<NT, 5>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
     }
   }
   DM_UNROLL
@@ -374,7 +517,8 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
 
 inline bool HasPrefillKernel(GgmlType t) {
   return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K ||
-         t == GgmlType::kQ6_K;
+         t == GgmlType::kQ6_K || t == GgmlType::kQ5_K || t == GgmlType::kQ3_K ||
+         t == GgmlType::kQ2_K;
 }
 
 // From this many tokens on the packed panels win. kernels_bench BM_Prefill 1536x512, 1 thread,
@@ -393,7 +537,13 @@ inline void PackChunk(GgmlType wtype, const uint8_t* cb, __m256i idx, const size
     case GgmlType::kQ4_0:
       return PackQ0<true>(cb, idx, offs, nu, static_cast<BlockQ0x8*>(panel));
     case GgmlType::kQ4_K:
-      return PackQ4_K(cb, idx, offs, nu, static_cast<SuperQ4_Kx8*>(panel));
+      return PackQ4_K<false>(cb, idx, offs, nu, static_cast<SuperQ4_Kx8*>(panel));
+    case GgmlType::kQ5_K:
+      return PackQ4_K<true>(cb, idx, offs, nu, static_cast<SuperQ4_Kx8*>(panel));
+    case GgmlType::kQ2_K:
+      return PackQ2_K(cb, idx, offs, nu, static_cast<SuperQ2_Kx8*>(panel));
+    case GgmlType::kQ3_K:
+      return PackQ3_K(cb, idx, offs, nu, static_cast<SuperQ6_Kx8*>(panel));
     default:
       return PackQ6_K(cb, idx, offs, nu, static_cast<SuperQ6_Kx8*>(panel));
   }

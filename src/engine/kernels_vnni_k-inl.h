@@ -22,6 +22,7 @@
 #include "engine/kernels_vnni_decode-inl.h"
 #include "engine/kernels_vnni_ops-inl.h"
 #include "engine/kernels_vnni_prefill-inl.h"
+#include "engine/kernels_x86_scales-inl.h"
 #include "engine/quants_k.h"
 #include "hwy/highway.h"
 
@@ -62,25 +63,6 @@ inline void AddHighBitsQ3_K(const uint8_t* hmask, __m512i* wq) {
     const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(hm, cnt), one);
     wq[k] = _mm512_or_si512(wq[k], _mm512_slli_epi16(hb, 2));
   }
-}
-
-// Q3_K's 16 6-bit scales minus 32, as int8 (llama.cpp's unpacking of the 12 bytes), kept
-// in registers: a round trip through memory stalls on store forwarding (GCC spills an
-// _mm_set_epi64x of two computed words to the stack).
-inline __m128i ScalesQ3_K(const uint8_t* s) {
-  uint64_t lo;
-  uint32_t tmp;
-  std::memcpy(&lo, s, 8);
-  std::memcpy(&tmp, s + 8, 4);
-  // Scales 0..3 take bits 0-1 of tmp's bytes, 4..7 bits 2-3; 8..15 the same 4 bits higher.
-  const uint64_t t = tmp | (static_cast<uint64_t>(tmp >> 2) << 32);
-  const __m128i l = _mm_cvtsi64_si128(static_cast<int64_t>(lo));
-  const __m128i tv = _mm_cvtsi64_si128(static_cast<int64_t>(t));
-  const __m128i low =
-      _mm_and_si128(_mm_unpacklo_epi64(l, _mm_srli_epi64(l, 4)), _mm_set1_epi8(0x0f));
-  const __m128i high =
-      _mm_and_si128(_mm_unpacklo_epi64(tv, _mm_srli_epi64(tv, 4)), _mm_set1_epi8(0x03));
-  return _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
 }
 
 // sum_k wq[k] . y.qs[64k..] with the 16-element sub-block scales sc[k] (SpreadScales16).
@@ -143,7 +125,7 @@ inline void RowQ3_K(const BlockQ3_K* w, int64_t nsb, const BlockQ8_K* const* a, 
     __m512i wq[4], sc[4];
     Unpack2Bits(x.qs, wq);
     AddHighBitsQ3_K(x.hmask, wq);
-    const __m256i s16 = _mm256_cvtepi8_epi16(ScalesQ3_K(x.scales));
+    const __m256i s16 = _mm256_cvtepi8_epi16(x86::ScalesQ3_K(x.scales));
     SpreadScales16(s16, sc);
     const float d = HalfToFloat(x.d);
     DM_UNROLL

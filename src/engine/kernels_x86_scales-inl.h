@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "hwy/highway.h"
 
@@ -41,6 +42,25 @@ HWY_INLINE __m256i ScalesMinsQ4_K(const uint8_t* scales) {
                                         0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
   const __m256i mhi = _mm256_setr_epi32(0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030);
   return _mm256_or_si256(_mm256_and_si256(lo, mlo), _mm256_and_si256(hi, mhi));
+}
+
+// Q3_K's 16 6-bit scales minus 32, as int8 (llama.cpp's unpacking of the 12 bytes), kept
+// in registers: a round trip through memory stalls on store forwarding (GCC spills an
+// _mm_set_epi64x of two computed words to the stack).
+inline __m128i ScalesQ3_K(const uint8_t* s) {
+  uint64_t lo;
+  uint32_t tmp;
+  std::memcpy(&lo, s, 8);
+  std::memcpy(&tmp, s + 8, 4);
+  // Scales 0..3 take bits 0-1 of tmp's bytes, 4..7 bits 2-3; 8..15 the same 4 bits higher.
+  const uint64_t t = tmp | (static_cast<uint64_t>(tmp >> 2) << 32);
+  const __m128i l = _mm_cvtsi64_si128(static_cast<int64_t>(lo));
+  const __m128i tv = _mm_cvtsi64_si128(static_cast<int64_t>(t));
+  const __m128i low =
+      _mm_and_si128(_mm_unpacklo_epi64(l, _mm_srli_epi64(l, 4)), _mm_set1_epi8(0x0f));
+  const __m128i high =
+      _mm_and_si128(_mm_unpacklo_epi64(tv, _mm_srli_epi64(tv, 4)), _mm_set1_epi8(0x03));
+  return _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
 }
 
 }  // namespace x86
