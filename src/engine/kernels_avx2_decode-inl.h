@@ -1,9 +1,9 @@
-// AVX2 matmuls of Q8_0, Q4_0, Q4_K and Q6_K weights for a few tokens (decode), read straight
-// from the mmap. Q8_0 / Q4_0 go 8 rows at a time: each row's 32-element block goes through
-// vpmaddubsw (Q8_0 with the weight's sign moved onto the activation by vpsignb; Q4_0's
-// nibbles are unsigned as they are, and -8 * sum(a) comes from the prepared activations) and
-// vpmaddwd into 8 int32 lanes; the 8 rows' lanes are then summed horizontally all at once
-// (vphaddd), giving one exact block sum per row in one vector. K-quants go one row at a time
+// AVX2 matmuls of Q8_0, Q4_K and Q6_K weights for a few tokens (decode), read straight from
+// the mmap (Q4_0 and the other 32-element types: kernels_avx2_legacy-inl.h). Q8_0 goes 8 rows
+// at a time: each row's 32-element block goes through vpmaddubsw (with the weight's sign
+// moved onto the activation by vpsignb) and vpmaddwd into 8 int32 lanes; the 8 rows' lanes
+// are then summed horizontally all at once (vphaddd), giving one exact block sum per row in
+// one vector. K-quants go one row at a time
 // (RowQ4_K, RowQ6_K): a 256-element super-block is work enough to pay for its own
 // horizontal sum, and one stream per thread is what the prefetch ahead covers. Either way
 // each row accumulates its floats in the reference's order, so the results are the
@@ -71,11 +71,11 @@ inline void StoreRows(const __m256 (&acc)[NT], int rows, float* out, int64_t out
 }
 
 // Rows [r, r + rows) (rows <= 8; the missing ones repeat the last) against NT tokens.
-template <int NT, bool kQ4>
-inline void Rows8Q0(const uint8_t* w, size_t wrow, int rows, int64_t nb, const PreparedQ8_0* a,
-                    float* out, int64_t out_stride) {
-  constexpr size_t kBs = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(0x0f);
+template <int NT>
+inline void Rows8Q8_0(const uint8_t* w, size_t wrow, int rows, int64_t nb, const PreparedQ8_0* a,
+                      float* out, int64_t out_stride) {
+  constexpr size_t kBs = sizeof(BlockQ8_0);
+  const __m256i ones = _mm256_set1_epi16(1);
   const uint8_t* rp[8];
   for (int r = 0; r < 8; ++r) rp[r] = w + static_cast<size_t>(std::min(r, rows - 1)) * wrow;
   __m256 acc[NT];
@@ -92,14 +92,8 @@ inline void Rows8Q0(const uint8_t* w, size_t wrow, int rows, int64_t nb, const P
     __m256i wq[8], ws[8];
     DM_UNROLL
     for (int r = 0; r < 8; ++r) {
-      const uint8_t* q = rp[r] + b * kBs + 2;
-      if constexpr (kQ4) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-        wq[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), nib);
-      } else {
-        ws[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        wq[r] = _mm256_abs_epi8(ws[r]);
-      }
+      ws[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rp[r] + b * kBs + 2));
+      wq[r] = _mm256_abs_epi8(ws[r]);
     }
     const __m256 dw = BlockScales8(rp, b * kBs);
     DM_UNROLL
@@ -108,11 +102,9 @@ inline void Rows8Q0(const uint8_t* w, size_t wrow, int rows, int64_t nb, const P
       __m256i p[8];
       DM_UNROLL
       for (int r = 0; r < 8; ++r) {
-        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], kQ4 ? y : _mm256_sign_epi8(y, ws[r])),
-                                 ones);
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], _mm256_sign_epi8(y, ws[r])), ones);
       }
-      __m256i is = SumLanes8(p);
-      if constexpr (kQ4) is = _mm256_add_epi32(is, _mm256_set1_epi32(LoadUnaligned(a[t].corr + b)));
+      const __m256i is = SumLanes8(p);
       const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(LoadUnaligned(a[t].d + b)));  // dw * da
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(is), s));
     }
@@ -120,17 +112,13 @@ inline void Rows8Q0(const uint8_t* w, size_t wrow, int rows, int64_t nb, const P
   StoreRows(acc, rows, out, out_stride);
 }
 
-// Rows [r0, r1) of Q8_0 or Q4_0 weights against NT tokens, 8 rows at a time.
+// Rows [r0, r1) of Q8_0 weights against NT tokens, 8 rows at a time.
 template <int NT>
-inline void RowsQ0(bool q4, const uint8_t* w, size_t wrow, int64_t r0, int64_t r1, int64_t nb,
-                   const PreparedQ8_0* a, float* out, int64_t out_stride) {
+inline void RowsQ8_0(const uint8_t* w, size_t wrow, int64_t r0, int64_t r1, int64_t nb,
+                     const PreparedQ8_0* a, float* out, int64_t out_stride) {
   for (int64_t r = r0; r < r1; r += 8) {
     const int rows = static_cast<int>(std::min<int64_t>(8, r1 - r));
-    if (q4) {
-      Rows8Q0<NT, true>(w + r * wrow, wrow, rows, nb, a, out + r, out_stride);
-    } else {
-      Rows8Q0<NT, false>(w + r * wrow, wrow, rows, nb, a, out + r, out_stride);
-    }
+    Rows8Q8_0<NT>(w + r * wrow, wrow, rows, nb, a, out + r, out_stride);
   }
 }
 

@@ -1,11 +1,11 @@
-// AVX2 matmuls of the 32-element block types of quants_legacy.h (Q5_0, IQ4_NL, Q4_1, Q5_1),
-// read straight from the mmap, after Rows8Q0 (kernels_avx2_decode-inl.h): 8 rows at a time,
-// rows k and k + 4 sharing a vector (one 128-bit lane each), a block's elements 0..15 and
+// AVX2 matmuls of Q4_0 and the 32-element block types of quants_legacy.h (Q5_0, IQ4_NL, Q4_1,
+// Q5_1), read straight from the mmap, after Rows8Q8_0 (kernels_avx2_decode-inl.h): 8 rows at a
+// time, rows k and k + 4 sharing a vector (one 128-bit lane each), a block's elements 0..15 and
 // 16..31 in separate vectors dotted by vpmaddubsw with broadcast halves of the activations,
 // then vpmaddwd; three vphaddd leave the 8 rows' exact block sums in one vector. The weights
 // stay in their own value range:
 //   Q4_1 / Q5_1: unsigned q (0..15 / 0..31), nothing to correct;
-//   Q5_0: unsigned q (0..31); the -16 comes from the prepared corr = -16 * sum(a);
+//   Q4_0 / Q5_0: unsigned q (0..15 / 0..31); the -8 / -16 comes from the prepared corr;
 //   IQ4_NL: the signed levels looked up by vpshufb, their sign moved onto the activation
 //     by vpsignb as Q8_0 does (|level| <= 127: a pair stays below 2 * 127 * 127; the +128
 //     form the prepared corr is made for would pass 2 * 241 * 127 and saturate).
@@ -39,8 +39,8 @@ namespace HWY_NAMESPACE {
 namespace avx2 {
 
 inline bool HasLegacyKernel(GgmlType t) {
-  return t == GgmlType::kQ5_0 || t == GgmlType::kIQ4_NL || t == GgmlType::kQ4_1 ||
-         t == GgmlType::kQ5_1;
+  return t == GgmlType::kQ4_0 || t == GgmlType::kQ5_0 || t == GgmlType::kIQ4_NL ||
+         t == GgmlType::kQ4_1 || t == GgmlType::kQ5_1;
 }
 
 // Byte layout of a 32-element block type: f16 d (and f16 m), 32 bits of qh, 16 nibble bytes.
@@ -141,11 +141,11 @@ struct Act32 {
 };
 
 // acc (lanes = rows) + the reference's float step for block b of one token, is = the exact
-// block sums: Q5_0 / IQ4_NL acc + isum * (dw * da); Q4_1 / Q5_1 acc + ((dw * da) * isum +
+// block sums: Q4_0 / Q5_0 / IQ4_NL acc + isum * (dw * da); Q4_1 / Q5_1 acc + ((dw * da) * isum +
 // m * s).
 template <GgmlType kType>
 HWY_INLINE __m256 AddBlock(__m256 acc, __m256i is, __m256 dw, __m256 m, const Act32& a, int64_t b) {
-  if constexpr (kType == GgmlType::kQ5_0) {
+  if constexpr (kType == GgmlType::kQ4_0 || kType == GgmlType::kQ5_0) {
     is = _mm256_add_epi32(
         is, _mm256_set1_epi32(LoadUnaligned(static_cast<const int32_t*>(a.extra) + b)));
   }
@@ -173,7 +173,7 @@ inline void Rows8Legacy(const uint8_t* w, size_t wrow, int rows, int64_t nb, con
   __m256 acc[NT];
   DM_UNROLL
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  const char* next = reinterpret_cast<const char*>(w + 8 * wrow);  // as Rows8Q0
+  const char* next = reinterpret_cast<const char*>(w + 8 * wrow);  // as Rows8Q8_0
   for (int64_t b = 0; b < nb; ++b) {
     DM_UNROLL
     for (int l = 0; l < static_cast<int>(8 * kBs); l += 64) {
@@ -273,6 +273,8 @@ inline void MatMulLegacy(GgmlType wtype, const void* w, int64_t n, int64_t r0, i
   const auto* w8 = static_cast<const uint8_t*>(w);
   const auto* a8 = static_cast<const uint8_t*>(act);
   switch (wtype) {
+    case GgmlType::kQ4_0:
+      return MatMulLegacyT<GgmlType::kQ4_0>(w8, n, r0, r1, a8, arow, n_tokens, out, out_stride);
     case GgmlType::kQ5_0:
       return MatMulLegacyT<GgmlType::kQ5_0>(w8, n, r0, r1, a8, arow, n_tokens, out, out_stride);
     case GgmlType::kIQ4_NL:

@@ -328,10 +328,10 @@ HWY_INLINE void TileNT(GgmlType wtype, const uint8_t* w, size_t wrow, int64_t n,
     for (int t = 0; t < NT; ++t) a[t] = PreparedQ8_0::At(act + t * arow, n);
     const bool q4 = wtype == GgmlType::kQ4_0;
 #if HWY_TARGET == HWY_AVX2
-    avx2::RowsQ0<NT>(q4, w, wrow, r0, r1, n / 32, a, out, out_stride);
-#else
-    for (int64_t r = r0; r < r1; ++r) RowQ0<NT>(q4, w + r * wrow, n / 32, a, out + r, out_stride);
+    // (AVX2's Q4_0 goes to kernels_avx2_legacy-inl.h before it gets here.)
+    if (!q4) return avx2::RowsQ8_0<NT>(w, wrow, r0, r1, n / 32, a, out, out_stride);
 #endif
+    for (int64_t r = r0; r < r1; ++r) RowQ0<NT>(q4, w + r * wrow, n / 32, a, out + r, out_stride);
     return;
   }
   const BlockQ8_K* a[NT];

@@ -1,7 +1,7 @@
 // Holds every compiled SIMD variant of the matmul of Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS
-// weights (and their activation preparation) to the scalar reference, on every Highway
-// target this CPU supports; and the reference to an independent dot product of what it
-// multiplies.
+// weights (and of Q4_0, which shares the AVX2 kernels of the 32-element types) (and their
+// activation preparation) to the scalar reference, on every Highway target this CPU supports; and
+// the reference to an independent dot product of what it multiplies.
 #include "engine/kernels_legacy.h"
 
 #include <gtest/gtest.h>
@@ -22,8 +22,8 @@
 namespace dormouse {
 namespace {
 
-const GgmlType kTypes[] = {GgmlType::kQ5_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kIQ4_NL,
-                           GgmlType::kIQ4_XS};
+const GgmlType kTypes[] = {GgmlType::kQ4_0, GgmlType::kQ5_0,   GgmlType::kQ4_1,
+                           GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS};
 
 std::vector<float> RandomRow(int64_t n, uint32_t seed, float scale) {
   std::mt19937 rng(seed);
@@ -233,7 +233,8 @@ TEST(KernelLegacyTest, HostileBlocksMatchReferenceOnEveryTarget) {
 // ending inside them. 10 and 15 tokens: groups 8 + 2 and 8 + 4 + 3.
 TEST(KernelLegacyTest, ManyTokensOverSeveralRowTiles) {
   const int64_t kRows = 37, n = 32768;
-  for (GgmlType type : {GgmlType::kQ5_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kIQ4_NL}) {
+  for (GgmlType type :
+       {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kIQ4_NL}) {
     for (int64_t tokens : {10, 15}) {
       LegacyChecker checker(type, RandomBlocks(type, kRows, n, 91), kRows, n, tokens);
       ForEachTarget([&] { CheckAllRanges(checker, kRows); });
