@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "engine/kernels_internal.h"
 #include "engine/kernels_x86_scales-inl.h"
@@ -66,6 +67,43 @@ inline void StoreRows(const __m256 (&acc)[NT], int rows, float* out, int64_t out
     for (int t = 0; t < NT; ++t) {
       _mm256_store_ps(tmp, acc[t]);
       std::memcpy(out + t * out_stride, tmp, sizeof(float) * static_cast<size_t>(rows));
+    }
+  }
+}
+
+// The token and row loop of the kernels that read weights as stored (no packed panels):
+// calls rows(std::integral_constant<int, NT>{}, t, rb, re) for the NT tokens from t and rows
+// [rb, re), 8 tokens at a time, the rest in groups of up to 4. With more than 4 tokens the
+// rows go in tiles of about 128 KB of weights (a multiple of `granule` rows), streamed from
+// memory once and kept in L2 while every group reads them.
+template <typename F>
+HWY_INLINE void ForTokenGroups(int64_t r0, int64_t r1, size_t wrow, int64_t granule,
+                               int64_t n_tokens, F&& rows) {
+  constexpr int64_t kTileBytes = int64_t{128} << 10;
+  const int64_t fit = kTileBytes / static_cast<int64_t>(wrow) / granule * granule;
+  const int64_t tile = n_tokens <= 4 ? r1 - r0 : std::max(granule, fit);
+  for (int64_t rb = r0; rb < r1; rb += tile) {
+    const int64_t re = std::min(r1, rb + tile);
+    for (int64_t t = 0; t < n_tokens;) {
+      const int64_t group = n_tokens - t >= 8 ? 8 : std::min<int64_t>(4, n_tokens - t);
+      switch (group) {
+        case 1:
+          rows(std::integral_constant<int, 1>{}, t, rb, re);
+          break;
+        case 2:
+          rows(std::integral_constant<int, 2>{}, t, rb, re);
+          break;
+        case 3:
+          rows(std::integral_constant<int, 3>{}, t, rb, re);
+          break;
+        case 4:
+          rows(std::integral_constant<int, 4>{}, t, rb, re);
+          break;
+        default:
+          rows(std::integral_constant<int, 8>{}, t, rb, re);
+          break;
+      }
+      t += group;
     }
   }
 }

@@ -305,47 +305,17 @@ inline void SuperBlockRowsNT(GgmlType wtype, const uint8_t* w, size_t wrow, int6
   }
 }
 
-// Weight bytes per row tile when there are more than 4 tokens: the tile is streamed from
-// memory once and stays in L2 for the following token groups.
-constexpr size_t kSuperTileBytes = size_t{128} << 10;
-
-// Rows [r0, r1) of a HasSuperBlockKernel type against n_tokens tokens: 8 at a time, the rest
-// in groups of up to 4.
+// Rows [r0, r1) of a HasSuperBlockKernel type against n_tokens tokens (ForTokenGroups).
 void MatMulSuperBlock(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r1,
                       const void* act, size_t arow, int64_t n_tokens, float* out,
                       int64_t out_stride) {
   const auto* w8 = static_cast<const uint8_t*>(w);
   const auto* a8 = static_cast<const uint8_t*>(act);
   const size_t wrow = RowBytes(wtype, n);
-  const int64_t nsb = n / kQK_K;
-  const int64_t tile =
-      n_tokens <= 4 ? r1 - r0 : std::max<int64_t>(1, static_cast<int64_t>(kSuperTileBytes / wrow));
-  for (int64_t rt = r0; rt < r1; rt += tile) {
-    const int64_t re = std::min(r1, rt + tile);
-    int64_t t = 0;
-    for (; t + 8 <= n_tokens; t += 8) {
-      SuperBlockRowsNT<8>(wtype, w8, wrow, nsb, rt, re, a8 + t * arow, arow, out + t * out_stride,
-                          out_stride);
-    }
-    for (; t < n_tokens; t += 4) {
-      const uint8_t* at = a8 + t * arow;
-      float* o = out + t * out_stride;
-      switch (std::min<int64_t>(4, n_tokens - t)) {
-        case 1:
-          SuperBlockRowsNT<1>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
-          break;
-        case 2:
-          SuperBlockRowsNT<2>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
-          break;
-        case 3:
-          SuperBlockRowsNT<3>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
-          break;
-        default:
-          SuperBlockRowsNT<4>(wtype, w8, wrow, nsb, rt, re, at, arow, o, out_stride);
-          break;
-      }
-    }
-  }
+  ForTokenGroups(r0, r1, wrow, 1, n_tokens, [&](auto nt, int64_t t, int64_t rb, int64_t re) {
+    SuperBlockRowsNT<decltype(nt)::value>(wtype, w8, wrow, n / kQK_K, rb, re, a8 + t * arow, arow,
+                                          out + t * out_stride, out_stride);
+  });
 }
 
 }  // namespace avx2

@@ -228,42 +228,16 @@ inline void RowsLegacy(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, cons
   }
 }
 
-// Rows [r0, r1) against any number of tokens: groups of 8 tokens (prefill: the unpacking
-// shared by twice the tokens of a decode group measured 1.2-1.6x faster at 64 tokens,
-// despite the spills), then of up to 4, over tiles of rows small enough to stay in L2
-// while every group reads them.
+// Rows [r0, r1) against any number of tokens (ForTokenGroups; the unpacking shared by 8
+// tokens, twice a decode group, measured 1.2-1.6x faster at 64 tokens despite the spills).
 template <GgmlType kType>
 void MatMulLegacyT(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const uint8_t* act,
                    size_t arow, int64_t n_tokens, float* out, int64_t out_stride) {
-  const int64_t wrow = n / 32 * static_cast<int64_t>(Block32<kType>::kBytes);
-  const int64_t tile =
-      n_tokens <= 4 ? r1 - r0 : std::max<int64_t>(8, (int64_t{128} << 10) / wrow / 8 * 8);
-  for (int64_t rt = r0; rt < r1; rt += tile) {
-    const int64_t re = std::min(r1, rt + tile);
-    for (int64_t t = 0; t < n_tokens;) {
-      const uint8_t* at = act + t * arow;
-      float* o = out + t * out_stride;
-      const int64_t group = n_tokens - t >= 8 ? 8 : std::min<int64_t>(4, n_tokens - t);
-      t += group;
-      switch (group) {
-        case 1:
-          RowsLegacy<1, kType>(w, n, rt, re, at, arow, o, out_stride);
-          break;
-        case 2:
-          RowsLegacy<2, kType>(w, n, rt, re, at, arow, o, out_stride);
-          break;
-        case 3:
-          RowsLegacy<3, kType>(w, n, rt, re, at, arow, o, out_stride);
-          break;
-        case 4:
-          RowsLegacy<4, kType>(w, n, rt, re, at, arow, o, out_stride);
-          break;
-        default:
-          RowsLegacy<8, kType>(w, n, rt, re, at, arow, o, out_stride);
-          break;
-      }
-    }
-  }
+  const size_t wrow = static_cast<size_t>(n / 32) * Block32<kType>::kBytes;
+  ForTokenGroups(r0, r1, wrow, 8, n_tokens, [&](auto nt, int64_t t, int64_t rb, int64_t re) {
+    RowsLegacy<decltype(nt)::value, kType>(w, n, rb, re, act + t * arow, arow, out + t * out_stride,
+                                           out_stride);
+  });
 }
 
 // MatMulRows of a HasLegacyKernel type.

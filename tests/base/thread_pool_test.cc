@@ -68,11 +68,44 @@ char ThreadState(pid_t tid) {
 }
 
 sem_t g_held, g_release;
-void HoldThread(int) {
+void HoldInHandler(int) {
   sem_post(&g_held);
   while (sem_wait(&g_release) != 0) {
   }
 }
+
+// Holds a pool thread in a SIGUSR2 handler (as if it had lost its core) until Release().
+class HeldThread {
+ public:
+  explicit HeldThread(pthread_t t) {
+    struct sigaction sa {};
+    sa.sa_handler = HoldInHandler;
+    sa.sa_flags = SA_RESTART;
+    ok_ = sem_init(&g_held, 0, 0) == 0 && sem_init(&g_release, 0, 0) == 0 &&
+          sigaction(SIGUSR2, &sa, &old_) == 0 && pthread_kill(t, SIGUSR2) == 0;
+    while (ok_ && sem_wait(&g_held) != 0) {
+    }
+  }
+  ~HeldThread() {
+    Release();
+    sigaction(SIGUSR2, &old_, nullptr);
+    sem_destroy(&g_held);
+    sem_destroy(&g_release);
+  }
+  HeldThread(const HeldThread&) = delete;
+  HeldThread& operator=(const HeldThread&) = delete;
+
+  bool ok() const { return ok_; }
+  void Release() {
+    if (ok_ && !released_) sem_post(&g_release);
+    released_ = true;
+  }
+
+ private:
+  struct sigaction old_ {};
+  bool ok_ = false;
+  bool released_ = false;
+};
 
 TEST(ThreadPoolTest, CallerRunsTheShareOfAWorkerThatLostItsCore) {
   ThreadPool pool(2);
@@ -90,16 +123,8 @@ TEST(ThreadPoolTest, CallerRunsTheShareOfAWorkerThatLostItsCore) {
     }
   });
   ASSERT_NE(worker_id, std::this_thread::get_id());
-  ASSERT_EQ(sem_init(&g_held, 0, 0), 0);
-  ASSERT_EQ(sem_init(&g_release, 0, 0), 0);
-  struct sigaction sa {};
-  sa.sa_handler = HoldThread;
-  sa.sa_flags = SA_RESTART;
-  struct sigaction old {};
-  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
-  ASSERT_EQ(pthread_kill(worker, SIGUSR2), 0);
-  while (sem_wait(&g_held) != 0) {
-  }
+  HeldThread hold(worker);
+  ASSERT_TRUE(hold.ok());
   // The worker cannot run: share 1 must still run, on the caller, and the Run return.
   std::vector<std::thread::id> ids(2);
   std::vector<int> data(100, 0);
@@ -109,7 +134,7 @@ TEST(ThreadPoolTest, CallerRunsTheShareOfAWorkerThatLostItsCore) {
     for (int64_t k = b; k < e; ++k) data[k] += 1;
   });
   EXPECT_EQ(ids[1], std::this_thread::get_id());
-  sem_post(&g_release);
+  hold.Release();
   // Back from the handler, the worker finds its share of that Run taken and goes on.
   for (int run = 0; run < 100; ++run) {
     pool.Run([&](int i, int n) {
@@ -118,9 +143,6 @@ TEST(ThreadPoolTest, CallerRunsTheShareOfAWorkerThatLostItsCore) {
     });
   }
   for (int k = 0; k < 100; ++k) ASSERT_EQ(data[k], 101) << "item " << k;
-  sigaction(SIGUSR2, &old, nullptr);
-  sem_destroy(&g_held);
-  sem_destroy(&g_release);
 }
 
 // A worker that sleeps through Run after Run (here: held in a signal handler while it
@@ -146,16 +168,8 @@ TEST(ThreadPoolTest, CallerStopsWakingAWorkerThatKeepsMissingItsShare) {
   ASSERT_NE(worker_tid.load(), 0);
   while (ThreadState(worker_tid.load()) != 'S') {  // past its spin budget: blocked
   }
-  ASSERT_EQ(sem_init(&g_held, 0, 0), 0);
-  ASSERT_EQ(sem_init(&g_release, 0, 0), 0);
-  struct sigaction sa {};
-  sa.sa_handler = HoldThread;
-  sa.sa_flags = SA_RESTART;
-  struct sigaction old {};
-  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
-  ASSERT_EQ(pthread_kill(worker, SIGUSR2), 0);
-  while (sem_wait(&g_held) != 0) {
-  }
+  HeldThread hold(worker);
+  ASSERT_TRUE(hold.ok());
 
   const ThreadPool::Counters before = pool.counters();
   constexpr int kRuns = 200;
@@ -172,7 +186,7 @@ TEST(ThreadPoolTest, CallerStopsWakingAWorkerThatKeepsMissingItsShare) {
   EXPECT_LE(held.wakeups - before.wakeups, 40u);
   EXPECT_GE(held.wakeups - before.wakeups, 8u);
 
-  sem_post(&g_release);
+  hold.Release();
   // Back from the handler, the worker finds that generations went by and claims shares
   // again (at the latest after the next wake-up).
   const ThreadPool::Counters back = pool.counters();
@@ -186,9 +200,6 @@ TEST(ThreadPoolTest, CallerStopsWakingAWorkerThatKeepsMissingItsShare) {
   const ThreadPool::Counters after = pool.counters();
   const int expected = kRuns + static_cast<int>(after.runs - back.runs);
   for (int k = 0; k < 100; ++k) ASSERT_EQ(data[k], expected) << "item " << k;
-  sigaction(SIGUSR2, &old, nullptr);
-  sem_destroy(&g_held);
-  sem_destroy(&g_release);
 }
 
 // Share 1 returns only once the caller is asleep (blocked, not spinning) waiting for it.
