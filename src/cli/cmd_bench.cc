@@ -2,10 +2,12 @@
 // [--json]`: prefill and decode throughput like llama-bench's pp/tg tests (fresh context each
 // repetition, one warm-up run first, token ids drawn from the vocabulary). `--bandwidth`
 // measures the memory read bandwidth, alone or before a model's runs (then with the decode
-// roofline: tokens/s <= bandwidth / bytes of weights read per token).
+// roofline: tokens/s <= bandwidth / bytes of weights read per token, and each decode
+// repetition's ratio to a read-only pass over the weights timed beside it).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -130,10 +132,17 @@ StatusOr<double> TimeDecode(InferenceContext& ctx, const std::vector<int32_t>& t
 
 struct Timings {
   Stats pp, tg;
+  // With a probe: each decode repetition's tokens/s over the probe's, timed just before
+  // and just after it (the faster of the two), best and median. On this shared machine the
+  // bandwidth drifts by 30% within minutes; a ratio of runs seconds apart cancels most of
+  // that.
+  double paired_best = 0, paired_median = 0;
 };
 
-// pp and tg repetitions on `e`, after one warm-up run.
-StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o) {
+// pp and tg repetitions on `e`, after one warm-up run. `probe`, when set, returns the
+// read-only decode tokens/s at the moment (the best of a few passes over the weights).
+StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o,
+                            const std::function<double()>& probe = nullptr) {
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(e.ctx->n_vocab() - 1));
   auto random_tokens = [&](int n) {
@@ -145,18 +154,27 @@ StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o) {
   if (o.depth > 0) {  // the context every repetition starts from; not timed
     DM_RETURN_IF_ERROR(e.ctx->Eval(random_tokens(o.depth)));
   }
-  std::vector<double> pp, tg;
+  std::vector<double> pp, tg, paired;
   for (int r = 0; r <= o.reps; ++r) {  // r == 0 is the warm-up
     if (o.n_prompt > 0) {
       DM_ASSIGN_OR_RETURN(double v, TimePrefill(*e.ctx, prompt, o.depth));
       if (r > 0) pp.push_back(v);
     }
     if (o.n_gen > 0) {
+      const double before = probe && r > 0 ? probe() : 0;
       DM_ASSIGN_OR_RETURN(double v, TimeDecode(*e.ctx, gen, o.depth));
       if (r > 0) tg.push_back(v);
+      if (before > 0) paired.push_back(v / std::max(before, probe()));
     }
   }
-  return Timings{Summarize(pp), Summarize(tg)};
+  Timings t{Summarize(pp), Summarize(tg)};
+  if (!paired.empty()) {
+    std::sort(paired.begin(), paired.end());
+    t.paired_best = paired.back();
+    const size_t m = paired.size() / 2;
+    t.paired_median = paired.size() % 2 ? paired[m] : (paired[m - 1] + paired[m]) / 2;
+  }
+  return t;
 }
 
 // What one run measured; bandwidth and roofline are 0 when not measured.
@@ -194,6 +212,10 @@ void PrintJson(const BenchOptions& o, const Report& r) {
   if (r.weights_bandwidth > 0) {
     j["weights_bandwidth_gbs"] = r.weights_bandwidth / 1e9;
     j["read_only_decode_tps"] = r.ReadOnlyDecode();
+  }
+  if (r.t.paired_best > 0) {
+    j["tg_of_read_only_paired_best"] = r.t.paired_best;
+    j["tg_of_read_only_paired_median"] = r.t.paired_median;
   }
   if (r.pool.runs > 0) {
     j["pool"] = {{"runs", r.pool.runs},
@@ -239,6 +261,12 @@ void PrintText(const BenchOptions& o, const Report& r) {
         "{:.2f} of it\n",
         r.ReadOnlyDecode(), g.best / r.ReadOnlyDecode());
   }
+  if (r.t.paired_best > 0) {
+    std::cout << fmt::format(
+        "paired   tg at {:.2f} of the read-only pass timed around it (best of {}; median "
+        "{:.2f})\n",
+        r.t.paired_best, o.reps, r.t.paired_median);
+  }
   if (r.pool.runs > 0) {
     // Shares a worker missed (it lost its core) and wake-ups: what a busy machine costs.
     const double shares = static_cast<double>(r.pool.runs) * (r.threads - 1);
@@ -273,7 +301,14 @@ int Bench(const BenchOptions& o) {
       r.weights_bandwidth = MeasureWeightsBandwidth(*loaded->model, *loaded->pool, o.reps);
     }
     r.bytes_per_token = DecodeBytesPerToken(*loaded->model);
-    StatusOr<Timings> t = TimeModel(*loaded, o);
+    std::function<double()> probe;
+    if (o.bandwidth) {
+      probe = [&] {
+        return MeasureWeightsBandwidth(*loaded->model, *loaded->pool, 3) /
+               static_cast<double>(r.bytes_per_token);
+      };
+    }
+    StatusOr<Timings> t = TimeModel(*loaded, o, probe);
     if (!t.ok()) return Fail(t.status());
     r.t = *t;
     r.pool = loaded->pool->counters();

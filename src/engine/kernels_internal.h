@@ -12,18 +12,28 @@
 namespace dormouse {
 
 // Decode streams every weight from memory once per token. The hardware prefetcher alone
-// held the 1B decode at ~35 GB/s where a read loop reaches ~50: the decode kernels (and
-// StreamRead, bench's bandwidth loop) also ask for the lines this many bytes ahead of the
-// ones they read. Past a row's end that is the next row, which the same thread reads next.
-// 1B Q4_K_M decode, best of alternating runs: without 47 t/s, 2 KB ahead 54, 4 KB 57, 8 KB 56.
-inline constexpr int kDecodePrefetchBytes = 4096;
+// held the 1B decode at ~35 GB/s where a read loop reaches ~50: the decode kernels also ask
+// for the lines this many bytes ahead of the ones they read. Past a row's end that is the
+// next row, which the same thread reads next. 1B Q4_K_M decode, best of alternating runs:
+// without 47 t/s, 2 KB ahead 54, 4 KB 57. Later, timing the kernels alone against a read
+// of the same rows in one process (2 threads, best of 20): 8 KB ahead read 0.88 of it
+// where 4 KB read 0.82-0.86 (Q4_K_M), and 12-16 KB no better.
+inline constexpr int kDecodePrefetchBytes = 8192;
+
+// Where PrefetchAhead puts the lines. kL1 (prefetcht0) suits kernels that do much work per
+// byte (the K-quants): their loads then hit L1. A kernel that does little per byte (Q8_0)
+// reads faster with kL2 (prefetcht1): its L1 miss buffers stay free for its own loads.
+// 1B Q8_0, as above: kL2 0.95-1.0 of the read, kL1 0.89-0.93; Q4_K_M: kL2 0.77-0.80.
+enum class PrefetchTo { kL1, kL2 };
 
 // Prefetches the cache lines of [p, p + kBytes) shifted kDecodePrefetchBytes ahead.
-template <size_t kBytes>
+template <size_t kBytes, PrefetchTo kTo = PrefetchTo::kL1>
 inline void PrefetchAhead(const void* p) {
   const char* c = static_cast<const char*>(p) + kDecodePrefetchBytes;
 #pragma GCC unroll 16
-  for (size_t o = 0; o < kBytes; o += 64) __builtin_prefetch(c + o);
+  for (size_t o = 0; o < kBytes; o += 64) {
+    __builtin_prefetch(c + o, 0, kTo == PrefetchTo::kL1 ? 3 : 2);
+  }
 }
 
 // The form of activations a weight type is multiplied with: what PrepareActivations writes

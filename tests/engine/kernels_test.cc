@@ -80,6 +80,32 @@ TEST(KernelTest, PortableQuantMatMulsAreBitExact) {
   }
 }
 
+// A decode kernel may take several rows at once (AVX2's take 8 rows of the 32-element
+// types, two per vector); each row must still get the bits it gets alone, whichever rows a
+// thread's share starts and ends on. Every target, every quantized type, one token.
+TEST(KernelTest, DecodeRowsGetTheirBitsAloneOrInARange) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
+                        GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kQ4_K, GgmlType::kQ5_K,
+                        GgmlType::kQ6_K, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kIQ4_XS}) {
+    const int64_t rows = 13, n = 1024;
+    std::vector<uint8_t> w = kernel_test::MakeWeights(type, rows, n, 5);
+    std::vector<float> x = RandomRow(n, 6, 2.0f);
+    std::vector<uint8_t> act(PreparedRowBytes(type, n));
+    reference::PrepareActivations(type, x.data(), n, act.data());
+    ForEachTarget([&] {
+      std::vector<float> all(rows), alone(rows), from1(rows);
+      MatMulRows(type, w.data(), n, 0, rows, act.data(), 1, all.data(), rows);
+      MatMulRows(type, w.data(), n, 1, rows, act.data(), 1, from1.data(), rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        MatMulRows(type, w.data(), n, r, r + 1, act.data(), 1, alone.data(), rows);
+      }
+      from1[0] = alone[0];
+      EXPECT_EQ(all, alone) << TypeName(type) << " on " << KernelTargetName();
+      EXPECT_EQ(from1, alone) << TypeName(type) << " on " << KernelTargetName();
+    });
+  }
+}
+
 // K-quant scale bytes as they may be stored, not only as QuantizeRow writes them: every
 // bit of Q4_K's packed 6-bit scales and mins, Q6_K scales down to -128, with quants of
 // random bytes. The SIMD kernels unpack them with shuffles and shifts of their own.
