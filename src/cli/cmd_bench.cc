@@ -74,27 +74,33 @@ double MeasureReadBandwidth(ThreadPool& pool, int reps) {
   return total == buf.size() ? best : 0;
 }
 
-// Read bandwidth over the model's own mapped weights, best of `reps`: a decode that only
-// reads (every thread streams its share of each matrix with StreamRead). The file's pages
-// are read where a buffer's are not (4 KB page-cache pages: more TLB misses), so this is
-// what decode could reach if it did nothing but read.
-double MeasureWeightsBandwidth(const Model& m, ThreadPool& pool, int reps) {
-  const std::vector<const Weight*> mats = m.MatMulWeights();
+// One read of the model's own mapped weights as decode reads them, but only reading (every
+// thread streams its share of each matrix with StreamRead): bytes/s. The file's pages are
+// read where a buffer's are not (4 KB page-cache pages: more TLB misses), so this is what
+// decode could reach if it did nothing but read.
+double ReadWeightsOnce(const std::vector<const Weight*>& mats, ThreadPool& pool) {
   uint64_t bytes = 0;
   for (const Weight* w : mats) bytes += static_cast<uint64_t>(w->rows) * w->row_bytes;
   std::vector<uint64_t> sink(static_cast<size_t>(pool.size()));
+  auto t0 = std::chrono::steady_clock::now();
+  pool.Run([&](int i, int n) {
+    for (const Weight* w : mats) {
+      const int64_t size = w->rows * static_cast<int64_t>(w->row_bytes);
+      auto [b, e] = ThreadPool::Share(size / 64, i, n);  // whole lines; a tail < 64 B skipped
+      sink[i] += StreamRead(static_cast<const uint8_t*>(w->data) + 64 * b, 64 * (e - b));
+    }
+  });
+  std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+  return static_cast<double>(bytes) / dt.count();
+}
+
+// ReadWeightsOnce's bytes/s, best of `reps` after a warm-up read.
+double MeasureWeightsBandwidth(const Model& m, ThreadPool& pool, int reps) {
+  const std::vector<const Weight*> mats = m.MatMulWeights();
   double best = 0;
-  for (int r = 0; r <= reps; ++r) {  // r == 0 is the warm-up
-    auto t0 = std::chrono::steady_clock::now();
-    pool.Run([&](int i, int n) {
-      for (const Weight* w : mats) {
-        const int64_t size = w->rows * static_cast<int64_t>(w->row_bytes);
-        auto [b, e] = ThreadPool::Share(size / 64, i, n);  // whole lines; a tail < 64 B skipped
-        sink[i] += StreamRead(static_cast<const uint8_t*>(w->data) + 64 * b, 64 * (e - b));
-      }
-    });
-    std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    if (r > 0) best = std::max(best, static_cast<double>(bytes) / dt.count());
+  for (int r = 0; r <= reps; ++r) {
+    const double v = ReadWeightsOnce(mats, pool);
+    if (r > 0) best = std::max(best, v);
   }
   return best;
 }
@@ -117,30 +123,35 @@ StatusOr<double> TimePrefill(InferenceContext& ctx, const std::vector<int32_t>& 
   return static_cast<double>(tokens.size()) / dt.count();
 }
 
-// Tokens/s of decoding `tokens` one at a time after the first `depth` positions.
-StatusOr<double> TimeDecode(InferenceContext& ctx, const std::vector<int32_t>& tokens,
-                            int64_t depth) {
-  ctx.Truncate(depth);
-  auto t0 = std::chrono::steady_clock::now();
-  for (int32_t t : tokens) {
-    int32_t one[] = {t};
-    DM_RETURN_IF_ERROR(ctx.Eval(one));
-  }
-  std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-  return static_cast<double>(tokens.size()) / dt.count();
-}
-
 struct Timings {
   Stats pp, tg;
-  // With a probe: each decode repetition's tokens/s over the probe's, timed just before
-  // and just after it (the faster of the two), best and median. On this shared machine the
-  // bandwidth drifts by 30% within minutes; a ratio of runs seconds apart cancels most of
-  // that.
+  // With a probe: decode against read-only passes over the weights interleaved with it
+  // token by token, so that both meet the same moments of a shared machine, whose
+  // bandwidth drifts by 30% within minutes: the read time over the decode time of each
+  // repetition, best and median.
   double paired_best = 0, paired_median = 0;
+  Stats tg_paired;  // the decode tokens/s of those repetitions
 };
 
-// pp and tg repetitions on `e`, after one warm-up run. `probe`, when set, returns the
-// read-only decode tokens/s at the moment (the best of a few passes over the weights).
+// Seconds of decoding `tokens` one at a time after the first `depth` positions, calling
+// `between` (untimed) after each token.
+StatusOr<double> DecodeSeconds(InferenceContext& ctx, const std::vector<int32_t>& tokens,
+                               int64_t depth, const std::function<void()>& between) {
+  ctx.Truncate(depth);
+  std::chrono::duration<double> total{0};
+  for (int32_t t : tokens) {
+    int32_t one[] = {t};
+    auto t0 = std::chrono::steady_clock::now();
+    DM_RETURN_IF_ERROR(ctx.Eval(one));
+    total += std::chrono::steady_clock::now() - t0;
+    if (between) between();
+  }
+  return total.count();
+}
+
+// pp and tg repetitions on `e`, after one warm-up run. `probe`, when set, reads the
+// weights once as decode does and returns the seconds it took; the paired repetitions
+// follow the others.
 StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o,
                             const std::function<double()>& probe = nullptr) {
   std::mt19937 rng(42);
@@ -154,20 +165,27 @@ StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o,
   if (o.depth > 0) {  // the context every repetition starts from; not timed
     DM_RETURN_IF_ERROR(e.ctx->Eval(random_tokens(o.depth)));
   }
-  std::vector<double> pp, tg, paired;
+  std::vector<double> pp, tg, paired, tg_paired;
   for (int r = 0; r <= o.reps; ++r) {  // r == 0 is the warm-up
     if (o.n_prompt > 0) {
       DM_ASSIGN_OR_RETURN(double v, TimePrefill(*e.ctx, prompt, o.depth));
       if (r > 0) pp.push_back(v);
     }
     if (o.n_gen > 0) {
-      const double before = probe && r > 0 ? probe() : 0;
-      DM_ASSIGN_OR_RETURN(double v, TimeDecode(*e.ctx, gen, o.depth));
-      if (r > 0) tg.push_back(v);
-      if (before > 0) paired.push_back(v / std::max(before, probe()));
+      DM_ASSIGN_OR_RETURN(double s, DecodeSeconds(*e.ctx, gen, o.depth, nullptr));
+      if (r > 0) tg.push_back(static_cast<double>(gen.size()) / s);
     }
   }
-  Timings t{Summarize(pp), Summarize(tg)};
+  for (int r = 0; probe && o.n_gen > 0 && r < o.reps; ++r) {
+    double read = 0;
+    DM_ASSIGN_OR_RETURN(double s, DecodeSeconds(*e.ctx, gen, o.depth, [&] { read += probe(); }));
+    paired.push_back(read / s);
+    tg_paired.push_back(static_cast<double>(gen.size()) / s);
+  }
+  Timings t;
+  t.pp = Summarize(pp);
+  t.tg = Summarize(tg);
+  t.tg_paired = Summarize(tg_paired);
   if (!paired.empty()) {
     std::sort(paired.begin(), paired.end());
     t.paired_best = paired.back();
@@ -216,6 +234,7 @@ void PrintJson(const BenchOptions& o, const Report& r) {
   if (r.t.paired_best > 0) {
     j["tg_of_read_only_paired_best"] = r.t.paired_best;
     j["tg_of_read_only_paired_median"] = r.t.paired_median;
+    j["tg_paired_tps"] = r.t.tg_paired.mean;
   }
   if (r.pool.runs > 0) {
     j["pool"] = {{"runs", r.pool.runs},
@@ -263,9 +282,9 @@ void PrintText(const BenchOptions& o, const Report& r) {
   }
   if (r.t.paired_best > 0) {
     std::cout << fmt::format(
-        "paired   tg at {:.2f} of the read-only pass timed around it (best of {}; median "
-        "{:.2f})\n",
-        r.t.paired_best, o.reps, r.t.paired_median);
+        "paired   tg at {:.2f} of read-only passes interleaved with it token by token "
+        "(median of {}; best {:.2f}; tg {:.2f} tokens/s between them)\n",
+        r.t.paired_median, o.reps, r.t.paired_best, r.t.tg_paired.mean);
   }
   if (r.pool.runs > 0) {
     // Shares a worker missed (it lost its core) and wake-ups: what a busy machine costs.
@@ -303,9 +322,9 @@ int Bench(const BenchOptions& o) {
     r.bytes_per_token = DecodeBytesPerToken(*loaded->model);
     std::function<double()> probe;
     if (o.bandwidth) {
-      probe = [&] {
-        return MeasureWeightsBandwidth(*loaded->model, *loaded->pool, 3) /
-               static_cast<double>(r.bytes_per_token);
+      // The seconds a read of one token's weights takes.
+      probe = [&, mats = loaded->model->MatMulWeights()] {
+        return static_cast<double>(r.bytes_per_token) / ReadWeightsOnce(mats, *loaded->pool);
       };
     }
     StatusOr<Timings> t = TimeModel(*loaded, o, probe);

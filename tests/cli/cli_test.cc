@@ -112,9 +112,10 @@ TEST(CliTest, BenchMeasuresBandwidthAndTheDecodeRoofline) {
   EXPECT_NEAR(j["read_only_decode_tps"].get<double>(),
               j["weights_bandwidth_gbs"].get<double>() * 1e9 / bytes,
               1e-6 * j["read_only_decode_tps"].get<double>());
-  // Each decode repetition against a read-only pass timed beside it: the best and the
-  // median of the two repetitions' ratios.
+  // Decode against read-only passes interleaved with it token by token: the best and the
+  // median of the two repetitions' ratios, and their decode rate.
   EXPECT_GT(j["tg_of_read_only_paired_median"].get<double>(), 0);
+  EXPECT_GT(j["tg_paired_tps"].get<double>(), 0);
   EXPECT_GE(j["tg_of_read_only_paired_best"].get<double>(),
             j["tg_of_read_only_paired_median"].get<double>());
   r = RunCli("bench");
