@@ -86,22 +86,10 @@ HWY_INLINE void ForTokenGroups(int64_t r0, int64_t r1, size_t wrow, int64_t gran
     const int64_t re = std::min(r1, rb + tile);
     for (int64_t t = 0; t < n_tokens;) {
       const int64_t group = n_tokens - t >= 8 ? 8 : std::min<int64_t>(4, n_tokens - t);
-      switch (group) {
-        case 1:
-          rows(std::integral_constant<int, 1>{}, t, rb, re);
-          break;
-        case 2:
-          rows(std::integral_constant<int, 2>{}, t, rb, re);
-          break;
-        case 3:
-          rows(std::integral_constant<int, 3>{}, t, rb, re);
-          break;
-        case 4:
-          rows(std::integral_constant<int, 4>{}, t, rb, re);
-          break;
-        default:
-          rows(std::integral_constant<int, 8>{}, t, rb, re);
-          break;
+      if (group == 8) {
+        rows(std::integral_constant<int, 8>{}, t, rb, re);
+      } else {
+        WithTokenCount<4>(group, [&](auto nt) { rows(nt, t, rb, re); });
       }
       t += group;
     }

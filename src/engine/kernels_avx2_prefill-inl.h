@@ -575,24 +575,11 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
     for (int64_t u0 = 0; u0 < units; u0 += chunk) {
       const int64_t nu = std::min(chunk, units - u0);
       PackChunk(wtype, base + u0 * unit_bytes, idx, offs, nu, panel);
-      for (int64_t t = 0; t < n_tokens; t += kTileTokens) {
+      ForTokenTiles<kTileTokens>(n_tokens, [&](auto nt, int64_t t) {
         const uint8_t* at = a8 + t * arow;
         float* o = out + t * out_stride + p0;
-        switch (std::min<int64_t>(kTileTokens, n_tokens - t)) {
-          case 1:
-            TileTokens<1>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 2:
-            TileTokens<2>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 3:
-            TileTokens<3>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          default:
-            TileTokens<4>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-        }
-      }
+        TileTokens<nt>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
+      });
     }
   }
 }

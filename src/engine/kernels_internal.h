@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "engine/ggml_types.h"
@@ -33,6 +34,25 @@ inline void PrefetchAhead(const void* p) {
 #pragma GCC unroll 16
   for (size_t o = 0; o < kBytes; o += 64) {
     __builtin_prefetch(c + o, 0, kTo == PrefetchTo::kL1 ? 3 : 2);
+  }
+}
+
+// Calls fn(std::integral_constant<int, k>{}) with k = count, for 1 <= count <= kMax: the
+// kernels take their token count as a template argument.
+template <int kMax, typename F>
+inline void WithTokenCount(int64_t count, F&& fn) {
+  if constexpr (kMax > 1) {
+    if (count < kMax) return WithTokenCount<kMax - 1>(count, fn);
+  }
+  fn(std::integral_constant<int, kMax>{});
+}
+
+// Calls fn(nt, t) for the token tiles t = 0, kMax, 2 kMax... of [0, n_tokens), nt an
+// std::integral_constant of the tile's count (kMax but for the last).
+template <int kMax, typename F>
+inline void ForTokenTiles(int64_t n_tokens, F&& fn) {
+  for (int64_t t = 0; t < n_tokens; t += kMax) {
+    WithTokenCount<kMax>(n_tokens - t < kMax ? n_tokens - t : kMax, [&](auto nt) { fn(nt, t); });
   }
 }
 

@@ -151,24 +151,11 @@ void MatMulKQuantDecode(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
                         int64_t out_stride) {
   const auto* w8 = static_cast<const uint8_t*>(w);
   const auto* a8 = static_cast<const uint8_t*>(act);
-  for (int64_t t = 0; t < n_tokens; t += 4) {
+  ForTokenTiles<4>(n_tokens, [&](auto nt, int64_t t) {
     const uint8_t* at = a8 + t * arow;
     float* o = out + t * out_stride;
-    switch (std::min<int64_t>(4, n_tokens - t)) {
-      case 1:
-        KQuantRowsNT<1>(wtype, w8, n, r0, r1, at, arow, o, out_stride);
-        break;
-      case 2:
-        KQuantRowsNT<2>(wtype, w8, n, r0, r1, at, arow, o, out_stride);
-        break;
-      case 3:
-        KQuantRowsNT<3>(wtype, w8, n, r0, r1, at, arow, o, out_stride);
-        break;
-      default:
-        KQuantRowsNT<4>(wtype, w8, n, r0, r1, at, arow, o, out_stride);
-        break;
-    }
-  }
+    KQuantRowsNT<nt>(wtype, w8, n, r0, r1, at, arow, o, out_stride);
+  });
 }
 
 }  // namespace HWY_NAMESPACE

@@ -397,24 +397,11 @@ void MatMulTiled(GgmlType wtype, const void* w, int64_t n, int64_t r0, int64_t r
         }
       }
     }
-    for (int64_t t = 0; t < n_tokens; t += 4) {
+    ForTokenTiles<4>(n_tokens, [&](auto nt, int64_t t) {
       const uint8_t* at = a8 + t * arow;
       float* o = out + t * out_stride;
-      switch (std::min<int64_t>(4, n_tokens - t)) {
-        case 1:
-          TileNT<1>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
-          break;
-        case 2:
-          TileNT<2>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
-          break;
-        case 3:
-          TileNT<3>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
-          break;
-        default:
-          TileNT<4>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
-          break;
-      }
-    }
+      TileNT<nt>(wtype, w8, wrow, n, rt, re, kquant, panel, at, arow, o, out_stride);
+    });
   }
 }
 

@@ -295,24 +295,11 @@ void MatMulFloat(const void* wv, int64_t n, int64_t r0, int64_t r1, const void* 
                  int64_t n_tokens, float* out, int64_t out_stride) {
   const T* w = static_cast<const T*>(wv);
   const T* a = static_cast<const T*>(av);
-  for (int64_t t = 0; t < n_tokens; t += 4) {
+  ForTokenTiles<4>(n_tokens, [&](auto nt, int64_t t) {
     const T* at = a + t * n;
     float* o = out + t * out_stride;
-    switch (std::min<int64_t>(4, n_tokens - t)) {
-      case 1:
-        FloatRowsNT<1>(w, n, r0, r1, at, o, out_stride);
-        break;
-      case 2:
-        FloatRowsNT<2>(w, n, r0, r1, at, o, out_stride);
-        break;
-      case 3:
-        FloatRowsNT<3>(w, n, r0, r1, at, o, out_stride);
-        break;
-      default:
-        FloatRowsNT<4>(w, n, r0, r1, at, o, out_stride);
-        break;
-    }
-  }
+    FloatRowsNT<nt>(w, n, r0, r1, at, o, out_stride);
+  });
 }
 
 // ---- Activation quantization (bit-exact with the reference) ------------------------------

@@ -382,36 +382,11 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
           PackQ6_K(cb, idx, nu, reinterpret_cast<SuperQ6_K*>(panel));
           break;
       }
-      for (int64_t t = 0; t < n_tokens; t += kTileTokens) {
+      ForTokenTiles<kTileTokens>(n_tokens, [&](auto nt, int64_t t) {
         const uint8_t* at = a8 + t * arow;
         float* o = out + t * out_stride + p0;
-        switch (std::min<int64_t>(kTileTokens, n_tokens - t)) {
-          case 1:
-            TileTokens<1>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 2:
-            TileTokens<2>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 3:
-            TileTokens<3>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 4:
-            TileTokens<4>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 5:
-            TileTokens<5>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 6:
-            TileTokens<6>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          case 7:
-            TileTokens<7>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-          default:
-            TileTokens<8>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
-            break;
-        }
-      }
+        TileTokens<nt>(wtype, panel, nu, u0, at, arow, n, o, out_stride, mask);
+      });
     }
   }
 }
