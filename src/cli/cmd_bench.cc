@@ -2,8 +2,8 @@
 // [--json]`: prefill and decode throughput like llama-bench's pp/tg tests (fresh context each
 // repetition, one warm-up run first, token ids drawn from the vocabulary). `--bandwidth`
 // measures the memory read bandwidth, alone or before a model's runs (then with the decode
-// roofline: tokens/s <= bandwidth / bytes of weights read per token, and each decode
-// repetition's ratio to a read-only pass over the weights timed beside it).
+// roofline: tokens/s <= bandwidth / bytes of weights read per token, and decode against
+// read-only passes over the weights interleaved with it token by token).
 #include <algorithm>
 #include <chrono>
 #include <cmath>

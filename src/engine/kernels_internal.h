@@ -13,18 +13,20 @@
 namespace dormouse {
 
 // Decode streams every weight from memory once per token. The hardware prefetcher alone
-// held the 1B decode at ~35 GB/s where a read loop reaches ~50: the decode kernels also ask
-// for the lines this many bytes ahead of the ones they read. Past a row's end that is the
-// next row, which the same thread reads next. 1B Q4_K_M decode, best of alternating runs:
-// without 47 t/s, 2 KB ahead 54, 4 KB 57. Later, timing the kernels alone against a read
-// of the same rows in one process (2 threads, best of 20): 8 KB ahead read 0.88 of it
-// where 4 KB read 0.82-0.86 (Q4_K_M), and 12-16 KB no better.
+// held the 1B decode at ~35 GB/s where a read loop reaches ~50: the decode kernels (and
+// StreamRead, bench's read loop) also ask for the lines this many bytes ahead of the ones
+// they read. Past a row's end that is the next row, which the same thread reads next. 1B
+// Q4_K_M decode, best of alternating runs: without 47 t/s, 2 KB ahead 54, 4 KB 57. Later,
+// timing the kernels alone against a read of the same rows in one process (2 threads,
+// best of 20): 8 KB ahead read 0.88 of it where 4 KB read 0.82-0.86 (Q4_K_M), and 12-16 KB
+// no better.
 inline constexpr int kDecodePrefetchBytes = 8192;
 
-// Where PrefetchAhead puts the lines. kL1 (prefetcht0) suits kernels that do much work per
-// byte (the K-quants): their loads then hit L1. A kernel that does little per byte (Q8_0)
-// reads faster with kL2 (prefetcht1): its L1 miss buffers stay free for its own loads.
-// 1B Q8_0, as above: kL2 0.95-1.0 of the read, kL1 0.89-0.93; Q4_K_M: kL2 0.77-0.80.
+// Where PrefetchAhead puts the lines: L1 (prefetcht0) or L2 (prefetcht1). Measured as
+// above: 1B Q8_0 read 0.95-1.0 of the read loop's rate into L2, 0.89-0.93 into L1; 1B
+// Q4_K_M 0.77-0.80 into L2. (Our guess: Q8_0 does little work per byte, and prefetches
+// into L1 take the miss buffers its own loads need; the K-quants' loads need the lines in
+// L1 by the time they come.)
 enum class PrefetchTo { kL1, kL2 };
 
 // Prefetches the cache lines of [p, p + kBytes) shifted kDecodePrefetchBytes ahead.
