@@ -33,7 +33,7 @@ struct BenchOptions {
 };
 
 struct Stats {
-  double mean = 0, stddev = 0, best = 0;
+  double mean = 0, stddev = 0, best = 0, median = 0;
 };
 
 Stats Summarize(const std::vector<double>& v) {
@@ -42,6 +42,10 @@ Stats Summarize(const std::vector<double>& v) {
   for (double x : v) s.mean += x;
   s.mean /= static_cast<double>(v.size());
   s.best = *std::max_element(v.begin(), v.end());
+  std::vector<double> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t m = sorted.size() / 2;
+  s.median = sorted.size() % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
   if (v.size() > 1) {
     double acc = 0;
     for (double x : v) acc += (x - s.mean) * (x - s.mean);
@@ -128,9 +132,8 @@ struct Timings {
   // With a probe: decode against read-only passes over the weights interleaved with it
   // token by token, so that both meet the same moments of a shared machine, whose
   // bandwidth drifts by 30% within minutes: the read time over the decode time of each
-  // repetition, best and median.
-  double paired_best = 0, paired_median = 0;
-  Stats tg_paired;  // the decode tokens/s of those repetitions
+  // repetition (best and median), and the decode tokens/s of those repetitions.
+  Stats paired, tg_paired;
 };
 
 // Seconds of decoding `tokens` one at a time after the first `depth` positions, calling
@@ -149,9 +152,9 @@ StatusOr<double> DecodeSeconds(InferenceContext& ctx, const std::vector<int32_t>
   return total.count();
 }
 
-// pp and tg repetitions on `e`, after one warm-up run. `probe`, when set, reads the
-// weights once as decode does and returns the seconds it took; the paired repetitions
-// follow the others.
+// pp and tg repetitions on `e`, after one warm-up run. `probe`, when set, returns the
+// seconds a read-only pass over one token's weights takes (as decode reads them); the
+// paired repetitions follow the others.
 StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o,
                             const std::function<double()>& probe = nullptr) {
   std::mt19937 rng(42);
@@ -185,13 +188,8 @@ StatusOr<Timings> TimeModel(Engine& e, const BenchOptions& o,
   Timings t;
   t.pp = Summarize(pp);
   t.tg = Summarize(tg);
+  t.paired = Summarize(paired);
   t.tg_paired = Summarize(tg_paired);
-  if (!paired.empty()) {
-    std::sort(paired.begin(), paired.end());
-    t.paired_best = paired.back();
-    const size_t m = paired.size() / 2;
-    t.paired_median = paired.size() % 2 ? paired[m] : (paired[m - 1] + paired[m]) / 2;
-  }
   return t;
 }
 
@@ -231,9 +229,9 @@ void PrintJson(const BenchOptions& o, const Report& r) {
     j["weights_bandwidth_gbs"] = r.weights_bandwidth / 1e9;
     j["read_only_decode_tps"] = r.ReadOnlyDecode();
   }
-  if (r.t.paired_best > 0) {
-    j["tg_of_read_only_paired_best"] = r.t.paired_best;
-    j["tg_of_read_only_paired_median"] = r.t.paired_median;
+  if (r.t.paired.best > 0) {
+    j["tg_of_read_only_paired_best"] = r.t.paired.best;
+    j["tg_of_read_only_paired_median"] = r.t.paired.median;
     j["tg_paired_tps"] = r.t.tg_paired.mean;
   }
   if (r.pool.runs > 0) {
@@ -280,11 +278,11 @@ void PrintText(const BenchOptions& o, const Report& r) {
         "{:.2f} of it\n",
         r.ReadOnlyDecode(), g.best / r.ReadOnlyDecode());
   }
-  if (r.t.paired_best > 0) {
+  if (r.t.paired.best > 0) {
     std::cout << fmt::format(
         "paired   tg at {:.2f} of read-only passes interleaved with it token by token "
         "(median of {}; best {:.2f}; tg {:.2f} tokens/s between them)\n",
-        r.t.paired_median, o.reps, r.t.paired_best, r.t.tg_paired.mean);
+        r.t.paired.median, o.reps, r.t.paired.best, r.t.tg_paired.mean);
   }
   if (r.pool.runs > 0) {
     // Shares a worker missed (it lost its core) and wake-ups: what a busy machine costs.

@@ -313,8 +313,8 @@ void MatMulSuperBlock(GgmlType wtype, const void* w, int64_t n, int64_t r0, int6
   const auto* a8 = static_cast<const uint8_t*>(act);
   const size_t wrow = RowBytes(wtype, n);
   ForTokenGroups(r0, r1, wrow, 1, n_tokens, [&](auto nt, int64_t t, int64_t rb, int64_t re) {
-    SuperBlockRowsNT<decltype(nt)::value>(wtype, w8, wrow, n / kQK_K, rb, re, a8 + t * arow, arow,
-                                          out + t * out_stride, out_stride);
+    SuperBlockRowsNT<nt>(wtype, w8, wrow, n / kQK_K, rb, re, a8 + t * arow, arow,
+                         out + t * out_stride, out_stride);
   });
 }
 

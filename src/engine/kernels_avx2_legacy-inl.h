@@ -235,8 +235,7 @@ void MatMulLegacyT(const uint8_t* w, int64_t n, int64_t r0, int64_t r1, const ui
                    size_t arow, int64_t n_tokens, float* out, int64_t out_stride) {
   const size_t wrow = static_cast<size_t>(n / 32) * Block32<kType>::kBytes;
   ForTokenGroups(r0, r1, wrow, 8, n_tokens, [&](auto nt, int64_t t, int64_t rb, int64_t re) {
-    RowsLegacy<decltype(nt)::value, kType>(w, n, rb, re, act + t * arow, arow, out + t * out_stride,
-                                           out_stride);
+    RowsLegacy<nt, kType>(w, n, rb, re, act + t * arow, arow, out + t * out_stride, out_stride);
   });
 }
 

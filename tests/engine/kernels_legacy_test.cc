@@ -1,7 +1,7 @@
-// Holds every compiled SIMD variant of the matmul of Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS
-// weights (and of Q4_0, which shares the AVX2 kernels of the 32-element types) (and their
-// activation preparation) to the scalar reference, on every Highway target this CPU supports; and
-// the reference to an independent dot product of what it multiplies.
+// Holds every compiled SIMD variant of the matmul of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and
+// IQ4_XS weights (Q4_0 shares the AVX2 kernels of the 32-element types), and their activation
+// preparation, to the scalar reference on every Highway target this CPU supports; and the
+// reference to an independent dot product of what it multiplies.
 #include "engine/kernels_legacy.h"
 
 #include <gtest/gtest.h>
