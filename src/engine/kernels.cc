@@ -22,6 +22,8 @@
 #include "engine/kernels_avx2_k-inl.h"
 #include "engine/kernels_avx2_legacy-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
+#include "engine/kernels_avx2_prefill_k-inl.h"
+#include "engine/kernels_avx2_prefill_legacy-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/kernels_k-inl.h"
 #include "engine/kernels_legacy.h"

@@ -5,9 +5,10 @@
 // int16, kept below saturation: see each Kind) and vpmaddwd, which applies the sub-block's scale
 // exactly. The integers are the reference's per super-block sums, and each row accumulates its
 // floats in the reference's order (AddSuper; Q2_K's own order in KindQ2_K::Add), so the results
-// are the reference's bits. Decode takes up to 4 tokens per pass; a prefill 8, over row tiles that
-// stay in L2 (only IQ4_XS's: the others have packed panels, kernels_avx2_prefill-inl.h, which
-// kernels.cc picks first). Only compiled for HWY_AVX2.
+// are the reference's bits. Decode takes up to 4 tokens per pass; a short prefill 8, over row
+// tiles that stay in L2 (only IQ4_XS's below 16 tokens: longer ones, and the other types, go
+// to the packed panels of kernels_avx2_prefill*-inl.h, which kernels.cc picks first). Only
+// compiled for HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_K_INL_H_

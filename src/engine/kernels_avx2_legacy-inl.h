@@ -11,8 +11,10 @@
 //     form the prepared corr is made for would pass 2 * 241 * 127 and saturate).
 // Activations are within +-127, so nothing saturates (DotPair32 has the bounds). Each row
 // then accumulates its floats in the reference's order (kernels_reference_legacy.cc), so
-// the results are the reference's bits. Many tokens (prefill) go in groups of 8 over tiles
-// of rows that stay in cache across the groups. Only compiled for HWY_AVX2.
+// the results are the reference's bits. A short prefill goes in groups of 8 tokens over
+// tiles of rows that stay in cache across the groups; from 64 tokens on (IQ4_XS: 16),
+// kernels.cc takes the packed panels of kernels_avx2_prefill_legacy-inl.h instead. Only
+// compiled for HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_LEGACY_INL_H_

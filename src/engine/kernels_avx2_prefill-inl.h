@@ -1,10 +1,11 @@
-// AVX2 matmuls of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q3_K and Q2_K weights for many tokens (prefill),
-// organized as the AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a
-// panel of 8 rows x up to 1024 columns is gathered once from the mmap into a stack buffer
-// (transposed: each 32-byte vector holds 4 consecutive quants of 8 rows), then reused for
-// every token, whose 4 activation bytes per vpmaddubsw are broadcast. AVX2 has no VNNI:
-// u8 x i8 products go through vpmaddubsw (pairs summed to int16) and vpmaddwd, whose int16
-// sums are kept below saturation:
+// AVX2 matmuls of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q3_K and Q2_K weights for many tokens (prefill;
+// Q3_K's and Q2_K's packing is in kernels_avx2_prefill_k-inl.h, the quants_legacy.h types' in
+// kernels_avx2_prefill_legacy-inl.h), organized as the
+// AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a panel of 8 rows x up
+// to 1024 columns is gathered once from the mmap into a stack buffer (transposed: each 32-byte
+// vector holds 4 consecutive quants of 8 rows), then reused for every token, whose 4 activation
+// bytes per vpmaddubsw are broadcast. AVX2 has no VNNI: u8 x i8 products go through vpmaddubsw
+// (pairs summed to int16) and vpmaddwd, whose int16 sums are kept below saturation:
 //   - Q4_0 / Q4_K nibbles: a pair is at most 2 * 15 * 127, so the int16 sums of a whole
 //     32-element block (8 quads) stay below 32767 and are widened once per block, for Q4_K
 //     by vpmaddwd with the sub-block's scale; Q5_K's 5-bit quants go in Q4_K's panel, their
@@ -36,6 +37,7 @@
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
 #include "engine/quants_k.h"
+#include "engine/quants_legacy.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -91,14 +93,9 @@ struct SuperQ6_Kx8 {
   __m256 d;
 };
 
-struct SuperQ2_Kx8 {
-  SuperQ6_Kx8 k;  // quants 0..3, the scales, and in scpair the mins' pairs
-  __m256 dmin;
-};
-
+// Also holds the panels of kernels_avx2_prefill_k-inl.h and _legacy-inl.h (asserted there).
 constexpr size_t kPanelBytes =
-    std::max({sizeof(BlockQ0x8) * (kChunkCols / 32), sizeof(SuperQ4_Kx8) * (kChunkCols / 256),
-              sizeof(SuperQ2_Kx8) * (kChunkCols / 256)});
+    std::max(sizeof(BlockQ0x8) * (kChunkCols / 32), sizeof(SuperQ4_Kx8) * (kChunkCols / 256));
 
 template <bool kQ4>
 inline void PackQ0(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nblocks,
@@ -237,97 +234,53 @@ inline void PackQ6_K(const uint8_t* base, __m256i idx, const size_t* offs, int64
   }
 }
 
-// Q3_K into Q6_K's panel: scales sc - 32, quants q + 4 (0..7; TileQ6_K<NT, 2> takes 4 times
-// the scaled block sums off).
-inline void PackQ3_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
-                     SuperQ6_Kx8* p) {
-  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-  for (int64_t s = 0; s < nsb; ++s, ++p) {
-    const uint8_t* blk = base + s * sizeof(BlockQ3_K);
-    alignas(32) float d[8];
-    alignas(32) int32_t sc[16][8];
-    for (int r = 0; r < 8; ++r) {
-      const auto* x = reinterpret_cast<const BlockQ3_K*>(blk + offs[r]);
-      d[r] = F16ToF32(LoadUnaligned(&x->d));
-      for (int g = 0; g < 16; ++g) sc[g][r] = GetScaleK3(g, x->scales) - 32;
-    }
-    PackScales16(d, sc, sc, p);
-    DM_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      for (int l = 0; l < 32; l += 4) {
-        const __m256i v = Gather(idx, blk + offsetof(BlockQ3_K, qs) + 32 * h + l);
-        const __m256i hm = Gather(idx, blk + offsetof(BlockQ3_K, hmask) + l);
-        DM_UNROLL
-        for (int j = 0; j < 4; ++j) {  // bits 2j, 4h + j of each byte (never crossing a byte)
-          const __m256i low = _mm256_and_si256(_mm256_srli_epi32(v, 2 * j), three);
-          const __m256i hb = _mm256_and_si256(_mm256_srli_epi32(hm, 4 * h + j), one);
-          const int e = 128 * h + 32 * j + l;  // first of the 4 elements
-          p->q[e / 16][(e % 16) / 4] = _mm256_or_si256(low, _mm256_slli_epi32(hb, 2));
-        }
-      }
-    }
-  }
-}
-
-// Q2_K: quants 0..3 and scales in Q6_K's panel, the mins' pairs in its scpair.
-inline void PackQ2_K(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nsb,
-                     SuperQ2_Kx8* p) {
-  const __m256i three = _mm256_set1_epi8(3);
-  for (int64_t s = 0; s < nsb; ++s, ++p) {
-    const uint8_t* blk = base + s * sizeof(BlockQ2_K);
-    alignas(32) float d[8], dmin[8];
-    alignas(32) int32_t sc[16][8], mn[16][8];
-    for (int r = 0; r < 8; ++r) {
-      const auto* x = reinterpret_cast<const BlockQ2_K*>(blk + offs[r]);
-      d[r] = F16ToF32(LoadUnaligned(&x->d));
-      dmin[r] = F16ToF32(LoadUnaligned(&x->dmin));
-      for (int g = 0; g < 16; ++g) {
-        sc[g][r] = x->scales[g] & 0xf;
-        mn[g][r] = x->scales[g] >> 4;
-      }
-    }
-    PackScales16(d, sc, mn, &p->k);
-    p->dmin = _mm256_load_ps(dmin);
-    DM_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      for (int l = 0; l < 32; l += 4) {
-        const __m256i v = Gather(idx, blk + offsetof(BlockQ2_K, qs) + 32 * h + l);
-        DM_UNROLL
-        for (int j = 0; j < 4; ++j) {          // bits 2j of each byte (never crossing a byte)
-          const int e = 128 * h + 32 * j + l;  // first of the 4 elements
-          p->k.q[e / 16][(e % 16) / 4] = _mm256_and_si256(_mm256_srli_epi32(v, 2 * j), three);
-        }
-      }
-    }
-  }
-}
-
 // ---- Register tiles: 8 rows x NT tokens -------------------------------------------------
 
-template <int NT, bool kQ4>
-inline void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* a, int64_t b0,
-                   __m256* acc) {
+// Token t's integer sums of block b against the 8 quads q of unsigned quants (lane r: row
+// r), vpmaddubsw's int16 sums widened every kQuads quads (Q4_0's nibbles: all 8; 5-bit
+// quants: 4). Act: PreparedQ8_0 or PreparedQ8_1.
+template <int NT, int kQuads, typename Act>
+HWY_INLINE void UnsignedQuadSums(const __m256i* q, const Act* a, int64_t b, __m256i* is) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  DM_UNROLL
+  for (int h = 0; h < 8; h += kQuads) {
+    __m256i s16[NT];
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+    DM_QUAD_LOOP
+    for (int k = 0; k < kQuads; ++k) {
+      const __m256i w = _mm256_load_si256(q + h + k);
+      DM_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        s16[t] = _mm256_add_epi16(s16[t],
+                                  _mm256_maddubs_epi16(w, Bcast32(a[t].qs + 32 * b + 4 * (h + k))));
+      }
+    }
+    DM_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m256i wide = _mm256_madd_epi16(s16[t], ones);
+      is[t] = h == 0 ? wide : _mm256_add_epi32(is[t], wide);
+    }
+  }
+}
+
+// kQuads 0: signed weights (Q8_0, IQ4_NL), |w| against the activations with w's sign, every
+// quad widened. Else unsigned quants (Q4_0: 8, Q5_0: 4; see UnsignedQuadSums) whose offset
+// the prepared corr takes off.
+template <int NT, int kQuads>
+HWY_INLINE void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* a, int64_t b0,
+                       __m256* acc_io) {
+  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < nblocks; ++g, ++p) {
     const int64_t b = b0 + g;
     __m256i is[NT];
-    if constexpr (kQ4) {
-      __m256i s16[NT];
+    if constexpr (kQuads > 0) {
+      UnsignedQuadSums<NT, kQuads>(p->q, a, b, is);
       DM_UNROLL
-      for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
-      DM_QUAD_LOOP
-      for (int q = 0; q < 8; ++q) {
-        const __m256i w = _mm256_load_si256(&p->q[q]);
-        DM_UNROLL
-        for (int t = 0; t < NT; ++t) {
-          s16[t] =
-              _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, Bcast32(a[t].qs + 32 * b + 4 * q)));
-        }
-      }
-      DM_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        is[t] = _mm256_add_epi32(_mm256_madd_epi16(s16[t], ones), Bcast32(a[t].corr + b));
-      }
+      for (int t = 0; t < NT; ++t) is[t] = _mm256_add_epi32(is[t], Bcast32(a[t].corr + b));
     } else {
       DM_UNROLL
       for (int t = 0; t < NT; ++t) is[t] = _mm256_setzero_si256();
@@ -351,6 +304,8 @@ inline void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* a, i
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(is[t]), s));
     }
   }
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // sum_p pairs[p] . bsums[2p, 2p+1] (int16 pairs) per token.
@@ -372,8 +327,11 @@ inline void BsumTerm(const __m256i* pairs, const BlockQ8_K* const* y, __m256i* i
 // 8 of a sub-block for Q4_K's nibbles (8 * 2 * 15 * 128 < 32767), 4 for Q5_K's 5-bit quants
 // (4 * 2 * 31 * 128 = 31744).
 template <int NT, int kQuads>
-inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                     __m256* acc) {
+HWY_INLINE void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
+                         __m256* acc_io) {
+  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const BlockQ8_K* y[NT];
     DM_UNROLL
@@ -411,6 +369,8 @@ inline void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
           acc[t], _mm256_mul_ps(_mm256_mul_ps(p->dmin, da), _mm256_cvtepi32_ps(mins[t])));
     }
   }
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // sum_g sc[g] * (q . y) over the 16 groups of a Q6_K-shaped panel, per token.
@@ -437,8 +397,11 @@ inline void GroupSums16(const SuperQ6_Kx8* p, const BlockQ8_K* const* y, __m256i
 
 // kShift: log2 of the offset of the stored quants (Q6_K: q + 32, Q3_K: q + 4).
 template <int NT, int kShift>
-inline void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                     __m256* acc) {
+HWY_INLINE void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
+                         __m256* acc_io) {
+  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const BlockQ8_K* y[NT];
     DM_UNROLL
@@ -453,28 +416,22 @@ inline void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
                                                    _mm256_cvtepi32_ps(isum)));
     }
   }
+  DM_UNROLL
+  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
-// Q2_K in the reference's order: acc + ((d * y.d) * T - (dmin * y.d) * M).
+// Q3_K and Q2_K (kernels_avx2_prefill_k-inl.h).
+void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* offs,
+                       int64_t nsb, void* panel);
 template <int NT>
-inline void TileQ2_K(const SuperQ2_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                     __m256* acc) {
-  for (int64_t s = 0; s < nsb; ++s, ++p) {
-    const BlockQ8_K* y[NT];
-    DM_UNROLL
-    for (int t = 0; t < NT; ++t) y[t] = a[t] + s0 + s;
-    __m256i is[NT], mins[NT];
-    GroupSums16<NT>(&p->k, y, is);
-    BsumTerm<NT>(p->k.scpair, y, mins);
-    DM_UNROLL
-    for (int t = 0; t < NT; ++t) {
-      const __m256 da = _mm256_set1_ps(y[t]->d);
-      const __m256 tv = _mm256_mul_ps(_mm256_mul_ps(p->k.d, da), _mm256_cvtepi32_ps(is[t]));
-      const __m256 mv = _mm256_mul_ps(_mm256_mul_ps(p->dmin, da), _mm256_cvtepi32_ps(mins[t]));
-      acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(tv, mv));
-    }
-  }
-}
+void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb, const BlockQ8_K* const* a,
+                       int64_t s0, __m256* acc);
+// The quants_legacy.h types (kernels_avx2_prefill_legacy-inl.h).
+void PackLegacy(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* offs, int64_t nu,
+                void* panel);
+template <int NT>
+void TileLegacy(GgmlType wtype, const void* panel, int64_t units, int64_t u0, const uint8_t* act,
+                size_t arow, int64_t n, __m256* acc);
 
 // One token tile over one packed chunk: accumulators live in `out` between chunks.
 template <int NT>
@@ -486,14 +443,16 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
   for (int t = 0; t < NT; ++t) {
     acc[t] = u0 == 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * out_stride, mask);
   }
-  if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
+  if (IsLegacyQuant(wtype)) {
+    TileLegacy<NT>(wtype, panel, units, u0, act, arow, n, acc);
+  } else if (wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0) {
     PreparedQ8_0 a[NT];
     DM_UNROLL
     for (int t = 0; t < NT; ++t) a[t] = PreparedQ8_0::At(act + t * arow, n);
     if (wtype == GgmlType::kQ4_0) {
-      TileQ0<NT, true>(static_cast<const BlockQ0x8*>(panel), units, a, u0, acc);
+      TileQ0<NT, 8>(static_cast<const BlockQ0x8*>(panel), units, a, u0, acc);
     } else {
-      TileQ0<NT, false>(static_cast<const BlockQ0x8*>(panel), units, a, u0, acc);
+      TileQ0<NT, 0>(static_cast<const BlockQ0x8*>(panel), units, a, u0, acc);
     }
   } else {
     const BlockQ8_K* a[NT];
@@ -503,12 +462,10 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
       TileQ4_K<NT, 8>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
     } else if (wtype == GgmlType::kQ5_K) {
       TileQ4_K<NT, 4>(static_cast<const SuperQ4_Kx8*>(panel), units, a, u0, acc);
-    } else if (wtype == GgmlType::kQ2_K) {
-      TileQ2_K<NT>(static_cast<const SuperQ2_Kx8*>(panel), units, a, u0, acc);
-    } else if (wtype == GgmlType::kQ3_K) {
-      TileQ6_K<NT, 2>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
-    } else {
+    } else if (wtype == GgmlType::kQ6_K) {
       TileQ6_K<NT, 5>(static_cast<const SuperQ6_Kx8*>(panel), units, a, u0, acc);
+    } else {
+      TileKQuantLowBits<NT>(wtype, panel, units, a, u0, acc);
     }
   }
   DM_UNROLL
@@ -518,15 +475,25 @@ inline void TileTokens(GgmlType wtype, const void* panel, int64_t units, int64_t
 inline bool HasPrefillKernel(GgmlType t) {
   return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K ||
          t == GgmlType::kQ6_K || t == GgmlType::kQ5_K || t == GgmlType::kQ3_K ||
-         t == GgmlType::kQ2_K;
+         t == GgmlType::kQ2_K || IsLegacyQuant(t);
+}
+
+// 32-element blocks: the unit of their panels.
+inline bool IsBlock32(GgmlType t) {
+  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 ||
+         (IsLegacyQuant(t) && t != GgmlType::kIQ4_XS);
 }
 
 // From this many tokens on the packed panels win. kernels_bench BM_Prefill 1536x512, 1 thread,
 // loaded machine, us per call at 8 / 16 tokens: Q4_K 168 / 240 here against 240 / 450 with
 // the decode path (which takes 4 tokens at once, beyond that int16 panels); Q8_0 180 / 270
-// here against 130 / 260.
+// here against 130 / 260. The other 32-element types' decode kernels take 8 tokens per pass
+// over rows held in L2 (kernels_avx2_legacy-inl.h) and win up to about 64: `dormouse bench
+// -p N -n 0 --target avx2` on llama-58m, Q5_0 / IQ4_NL / Q5_1 at 32 tokens 0.86 / 0.95 /
+// 0.82 of it here, at 64 1.00 / 1.13 / 0.95, at 128 1.09 / 1.17 / 1.04. IQ4_XS: 1.0 at 16.
 inline int64_t PrefillMinTokens(GgmlType t) {
-  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 ? 16 : 5;
+  if (t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kIQ4_XS) return 16;
+  return IsBlock32(t) ? 64 : 5;
 }
 
 inline void PackChunk(GgmlType wtype, const uint8_t* cb, __m256i idx, const size_t* offs,
@@ -541,11 +508,12 @@ inline void PackChunk(GgmlType wtype, const uint8_t* cb, __m256i idx, const size
     case GgmlType::kQ5_K:
       return PackQ4_K<true>(cb, idx, offs, nu, static_cast<SuperQ4_Kx8*>(panel));
     case GgmlType::kQ2_K:
-      return PackQ2_K(cb, idx, offs, nu, static_cast<SuperQ2_Kx8*>(panel));
     case GgmlType::kQ3_K:
-      return PackQ3_K(cb, idx, offs, nu, static_cast<SuperQ6_Kx8*>(panel));
-    default:
+      return PackKQuantLowBits(wtype, cb, idx, offs, nu, panel);
+    case GgmlType::kQ6_K:
       return PackQ6_K(cb, idx, offs, nu, static_cast<SuperQ6_Kx8*>(panel));
+    default:
+      return PackLegacy(wtype, cb, idx, offs, nu, panel);
   }
 }
 
@@ -553,8 +521,7 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
                         const void* act, size_t arow, int64_t n_tokens, float* out,
                         int64_t out_stride) {
   alignas(32) uint8_t panel[kPanelBytes];
-  const bool q0 = wtype == GgmlType::kQ8_0 || wtype == GgmlType::kQ4_0;
-  const int64_t unit_cols = q0 ? 32 : 256;
+  const int64_t unit_cols = IsBlock32(wtype) ? 32 : 256;
   const int64_t units = n / unit_cols, chunk = kChunkCols / unit_cols;
   const size_t wrow = RowBytes(wtype, n);
   const size_t unit_bytes = wrow / static_cast<size_t>(units);

@@ -200,8 +200,9 @@ TEST(KernelLegacyTest, MatMulRowsMatchesReferenceOnEveryTarget) {
     // Odd block counts, one and several prefill panels (1024 columns).
     for (int64_t n :
          super ? std::vector<int64_t>{256, 1280, 2304} : std::vector<int64_t>{32, 96, 1088, 2080}) {
-      // Both sides of the decode/prefill crossover (24 tokens) and the prefill 8-token tile.
-      for (int64_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 17, 24, 25, 33}) {
+      // Both sides of the decode/prefill crossovers (AVX-512: 24 tokens; AVX2: 16 for
+      // IQ4_XS, 64 for the others) and the prefill tiles (8 tokens; AVX2: 4).
+      for (int64_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 17, 24, 25, 33, 63, 66}) {
         std::vector<uint8_t> w(RowBytes(type, n) * kRows);
         for (int64_t r = 0; r < kRows; ++r) {
           std::vector<float> x = RandomRow(n, 1000 + static_cast<uint32_t>(r), 0.05f);
@@ -219,7 +220,7 @@ TEST(KernelLegacyTest, HostileBlocksMatchReferenceOnEveryTarget) {
   const int64_t kRows = 35;
   for (GgmlType type : kTypes) {
     const int64_t n = type == GgmlType::kIQ4_XS ? 1280 : 1120;
-    for (int64_t tokens : {1, 3, 4, 30}) {
+    for (int64_t tokens : {1, 3, 4, 30, 67}) {
       LegacyChecker checker(type, RandomBlocks(type, kRows, n, 77), kRows, n, tokens);
       ForEachTarget([&] { CheckAllRanges(checker, kRows); });
       if (HasFatalFailure()) return;
@@ -227,8 +228,8 @@ TEST(KernelLegacyTest, HostileBlocksMatchReferenceOnEveryTarget) {
   }
 }
 
-// Many tokens over wide rows: the AVX2 kernels (no packed prefill for these types) run
-// groups of 8 tokens, then 4 or fewer, over tiles of rows that stay in cache; rows of
+// Many tokens over wide rows: the AVX2 decode kernels (packed panels only from 64 tokens on)
+// run groups of 8 tokens, then 4 or fewer, over tiles of rows that stay in cache; rows of
 // 20-24 KB make a tile 8 rows, so 37 rows span several tiles, with ranges starting and
 // ending inside them. 10 and 15 tokens: groups 8 + 2 and 8 + 4 + 3.
 TEST(KernelLegacyTest, ManyTokensOverSeveralRowTiles) {
@@ -261,37 +262,37 @@ TEST(KernelLegacyTest, PrepareHandlesZerosAndTies) {
 
 // Extreme integer sums: every weight at its largest magnitude against activations of
 // +-127 of the same sign, so SIMD partial sums reach their bounds (no int16 overflow).
+// Bits after d all clear (levels -127, Q5_0's -16, IQ4_XS's ls - 32 = -32) and all set
+// (Q4_1/Q5_1's 15 / 31 with m = 0, Q5_0's +15 as the unsigned 31 of the AVX2 kernels).
 TEST(KernelLegacyTest, ExtremeSumsAreExact) {
   const int64_t n = 1024, rows = 16;
   for (GgmlType type : kTypes) {
-    std::vector<uint8_t> w(RowBytes(type, n) * rows, 0);  // nibbles 0: -127 / -16 / 0
-    const size_t bs = TraitsOf(type).block_bytes;
-    for (size_t off = 0; off < w.size(); off += bs) {
-      const uint16_t one = F32ToF16(1.0f);
-      std::memcpy(w.data() + off, &one, 2);
-      if (type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1) {  // all q = 15 / 31, m = 0
-        std::memset(w.data() + off + 4, 0xff, bs - 4);
-        std::memset(w.data() + off + 2, 0, 2);
+    for (uint8_t fill : {0x00, 0xff}) {
+      std::vector<uint8_t> w(RowBytes(type, n) * rows, fill);
+      const size_t bs = TraitsOf(type).block_bytes;
+      for (size_t off = 0; off < w.size(); off += bs) {
+        const uint16_t one = F32ToF16(1.0f);
+        std::memcpy(w.data() + off, &one, 2);
+        if (UsesQ8_1(type)) std::memset(w.data() + off + 2, 0, 2);  // m = 0
       }
-      // IQ4_XS: scales stay 0, i.e. ls - 32 = -32: the largest scale magnitude.
-    }
-    for (int64_t tokens : {2, 30}) {  // decode and prefill paths
-      // Tokens alternate all -127 and all +127 activations.
-      const size_t arow = PreparedRowBytes(type, n);
-      std::vector<uint8_t> act(arow * tokens);
-      for (int64_t t = 0; t < tokens; ++t) {
-        std::vector<float> x(n, t % 2 ? 1.0f : -1.0f);
-        reference::PrepareActivations(type, x.data(), n, act.data() + t * arow);
-      }
-      std::vector<float> want(tokens * rows), got(tokens * rows);
-      reference::MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, want.data(), rows);
-      ForEachTarget([&] {
-        MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, got.data(), rows);
-        for (int64_t i = 0; i < tokens * rows; ++i) {
-          ASSERT_NEAR(got[i], want[i], BitExactTarget() ? 0.0 : 1e-6 * std::fabs(want[i]))
-              << TypeName(type) << " " << i;
+      for (int64_t tokens : {2, 30, 66}) {  // decode and prefill paths
+        // Tokens alternate all -127 and all +127 activations.
+        const size_t arow = PreparedRowBytes(type, n);
+        std::vector<uint8_t> act(arow * tokens);
+        for (int64_t t = 0; t < tokens; ++t) {
+          std::vector<float> x(n, t % 2 ? 1.0f : -1.0f);
+          reference::PrepareActivations(type, x.data(), n, act.data() + t * arow);
         }
-      });
+        std::vector<float> want(tokens * rows), got(tokens * rows);
+        reference::MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, want.data(), rows);
+        ForEachTarget([&] {
+          MatMulRows(type, w.data(), n, 0, rows, act.data(), tokens, got.data(), rows);
+          for (int64_t i = 0; i < tokens * rows; ++i) {
+            ASSERT_NEAR(got[i], want[i], BitExactTarget() ? 0.0 : 1e-6 * std::fabs(want[i]))
+                << TypeName(type) << " fill " << int{fill} << " " << i;
+          }
+        });
+      }
     }
   }
 }
