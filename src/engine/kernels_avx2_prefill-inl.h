@@ -269,10 +269,7 @@ HWY_INLINE void UnsignedQuadSums(const __m256i* q, const Act* a, int64_t b, __m2
 // the prepared corr takes off.
 template <int NT, int kQuads>
 HWY_INLINE void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* a, int64_t b0,
-                       __m256* acc_io) {
-  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
+                       __m256* acc) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < nblocks; ++g, ++p) {
     const int64_t b = b0 + g;
@@ -304,8 +301,6 @@ HWY_INLINE void TileQ0(const BlockQ0x8* p, int64_t nblocks, const PreparedQ8_0* 
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(is[t]), s));
     }
   }
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // sum_p pairs[p] . bsums[2p, 2p+1] (int16 pairs) per token.
@@ -328,10 +323,7 @@ inline void BsumTerm(const __m256i* pairs, const BlockQ8_K* const* y, __m256i* i
 // (4 * 2 * 31 * 128 = 31744).
 template <int NT, int kQuads>
 HWY_INLINE void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                         __m256* acc_io) {
-  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
+                         __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const BlockQ8_K* y[NT];
     DM_UNROLL
@@ -369,8 +361,6 @@ HWY_INLINE void TileQ4_K(const SuperQ4_Kx8* p, int64_t nsb, const BlockQ8_K* con
           acc[t], _mm256_mul_ps(_mm256_mul_ps(p->dmin, da), _mm256_cvtepi32_ps(mins[t])));
     }
   }
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // sum_g sc[g] * (q . y) over the 16 groups of a Q6_K-shaped panel, per token.
@@ -398,10 +388,7 @@ inline void GroupSums16(const SuperQ6_Kx8* p, const BlockQ8_K* const* y, __m256i
 // kShift: log2 of the offset of the stored quants (Q6_K: q + 32, Q3_K: q + 4).
 template <int NT, int kShift>
 HWY_INLINE void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                         __m256* acc_io) {
-  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
+                         __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const BlockQ8_K* y[NT];
     DM_UNROLL
@@ -416,22 +403,22 @@ HWY_INLINE void TileQ6_K(const SuperQ6_Kx8* p, int64_t nsb, const BlockQ8_K* con
                                                    _mm256_cvtepi32_ps(isum)));
     }
   }
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
-// Q3_K and Q2_K (kernels_avx2_prefill_k-inl.h).
+// Q3_K and Q2_K (kernels_avx2_prefill_k-inl.h). The tiles, these included, are inlined into
+// TileTokens, so that the accumulators stay in registers: through a pointer, GCC stores
+// them after each block, as they might alias the (char) activations.
 void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* offs,
                        int64_t nsb, void* panel);
 template <int NT>
-void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb, const BlockQ8_K* const* a,
-                       int64_t s0, __m256* acc);
+HWY_INLINE void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb,
+                                  const BlockQ8_K* const* a, int64_t s0, __m256* acc);
 // The quants_legacy.h types (kernels_avx2_prefill_legacy-inl.h).
 void PackLegacy(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* offs, int64_t nu,
                 void* panel);
 template <int NT>
-void TileLegacy(GgmlType wtype, const void* panel, int64_t units, int64_t u0, const uint8_t* act,
-                size_t arow, int64_t n, __m256* acc);
+HWY_INLINE void TileLegacy(GgmlType wtype, const void* panel, int64_t units, int64_t u0,
+                           const uint8_t* act, size_t arow, int64_t n, __m256* acc);
 
 // One token tile over one packed chunk: accumulators live in `out` between chunks.
 template <int NT>

@@ -98,11 +98,8 @@ inline void PackQ2_K(const uint8_t* base, __m256i idx, const size_t* offs, int64
 
 // Q2_K in the reference's order: acc + ((d * y.d) * T - (dmin * y.d) * M).
 template <int NT>
-inline void TileQ2_K(const SuperQ2_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                     __m256* acc_io) {
-  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
+HWY_INLINE void TileQ2_K(const SuperQ2_Kx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
+                         __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     const BlockQ8_K* y[NT];
     DM_UNROLL
@@ -118,8 +115,6 @@ inline void TileQ2_K(const SuperQ2_Kx8* p, int64_t nsb, const BlockQ8_K* const* 
       acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(tv, mv));
     }
   }
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* offs,
@@ -130,8 +125,8 @@ void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m256i idx, const s
 }
 
 template <int NT>
-void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb, const BlockQ8_K* const* a,
-                       int64_t s0, __m256* acc) {
+HWY_INLINE void TileKQuantLowBits(GgmlType wtype, const void* panel, int64_t nsb,
+                                  const BlockQ8_K* const* a, int64_t s0, __m256* acc) {
   if (wtype == GgmlType::kQ2_K) {
     return TileQ2_K<NT>(static_cast<const SuperQ2_Kx8*>(panel), nsb, a, s0, acc);
   }

@@ -158,11 +158,8 @@ void PackLegacy(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* 
 
 // Q4_1 / Q5_1 in the reference's order: acc + ((d * a.d) * isum + m * a.s).
 template <int NT, int kQuads>
-inline void TileQ1(const BlockQ1x8* p, int64_t nblocks, const PreparedQ8_1* a, int64_t b0,
-                   __m256* acc_io) {
-  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
+HWY_INLINE void TileQ1(const BlockQ1x8* p, int64_t nblocks, const PreparedQ8_1* a, int64_t b0,
+                       __m256* acc) {
   for (int64_t g = 0; g < nblocks; ++g, ++p) {
     const int64_t b = b0 + g;
     __m256i is[NT];
@@ -175,17 +172,12 @@ inline void TileQ1(const BlockQ1x8* p, int64_t nblocks, const PreparedQ8_1* a, i
           _mm256_add_ps(acc[t], _mm256_add_ps(_mm256_mul_ps(s, _mm256_cvtepi32_ps(is[t])), ms));
     }
   }
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // IQ4_XS in the reference's order: acc + (d * y.d) * isum.
 template <int NT>
-inline void TileIQ4_XS(const SuperIQ4_XSx8* p, int64_t nsb, const BlockQ8_K* const* a, int64_t s0,
-                       __m256* acc_io) {
-  __m256 acc[NT];  // in registers: stores through acc_io might alias the activations
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
+HWY_INLINE void TileIQ4_XS(const SuperIQ4_XSx8* p, int64_t nsb, const BlockQ8_K* const* a,
+                           int64_t s0, __m256* acc) {
   for (int64_t s = 0; s < nsb; ++s, ++p) {
     __m256i is[NT];
     DM_UNROLL
@@ -210,14 +202,12 @@ inline void TileIQ4_XS(const SuperIQ4_XSx8* p, int64_t nsb, const BlockQ8_K* con
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dy, _mm256_cvtepi32_ps(is[t])));
     }
   }
-  DM_UNROLL
-  for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // TileTokens' step for the quants_legacy.h types: units blocks from u0 into acc.
 template <int NT>
-void TileLegacy(GgmlType wtype, const void* panel, int64_t units, int64_t u0, const uint8_t* act,
-                size_t arow, int64_t n, __m256* acc) {
+HWY_INLINE void TileLegacy(GgmlType wtype, const void* panel, int64_t units, int64_t u0,
+                           const uint8_t* act, size_t arow, int64_t n, __m256* acc) {
   if (wtype == GgmlType::kQ5_0 || wtype == GgmlType::kIQ4_NL) {
     PreparedQ8_0 a[NT];
     DM_UNROLL
