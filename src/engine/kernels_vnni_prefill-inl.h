@@ -81,6 +81,41 @@ inline void Gather16(__m512i idx, const uint8_t* base, __m512i* out) {
   }
 }
 
+// out[k] = Gather(idx, base + 4 * k) for k = 0..7: Gather16 for 32 bytes per row, rows i
+// and i + 8 sharing a vector until the last shuffles.
+inline void Gather8(__m512i idx, const uint8_t* base, __m512i* out) {
+  alignas(64) int32_t o[16];
+  _mm512_store_si512(o, idx);
+  const auto row = [&](int i) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + o[i]));
+  };
+  __m512i r[8], u[8];
+  DM_UNROLL
+  for (int i = 0; i < 8; ++i)
+    r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(row(i)), row(i + 8), 1);
+  // u[4g + c], 128-bit lane j: column 4 * (j % 2) + c of rows 4g..4g+3, plus 8 if j >= 2.
+  DM_UNROLL
+  for (int g = 0; g < 2; ++g) {
+    const __m512i t0 = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+    const __m512i t1 = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+    const __m512i t3 = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+    u[4 * g] = _mm512_unpacklo_epi64(t0, t2);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
+  }
+  DM_UNROLL
+  for (int c = 0; c < 4; ++c) {
+    constexpr int kEven = _MM_SHUFFLE(2, 0, 2, 0), kOdd = _MM_SHUFFLE(3, 1, 3, 1);
+    constexpr int kMiddle = _MM_SHUFFLE(3, 1, 2, 0);  // rows 0-3, 8-11, 4-7, 12-15 in order
+    const __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], kEven);
+    const __m512i b = _mm512_shuffle_i32x4(u[c], u[4 + c], kOdd);
+    out[c] = _mm512_shuffle_i32x4(a, a, kMiddle);
+    out[4 + c] = _mm512_shuffle_i32x4(b, b, kMiddle);
+  }
+}
+
 // f16 in the low (kHigh: high) half of each int32 lane -> float.
 template <bool kHigh>
 inline __m512 HalfToFloat(__m512i v) {
@@ -129,10 +164,10 @@ inline void PackQ0(const uint8_t* base, __m512i idx, int64_t nblocks, PanelQ0* p
       }
     } else {
       const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+      __m512i v[8];
+      Gather8(idx, blk + 2, v);
       DM_UNROLL
-      for (int q = 0; q < 8; ++q) {
-        p->quads[g][q] = _mm512_xor_si512(Gather(idx, blk + 2 + 4 * q), bias);
-      }
+      for (int q = 0; q < 8; ++q) p->quads[g][q] = _mm512_xor_si512(v[q], bias);
     }
   }
 }
