@@ -46,6 +46,19 @@ inline __m512i Gather(__m512i idx, const uint8_t* base) {
   return _mm512_i32gather_epi32(idx, base, 1);
 }
 
+// Within each 128-bit lane: u[c] holds dword c of r[0], r[1], r[2], r[3] (a 4 x 4 transpose
+// of every lane).
+inline void Transpose4x4(const __m512i* r, __m512i* u) {
+  const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]);
+  const __m512i t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]);
+  const __m512i t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+  u[0] = _mm512_unpacklo_epi64(t0, t2);
+  u[1] = _mm512_unpackhi_epi64(t0, t2);
+  u[2] = _mm512_unpacklo_epi64(t1, t3);
+  u[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
 // out[k] = Gather(idx, base + 4 * k) for k = 0..15: the 64 bytes at base + idx[r] of each
 // row r, transposed by 16 loads and 64 shuffles, which cost less than 16 gathers: packing
 // with gathers took 8.7% of a 1B Q4_K_M prefill, and prefetching its rows did not help.
@@ -57,16 +70,7 @@ inline void Gather16(__m512i idx, const uint8_t* base, __m512i* out) {
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(base + o[i]);
   // u[4g + c], 128-bit lane j: column 4j + c of rows 4g..4g+3.
   DM_UNROLL
-  for (int g = 0; g < 4; ++g) {
-    const __m512i t0 = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
-    const __m512i t1 = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
-    const __m512i t3 = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
-    u[4 * g] = _mm512_unpacklo_epi64(t0, t2);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
-  }
+  for (int g = 0; g < 4; ++g) Transpose4x4(r + 4 * g, u + 4 * g);
   DM_UNROLL
   for (int c = 0; c < 4; ++c) {
     constexpr int kEven = _MM_SHUFFLE(2, 0, 2, 0), kOdd = _MM_SHUFFLE(3, 1, 3, 1);
@@ -95,16 +99,7 @@ inline void Gather8(__m512i idx, const uint8_t* base, __m512i* out) {
     r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(row(i)), row(i + 8), 1);
   // u[4g + c], 128-bit lane j: column 4 * (j % 2) + c of rows 4g..4g+3, plus 8 if j >= 2.
   DM_UNROLL
-  for (int g = 0; g < 2; ++g) {
-    const __m512i t0 = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
-    const __m512i t1 = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
-    const __m512i t3 = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
-    u[4 * g] = _mm512_unpacklo_epi64(t0, t2);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
-  }
+  for (int g = 0; g < 2; ++g) Transpose4x4(r + 4 * g, u + 4 * g);
   DM_UNROLL
   for (int c = 0; c < 4; ++c) {
     constexpr int kEven = _MM_SHUFFLE(2, 0, 2, 0), kOdd = _MM_SHUFFLE(3, 1, 3, 1);
