@@ -130,8 +130,7 @@ struct KindIQ4_XS {
   template <int NT>
   static HWY_INLINE void Sums(const Block& x, const BlockQ8_K* const* a, int64_t b, __m256i* tot,
                               __m256i*) {
-    const __m256i table = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    const __m256i table = IQ4Table();
     const __m256i m4 = _mm256_set1_epi8(0x0f), shift = _mm256_setr_epi64x(0, 0, 4, 4);
     const __m256i ls = Scales(x);
     DM_UNROLL

@@ -168,8 +168,7 @@ inline void Rows8Legacy(const uint8_t* w, size_t wrow, int rows, int64_t nb, con
                         float* out, int64_t out_stride) {
   using L = Block32<kType>;
   constexpr size_t kBs = L::kBytes;
-  const __m256i table =
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+  const __m256i table = IQ4Table();
   const uint8_t* rp[8];
   for (int r = 0; r < 8; ++r) rp[r] = w + static_cast<size_t>(std::min(r, rows - 1)) * wrow;
   __m256 acc[NT];

@@ -53,11 +53,6 @@ struct SuperIQ4_XSx8 {  // per super-block of 256
 static_assert(sizeof(BlockQ1x8) * (kChunkCols / 32) <= kPanelBytes &&
               sizeof(SuperIQ4_XSx8) * (kChunkCols / 256) <= kPanelBytes);
 
-inline __m256i IQ4Table() {
-  return _mm256_broadcastsi128_si256(
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-}
-
 // Bits 0..3 of each int32 lane of t as bit 4 of its bytes 0..3.
 inline __m256i SpreadBits(__m256i t) {
   const __m256i byte0 =
