@@ -79,8 +79,8 @@ double MeasureReadBandwidth(ThreadPool& pool, int reps) {
 }
 
 // One read of the model's own mapped weights as decode reads them, but only reading (every
-// thread streams its share of each matrix with StreamRead): bytes/s. The file's pages are
-// read where a buffer's are not (4 KB page-cache pages: more TLB misses), so this is what
+// thread streams its share of each matrix with StreamRead): bytes/s. It reads the file's
+// pages, as decode does, where the bandwidth loop reads a buffer of its own, so this is what
 // decode could reach if it did nothing but read.
 double ReadWeightsOnce(const std::vector<const Weight*>& mats, ThreadPool& pool) {
   uint64_t bytes = 0;

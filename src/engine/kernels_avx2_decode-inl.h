@@ -38,13 +38,13 @@ namespace avx2 {
 #define DM_UNROLL _Pragma("GCC unroll 16")
 #endif
 
-// v[r] (8 int32 lanes each) -> lane r = sum of v[r]'s lanes.
 // IQ4_NL's 16 signed levels in both 128-bit lanes: vpshufb's table from nibbles to levels.
 inline __m256i IQ4Table() {
   return _mm256_broadcastsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
 }
 
+// v[r] (8 int32 lanes each) -> lane r = sum of v[r]'s lanes.
 inline __m256i SumLanes8(const __m256i* v) {
   const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
   const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));

@@ -1,11 +1,12 @@
-// AVX2 matmuls of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q3_K and Q2_K weights for many tokens (prefill;
-// Q3_K's and Q2_K's packing is in kernels_avx2_prefill_k-inl.h, the quants_legacy.h types' in
-// kernels_avx2_prefill_legacy-inl.h), organized as the
-// AVX-512 VNNI ones (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a panel of 8 rows x up
-// to 1024 columns is gathered once from the mmap into a stack buffer (transposed: each 32-byte
-// vector holds 4 consecutive quants of 8 rows), then reused for every token, whose 4 activation
-// bytes per vpmaddubsw are broadcast. AVX2 has no VNNI: u8 x i8 products go through vpmaddubsw
-// (pairs summed to int16) and vpmaddwd, whose int16 sums are kept below saturation:
+// AVX2 matmuls of quantized weights for many tokens (prefill): Q8_0, Q4_0, Q4_K, Q5_K and
+// Q6_K here, Q3_K and Q2_K in kernels_avx2_prefill_k-inl.h, the quants_legacy.h types in
+// kernels_avx2_prefill_legacy-inl.h. Organized as the AVX-512 VNNI ones
+// (kernels_vnni_prefill-inl.h): lanes hold 8 weight rows; a panel of 8 rows x up to 1024
+// columns is gathered once from the mmap into a stack buffer (transposed: each 32-byte
+// vector holds 4 consecutive quants of 8 rows), then reused for every token, whose 4
+// activation bytes per vpmaddubsw are broadcast. AVX2 has no VNNI: u8 x i8 products go
+// through vpmaddubsw (pairs summed to int16) and vpmaddwd, whose int16 sums are kept below
+// saturation:
 //   - Q4_0 / Q4_K nibbles: a pair is at most 2 * 15 * 127, so the int16 sums of a whole
 //     32-element block (8 quads) stay below 32767 and are widened once per block, for Q4_K
 //     by vpmaddwd with the sub-block's scale; Q5_K's 5-bit quants go in Q4_K's panel, their
@@ -73,9 +74,9 @@ inline __m256i Pairs(const int32_t* v8) {
 
 // ---- Packed panels ----------------------------------------------------------------------
 
-struct BlockQ0x8 {  // Q8_0 / Q4_0: per block of 32
-  __m256i q[8];     // Q8_0: |w|; Q4_0: the nibbles
-  __m256i sign[8];  // Q8_0: w, whose sign vpsignb moves onto the activations
+struct BlockQ0x8 {  // Q8_0, Q4_0, Q5_0, IQ4_NL: per block of 32
+  __m256i q[8];     // Q8_0 / IQ4_NL: |w|; Q4_0 / Q5_0: the unsigned quants
+  __m256i sign[8];  // Q8_0 / IQ4_NL: w, whose sign vpsignb moves onto the activations
   __m256 scale;
 };
 
@@ -97,6 +98,8 @@ struct SuperQ6_Kx8 {
 constexpr size_t kPanelBytes =
     std::max(sizeof(BlockQ0x8) * (kChunkCols / 32), sizeof(SuperQ4_Kx8) * (kChunkCols / 256));
 
+// Q8_0 (|w| and w, whose sign vpsignb moves onto the activations) or Q4_0 (the nibbles).
+// Q5_0 and IQ4_NL pack into the same panel in kernels_avx2_prefill_legacy-inl.h.
 template <bool kQ4>
 inline void PackQ0(const uint8_t* base, __m256i idx, const size_t* offs, int64_t nblocks,
                    BlockQ0x8* p) {
@@ -465,12 +468,6 @@ inline bool HasPrefillKernel(GgmlType t) {
          t == GgmlType::kQ2_K || IsLegacyQuant(t);
 }
 
-// 32-element blocks: the unit of their panels.
-inline bool IsBlock32(GgmlType t) {
-  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 ||
-         (IsLegacyQuant(t) && t != GgmlType::kIQ4_XS);
-}
-
 // From this many tokens on the packed panels win. kernels_bench BM_Prefill 1536x512, 1 thread,
 // loaded machine, us per call at 8 / 16 tokens: Q4_K 168 / 240 here against 240 / 450 with
 // the decode path (which takes 4 tokens at once, beyond that int16 panels); Q8_0 180 / 270
@@ -480,7 +477,7 @@ inline bool IsBlock32(GgmlType t) {
 // 0.82 of it here, at 64 1.00 / 1.13 / 0.95, at 128 1.09 / 1.17 / 1.04. IQ4_XS: 1.0 at 16.
 inline int64_t PrefillMinTokens(GgmlType t) {
   if (t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kIQ4_XS) return 16;
-  return IsBlock32(t) ? 64 : 5;
+  return TraitsOf(t).block_elems == 32 ? 64 : 5;
 }
 
 inline void PackChunk(GgmlType wtype, const uint8_t* cb, __m256i idx, const size_t* offs,
@@ -508,7 +505,7 @@ void MatMulQuantPrefill(GgmlType wtype, const void* w, int64_t n, int64_t r0, in
                         const void* act, size_t arow, int64_t n_tokens, float* out,
                         int64_t out_stride) {
   alignas(32) uint8_t panel[kPanelBytes];
-  const int64_t unit_cols = IsBlock32(wtype) ? 32 : 256;
+  const int64_t unit_cols = TraitsOf(wtype).block_elems == 32 ? 32 : 256;
   const int64_t units = n / unit_cols, chunk = kChunkCols / unit_cols;
   const size_t wrow = RowBytes(wtype, n);
   const size_t unit_bytes = wrow / static_cast<size_t>(units);

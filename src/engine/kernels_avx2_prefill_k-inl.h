@@ -119,8 +119,9 @@ HWY_INLINE void TileQ2_K(const SuperQ2_Kx8* p, int64_t nsb, const BlockQ8_K* con
 
 void PackKQuantLowBits(GgmlType wtype, const uint8_t* base, __m256i idx, const size_t* offs,
                        int64_t nsb, void* panel) {
-  if (wtype == GgmlType::kQ2_K)
+  if (wtype == GgmlType::kQ2_K) {
     return PackQ2_K(base, idx, offs, nsb, static_cast<SuperQ2_Kx8*>(panel));
+  }
   PackQ3_K(base, idx, offs, nsb, static_cast<SuperQ6_Kx8*>(panel));
 }
 

@@ -1,9 +1,9 @@
 // AVX2 prefill (many tokens) matmuls of the quants_legacy.h types, on the panels of
 // kernels_avx2_prefill-inl.h: 8 rows x up to 1024 columns gathered once, transposed so that
 // each 32-byte vector holds 4 consecutive quants of 8 rows, and reused for every token.
-//   - Q5_0 packs into Q4_0's panel as unsigned 5-bit quants (its -16 comes from the prepared
-//     corr, as Q4_0's -8); IQ4_NL into Q8_0's, as |level| and the level, whose sign vpsignb
-//     moves onto the activations.
+//   - Q5_0's unsigned 5-bit quants go into Q4_0's BlockQ0x8 (the -16 comes from the
+//     prepared corr, as Q4_0's -8); IQ4_NL too, as |level| and the level, whose sign
+//     vpsignb moves onto the activations (as Q8_0's).
 //   - Q4_1 / Q5_1: unsigned quants (nothing to correct), a float scale and min per block.
 //   - IQ4_XS: the signed levels of a super-block. Its Q8_K activations reach -128, whose
 //     sign vpsignb cannot flip, so the roles turn: |y| is the unsigned side and the level
@@ -12,9 +12,10 @@
 //     reference's.
 // The int16 sums stay below saturation: a vpmaddubsw pair is at most 2 * 31 * 127 for
 // 5-bit quants (4 quads summed: 31,496), 2 * 15 * 127 for nibbles (8 quads: 30,480),
-// 2 * 127 * 127 for IQ4_NL's levels and 2 * 128 * 127 for IQ4_XS's (widened every quad). Each lane
-// (one row, one token) adds its floats in the reference's order (kernels_reference_legacy.cc), so
-// the results are the reference's bits. Only compiled for HWY_AVX2.
+// 2 * 127 * 127 for IQ4_NL's levels and 2 * 128 * 127 for IQ4_XS's (widened every quad).
+// Each lane (one row, one token) adds its floats in the reference's order
+// (kernels_reference_legacy.cc), so the results are the reference's bits. Only compiled for
+// HWY_AVX2.
 #if defined(DORMOUSE_ENGINE_KERNELS_AVX2_PREFILL_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_KERNELS_AVX2_PREFILL_LEGACY_INL_H_
 #undef DORMOUSE_ENGINE_KERNELS_AVX2_PREFILL_LEGACY_INL_H_
