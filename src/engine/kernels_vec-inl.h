@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "engine/attention.h"
+#include "engine/f16_vec-inl.h"
 #include "engine/kernels_internal.h"
 #include "engine/quants.h"
 #include "hwy/contrib/math/math-inl.h"
@@ -32,6 +34,8 @@ template <typename T>
 HWY_INLINE hn::Vec<DF> LoadAsF32(DF df, const T* p) {
   if constexpr (sizeof(T) == 4) {
     return hn::LoadU(df, p);
+  } else if constexpr (std::is_same_v<T, hwy::float16_t>) {
+    return f16::LoadF16(df, reinterpret_cast<const uint16_t*>(p));
   } else {
     const hn::Rebind<T, DF> dh;
     return hn::PromoteTo(df, hn::LoadU(dh, p));
@@ -93,37 +97,28 @@ void AxpyF16(float alpha, const uint16_t* x, float* y, int64_t n) {
 }
 
 void ConvertF32ToF16(const float* x, uint16_t* out, int64_t n) {
-  int64_t i = 0;
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  // F16C rounds to nearest even like F32ToF16; older targets' emulation truncates.
   const DF df;
-  const hn::Rebind<hwy::float16_t, DF> dh;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  for (; i + N <= n; i += N) {
-    hn::StoreU(hn::DemoteTo(dh, hn::LoadU(df, x + i)), dh,
-               reinterpret_cast<hwy::float16_t*>(out + i));
-  }
-#endif
+  int64_t i = 0;
+  for (; i + N <= n; i += N) f16::StoreF16(df, hn::LoadU(df, x + i), out + i);
   for (; i < n; ++i) out[i] = F32ToF16(x[i]);
 }
 
-// attention.cc's F16 steps (kernels.h). With F16C (x86 from AVX2 on) the conversions are
-// exact and round to nearest even, so vectors give the scalar references' bits; elsewhere
-// the references run.
+// attention.cc's F16 steps (kernels.h), with f16_vec-inl.h's exact conversions and FMA: the
+// scalar references' bits on every target but HWY_SCALAR, which runs the references.
+#if HWY_TARGET != HWY_SCALAR && (HWY_NATIVE_FMA || HWY_HAVE_FLOAT64)
+// Lanes of ggml's 16-lane accumulators: 4 per vector on 128-bit targets (fixed, so that
+// scalable ones sum in the same order), 8 on AVX2, 16 from AVX3 on.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-// Lanes of ggml's 16-lane accumulators: 8 per vector on AVX2, 16 from AVX3 on.
 using DF16L = hn::CappedTag<float, 16>;
 constexpr int kAccVecs = 16 / HWY_MIN(16, static_cast<int>(HWY_LANES(float)));
+#else
+using DF16L = hn::FixedTag<float, 4>;
+constexpr int kAccVecs = 4;
+#endif
 
-HWY_INLINE hn::Vec<DF16L> LoadF16(const uint16_t* p) {
-  const DF16L df;
-  const hn::Rebind<hwy::float16_t, DF16L> dh;
-  return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
-}
-HWY_INLINE void StoreF16(hn::Vec<DF16L> v, uint16_t* p) {
-  const hn::Rebind<hwy::float16_t, DF16L> dh;
-  hn::StoreU(hn::DemoteTo(dh, v), dh, reinterpret_cast<hwy::float16_t*>(p));
-}
+HWY_INLINE hn::Vec<DF16L> LoadF16(const uint16_t* p) { return f16::LoadF16(DF16L(), p); }
+HWY_INLINE void StoreF16(hn::Vec<DF16L> v, uint16_t* p) { f16::StoreF16(DF16L(), v, p); }
 
 float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
   const DF16L df;
@@ -141,6 +136,7 @@ float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
         DM_UNROLL
         for (int v = 0; v < kAccVecs; ++v) {
           const int64_t k = i + 16 * j + N * v;
+          // F16 x F16 is exact in float, so MulAdd gives std::fma's sum with or without FMA.
           acc[j][v] = hn::MulAdd(LoadF16(x + k), LoadF16(y + k), acc[j][v]);
         }
       }
@@ -170,7 +166,8 @@ void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const auto vv = hn::Set(df, v);
   int64_t i = 0;
-  for (; i + N <= n; i += N) StoreF16(hn::MulAdd(LoadF16(x + i), vv, LoadF16(y + i)), y + i);
+  for (; i + N <= n; i += N)
+    StoreF16(f16::FmaForF16(df, LoadF16(x + i), vv, LoadF16(y + i)), y + i);
   attention_internal::MadF16Reference(y + i, x + i, v, n - i);
 }
 #else
