@@ -117,6 +117,34 @@ std::optional<std::vector<int>> ParseCpuList(std::string_view text) {
   return cpus;
 }
 
+std::optional<uint64_t> ParseCacheSize(std::string_view text) {
+  text = Trim(text);
+  uint64_t unit = 1;
+  if (!text.empty() && (text.back() == 'K' || text.back() == 'M' || text.back() == 'G')) {
+    unit = text.back() == 'K' ? 1024 : text.back() == 'M' ? 1024 * 1024 : 1024 * 1024 * 1024;
+    text.remove_suffix(1);
+  }
+  auto v = ParseInt(text);
+  if (!v || *v <= 0 || *v > (int64_t{1} << 40)) return std::nullopt;
+  return static_cast<uint64_t>(*v) * unit;
+}
+
+std::optional<uint64_t> LastLevelCacheBytes(const std::string& root) {
+  std::error_code ec;
+  const fs::path dir = Under(root, "/sys/devices/system/cpu/cpu0/cache");
+  int64_t best_level = 0;
+  std::optional<uint64_t> best;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().filename().string().rfind("index", 0) != 0) continue;
+    auto level_text = ReadSmallFile(entry.path() / "level");
+    auto size_text = ReadSmallFile(entry.path() / "size");
+    auto level = level_text ? ParseInt(Trim(*level_text)) : std::nullopt;
+    auto size = size_text ? ParseCacheSize(*size_text) : std::nullopt;
+    if (level && size && *level > best_level) best_level = *level, best = size;
+  }
+  return best;
+}
+
 std::optional<double> ParseCpuMax(std::string_view text) {
   text = Trim(text);
   const size_t space = text.find(' ');

@@ -6,6 +6,7 @@
 // The parsers take file contents and a root directory, so tests run them on fake trees.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +43,13 @@ CpuBudget ReadCpuBudget(const std::vector<int>& affinity, const std::string& roo
 // This process's budget: sched_getaffinity and the real /proc and /sys. Falls back to
 // hardware_concurrency() when the affinity mask cannot be read.
 CpuBudget CurrentCpuBudget();
+
+// sysfs cache "size": "32768K" -> 33554432, "1M", "512"; nullopt if malformed.
+std::optional<uint64_t> ParseCacheSize(std::string_view text);
+
+// The size of CPU 0's last-level cache (the highest "level" under
+// /sys/devices/system/cpu/cpu0/cache, read under `root`); nullopt when sysfs does not say.
+std::optional<uint64_t> LastLevelCacheBytes(const std::string& root = "/");
 
 // `requested` if > 0, else CurrentCpuBudget().threads.
 int ResolveThreadCount(int requested);

@@ -198,10 +198,15 @@ struct Report {
   std::string model;
   int threads = 0;
   Timings t;
-  double bandwidth = 0;          // bytes/s
-  double weights_bandwidth = 0;  // bytes/s, reading the model's weights only
-  uint64_t bytes_per_token = 0;  // decode
-  ThreadPool::Counters pool;     // over the whole bench
+  double bandwidth = 0;                 // bytes/s
+  double weights_bandwidth = 0;         // bytes/s, reading the model's weights only
+  uint64_t bytes_per_token = 0;         // decode
+  ThreadPool::Counters pool;            // over the whole bench
+  std::optional<uint64_t> cache_bytes;  // the last-level cache, when sysfs tells
+  // Decode's weights fit in the last-level cache: the DRAM roofline does not bound it.
+  bool WeightsFitInCache() const {
+    return bytes_per_token > 0 && cache_bytes && bytes_per_token <= *cache_bytes;
+  }
   double Roofline() const { return bytes_per_token ? bandwidth / bytes_per_token : 0; }
   double ReadOnlyDecode() const {
     return bytes_per_token ? weights_bandwidth / bytes_per_token : 0;
@@ -225,6 +230,8 @@ void PrintJson(const BenchOptions& o, const Report& r) {
               {"decode_bytes_per_token", r.bytes_per_token}});
   }
   if (r.Roofline() > 0) j["roofline_tps"] = r.Roofline();
+  if (r.cache_bytes) j["last_level_cache_bytes"] = *r.cache_bytes;
+  if (r.bytes_per_token > 0 && r.cache_bytes) j["weights_fit_in_cache"] = r.WeightsFitInCache();
   if (r.weights_bandwidth > 0) {
     j["weights_bandwidth_gbs"] = r.weights_bandwidth / 1e9;
     j["read_only_decode_tps"] = r.ReadOnlyDecode();
@@ -284,6 +291,12 @@ void PrintText(const BenchOptions& o, const Report& r) {
         "(median of {}; best {:.2f}; tg {:.2f} tokens/s between them)\n",
         r.t.paired.median, o.reps, r.t.paired.best, r.t.tg_paired.mean);
   }
+  if (o.n_gen > 0 && r.Roofline() > 0 && r.WeightsFitInCache()) {
+    std::cout << fmt::format(
+        "cache    the {:.1f} MB of weights per token fit in the {} MiB last-level cache: "
+        "decode may beat the roofline, and read-only and paired measure the cache, not memory\n",
+        static_cast<double>(r.bytes_per_token) / 1e6, *r.cache_bytes >> 20);
+  }
   if (r.pool.runs > 0) {
     // Shares a worker missed (it lost its core) and wake-ups: what a busy machine costs.
     const double shares = static_cast<double>(r.pool.runs) * (r.threads - 1);
@@ -318,6 +331,7 @@ int Bench(const BenchOptions& o) {
       r.weights_bandwidth = MeasureWeightsBandwidth(*loaded->model, *loaded->pool, o.reps);
     }
     r.bytes_per_token = DecodeBytesPerToken(*loaded->model);
+    r.cache_bytes = LastLevelCacheBytes();
     std::function<double()> probe;
     if (o.bandwidth) {
       // The seconds a read of one token's weights takes.

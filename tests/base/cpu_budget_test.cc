@@ -74,6 +74,32 @@ TEST(CpuBudgetTest, FindsTheV2CgroupLine) {
   EXPECT_FALSE(CgroupV2Path("4:memory:/x\n1:cpu:/\n"));  // v1 only
 }
 
+TEST(CpuBudgetTest, ParsesCacheSizes) {
+  EXPECT_EQ(ParseCacheSize("32768K\n"), 32u << 20);
+  EXPECT_EQ(ParseCacheSize("1M"), 1u << 20);
+  EXPECT_EQ(ParseCacheSize("512"), 512u);
+  EXPECT_EQ(ParseCacheSize(""), std::nullopt);
+  EXPECT_EQ(ParseCacheSize("K"), std::nullopt);
+  EXPECT_EQ(ParseCacheSize("-1K"), std::nullopt);
+  EXPECT_EQ(ParseCacheSize("12Q"), std::nullopt);
+}
+
+TEST(CpuBudgetTest, LastLevelCacheIsTheHighestLevel) {
+  FakeRoot root;
+  EXPECT_EQ(LastLevelCacheBytes(root.path()), std::nullopt);  // no cache directory
+  const std::string cache = "/sys/devices/system/cpu/cpu0/cache/";
+  root.Write(cache + "index0/level", "1\n");
+  root.Write(cache + "index0/size", "32K\n");
+  root.Write(cache + "index2/level", "3\n");
+  root.Write(cache + "index2/size", "32768K\n");
+  root.Write(cache + "index3/level", "2\n");
+  root.Write(cache + "index3/size", "512K\n");
+  root.Write(cache + "index4/level", "4\n");  // a level without a readable size counts not
+  root.Write(cache + "index4/size", "lots\n");
+  root.Write(cache + "uevent", "");
+  EXPECT_EQ(LastLevelCacheBytes(root.path()), 32u << 20);
+}
+
 TEST(CpuBudgetTest, CountsSmtSiblingsOnce) {
   FakeRoot root;
   root.SmtPairs(4);  // 8 logical CPUs on 4 cores
