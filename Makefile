@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: run test deps build test-sanitize test-tsan fuzz bench format clean
+.PHONY: run test deps build test-sanitize test-tsan test-arm fuzz bench format clean
 
 run: build
 	./$(BUILD)/dormouse run "$(MODEL)" -p "$(PROMPT)" -n 64 --temp 0
@@ -61,6 +61,12 @@ test-tsan: deps
 	cmake --build build-tsan -j$(JOBS) --target $(TSAN_TARGETS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ./lifecycle_tests --gtest_filter='$(TSAN_LIFECYCLE_FILTER)' --gtest_brief=1
 	$(if $(TSAN_API_FILTER),cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ./api_tests --gtest_filter='$(TSAN_API_FILTER)' --gtest_brief=1)
+
+# The engine cross-built for 64-bit ARM (NEON) and its tests run under qemu-user: the kernels
+# and attention against their scalar references, and whole models against llama.cpp. Installs
+# the cross compiler and qemu; see scripts/test-aarch64.sh (FILTER="*" runs every engine test).
+test-arm: deps
+	bash scripts/test-aarch64.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on its seeds in fuzz/corpus/<target>;
 # what a run finds is kept in build-fuzz/corpus/<target>, crashes in build-fuzz/crash-*.

@@ -6,6 +6,7 @@
 // softmax bookkeeping, then the F16 accumulators in key order; each key and value row is
 // converted once for every head of the group, and no per-key call goes through dispatch.
 // Compiled with a target attribute and chosen at run time.
+#if defined(__x86_64__)  // x86-only: on other CPUs attention_x86_absent.cc stands in
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -201,3 +202,4 @@ DM_AVX2 void ExpBatchAvx2(const float* x, float* out, int64_t n) {
 }
 
 }  // namespace dormouse::attention_internal
+#endif  // defined(__x86_64__)

@@ -13,6 +13,7 @@
 // "used uninitialized" once these loops are unrolled: a known false positive.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(__x86_64__)  // x86-only: on other CPUs attention_x86_absent.cc stands in
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -244,3 +245,4 @@ DM_AVX512 void ExpBatchAvx512(const float* x, float* out, int64_t n) {
 }
 
 }  // namespace dormouse::attention_internal
+#endif  // defined(__x86_64__)

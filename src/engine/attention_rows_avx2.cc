@@ -8,6 +8,7 @@
 //   - the F16 accumulators are updated in tiles of rows by halves, one pass over the block's
 //     values per tile (each half is its own rounding chain), and the softmax sum in a pass
 //     of its own.
+#if defined(__x86_64__)  // x86-only: on other CPUs attention_x86_absent.cc stands in
 #include <immintrin.h>
 
 #include <algorithm>
@@ -262,3 +263,4 @@ DM_AVX2 bool AttendRowsF16Avx2(const AttentionArgs* a, int n, float* const* out)
 }
 
 }  // namespace dormouse::attention_internal
+#endif  // defined(__x86_64__)

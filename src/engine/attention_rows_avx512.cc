@@ -14,6 +14,7 @@
 // loops are unrolled: a known false positive (as in attention_avx512.cc).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(__x86_64__)  // x86-only: on other CPUs attention_x86_absent.cc stands in
 #include <immintrin.h>
 
 #include <algorithm>
@@ -299,3 +300,4 @@ DM_AVX512 bool AttendRowsF16Avx512(const AttentionArgs* a, int n, float* const* 
 }
 
 }  // namespace dormouse::attention_internal
+#endif  // defined(__x86_64__)

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/attention.h"
+#include "engine/kernels_internal.h"
 #include "hwy/targets.h"
 
 namespace dormouse {
@@ -21,6 +22,7 @@ constexpr TargetChoice kChoices[] = {
     {"avx512", "AVX-512", HWY_AVX3 | HWY_AVX3_DL, 0},
     {"avx2", "AVX2", HWY_AVX2, HWY_AVX2 - 1},
     {"sse4", "SSE4", HWY_SSE4, HWY_SSE4 - 1},
+    {"neon", "NEON", HWY_NEON, HWY_NEON - 1},
     {"scalar", "scalar code", HWY_SCALAR, HWY_SCALAR - 1},
 };
 
@@ -38,6 +40,11 @@ Status RestrictKernelTarget(std::string_view name) {
     if (c.name != name) continue;
     if ((hwy::SupportedTargets() & c.accepted) == 0) {
       return Status::Errorf("kernel target '{}': this CPU lacks {}", name, c.what);
+    }
+    int64_t compiled = 0;
+    for (int64_t t : CompiledKernelTargets()) compiled |= t;
+    if ((compiled & c.accepted) == 0) {
+      return Status::Errorf("kernel target '{}': this build has no {} kernels", name, c.what);
     }
     hwy::DisableTargets(c.disabled);
     g_disabled.store(c.disabled, std::memory_order_relaxed);

@@ -11,7 +11,7 @@
 namespace dormouse {
 
 // The accepted names, best first, as error messages list them.
-inline constexpr std::string_view kKernelTargetNames = "avx512, avx2, sse4, scalar";
+inline constexpr std::string_view kKernelTargetNames = "avx512, avx2, sse4, neon, scalar";
 
 // Restricts dispatch to `name` or lower ("" lifts the restriction). Errors name the
 // accepted values for an unknown name, and say so when this CPU lacks the target. Call it

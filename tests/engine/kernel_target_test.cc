@@ -36,6 +36,7 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
   } cases[] = {
       {"avx2", HWY_AVX2, "AVX2", false, attention_internal::HaveAvx2()},
       {"sse4", HWY_SSE4, "SSE4", false, false},
+      {"neon", HWY_NEON, "NEON", false, false},
       {"scalar", HWY_SCALAR, "SCALAR", false, false},
       {"avx512", HWY_AVX3 | HWY_AVX3_DL, best, attention_internal::HaveAvx512(),
        attention_internal::HaveAvx512() || attention_internal::HaveAvx2()},
@@ -56,11 +57,13 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
 TEST_F(KernelTargetTest, UnknownNameListsTheAcceptedOnes) {
   Status s = RestrictKernelTarget("avx3");
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message(), "unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, scalar)");
+  EXPECT_EQ(s.message(),
+            "unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, neon, scalar)");
   EXPECT_EQ(KernelTargetName(), std::string(hwy::TargetName(CompiledKernelTargets()[0])));
 }
 
 TEST_F(KernelTargetTest, TargetTheCpuLacksSaysSo) {
+#if HWY_ARCH_X86
   // A CPU with AVX2 at most.
   hwy::SetSupportedTargetsForTest(HWY_AVX2 | HWY_SSE4 | HWY_SSSE3 | HWY_SCALAR);
   Status s = RestrictKernelTarget("avx512");
@@ -68,6 +71,16 @@ TEST_F(KernelTargetTest, TargetTheCpuLacksSaysSo) {
   EXPECT_EQ(s.message(), "kernel target 'avx512': this CPU lacks AVX-512");
   EXPECT_TRUE(RestrictKernelTarget("sse4").ok());
   EXPECT_EQ(KernelTargetName(), std::string("SSE4"));
+  s = RestrictKernelTarget("neon");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "kernel target 'neon': this CPU lacks NEON");
+#else
+  Status s = RestrictKernelTarget("avx2");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "kernel target 'avx2': this CPU lacks AVX2");
+  EXPECT_TRUE(RestrictKernelTarget("scalar").ok());
+  EXPECT_EQ(KernelTargetName(), std::string("SCALAR"));
+#endif
 }
 
 TEST_F(KernelTargetTest, EnvironmentVariableAppliesAndNamesItselfInErrors) {
@@ -75,11 +88,12 @@ TEST_F(KernelTargetTest, EnvironmentVariableAppliesAndNamesItselfInErrors) {
   setenv("DORMOUSE_TARGET", "avx2", 1);
   ASSERT_TRUE(RestrictKernelTargetFromEnvironment().ok());
   EXPECT_EQ(KernelTargetName(), std::string("AVX2"));
-  setenv("DORMOUSE_TARGET", "neon", 1);
+  setenv("DORMOUSE_TARGET", "altivec", 1);
   Status s = RestrictKernelTargetFromEnvironment();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(),
-            "DORMOUSE_TARGET: unknown kernel target 'neon' (accepted: avx512, avx2, sse4, scalar)");
+            "DORMOUSE_TARGET: unknown kernel target 'altivec' (accepted: avx512, avx2, sse4, neon, "
+            "scalar)");
   setenv("DORMOUSE_TARGET", "", 1);
   EXPECT_TRUE(RestrictKernelTargetFromEnvironment().ok());
 }
