@@ -142,7 +142,8 @@ TEST(CliTest, BenchTargetSwitchCapsTheKernels) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "AVX2");
   r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --target avx3");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.out, "error: unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, neon, scalar)\n");
+  EXPECT_EQ(r.out,
+            "error: unknown kernel target 'avx3' (accepted: avx512, avx2, sse4, neon, scalar)\n");
   r = RunCli("bench " + kStories + " -p 8 -n 4 -r 1 -t 2 --json", "DORMOUSE_TARGET=scalar");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "SCALAR");
