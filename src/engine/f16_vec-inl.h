@@ -2,11 +2,13 @@
 // bits on every target, for the F16 attention steps and F16 loads. Included by the per-target
 // headers; no include guard on purpose.
 //
-// x86 from AVX2 on has F16C, which converts exactly and rounds to nearest even, and FMA.
+// x86 from AVX2 on has F16C, which converts exactly and rounds to nearest even, and FMA;
+// so does 64-bit ARM's NEON (fcvtl/fcvtn, FPCR's default rounding) with its fused vfma.
 // Elsewhere Highway 1.0.3's emulated conversions truncate and turn inf and NaN into finite
 // values, and SSE4's MulAdd rounds twice. So these are written here, in portable ops, as the
-// same IEEE operations as F16ToF32, F32ToF16 and std::fma: NEON, SSE4 and EMU128 all get the
-// references' bits, and the kernel tests check that on every compiled target.
+// same IEEE operations as F16ToF32, F32ToF16 and std::fma: SSE4, EMU128 and the rest get the
+// references' bits, and the kernel tests check that on every compiled target (NEON's and
+// the scalar fallback's under qemu: make test-arm).
 #if defined(DORMOUSE_ENGINE_F16_VEC_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef DORMOUSE_ENGINE_F16_VEC_INL_H_
 #undef DORMOUSE_ENGINE_F16_VEC_INL_H_
@@ -26,7 +28,7 @@ namespace f16 {
 namespace hn = hwy::HWY_NAMESPACE;
 
 #undef DM_F16_NATIVE
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || (HWY_ARCH_ARM_A64 && HWY_TARGET == HWY_NEON)
 #define DM_F16_NATIVE 1
 #else
 #define DM_F16_NATIVE 0
