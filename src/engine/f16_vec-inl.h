@@ -16,7 +16,6 @@
 #define DORMOUSE_ENGINE_F16_VEC_INL_H_
 #endif
 
-#include <cmath>
 #include <cstdint>
 
 #include "hwy/highway.h"
@@ -95,18 +94,18 @@ HWY_INLINE void StoreF16(DF df, hn::Vec<DF> v, uint16_t* p) {
 }
 
 // std::fma(a, b, c) lane by lane as far as its F16 rounding can tell, where a and c are F16
-// values (b any float). Without an FMA unit, a * b (11 x 24 bits) is exact in double and only
-// the sum rounds, to double, then to float. Two roundings can differ from one only when the
-// exact sum lies within half a double ulp of a float tie; for F16 rounding to notice, its
-// bits would have to reach from an F16 tie to beyond the 53rd, a span of over 40 bits that a
-// 35-bit product and an 11-bit addend within F16's range (2^-24 to 65504) cannot make.
+// values (b any float). Not on HWY_SCALAR, whose callers run the scalar references. Without an FMA
+// unit, a * b (11 x 24 bits) is exact in double and only the sum rounds, to double, then to float.
+// Two roundings can differ from one only when the exact sum lies within half a double ulp of a
+// float tie; for F16 rounding to notice, its bits would have to reach from an F16 tie to beyond the
+// 53rd, a span of over 40 bits that a 35-bit product and an 11-bit addend within F16's range (2^-24
+// to 65504) cannot make.
+#if HWY_TARGET != HWY_SCALAR
 template <class DF>
 HWY_INLINE hn::Vec<DF> FmaForF16(DF df, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF> c) {
 #if HWY_NATIVE_FMA
   (void)df;
   return hn::MulAdd(a, b, c);
-#elif HWY_TARGET == HWY_SCALAR
-  return hn::Set(df, std::fma(hn::GetLane(a), hn::GetLane(b), hn::GetLane(c)));
 #else
   const hn::Half<DF> dh;
   const hn::Rebind<double, decltype(dh)> dd;
@@ -119,6 +118,7 @@ HWY_INLINE hn::Vec<DF> FmaForF16(DF df, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF
   return hn::Combine(df, hn::DemoteTo(dh, hi), hn::DemoteTo(dh, lo));
 #endif
 }
+#endif  // HWY_TARGET != HWY_SCALAR
 
 }  // namespace f16
 // NOLINTNEXTLINE(google-readability-namespace-comments)
