@@ -152,13 +152,15 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 
 bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap) {
   return f16 && softcap <= 0.0f && (head_dim == 64 || head_dim == 128) &&
-         (AllowAvx512Attention() || AllowAvx2Attention());
+         (AllowAvx512Attention() || AllowAvx2Attention() ||
+          attention_internal::HaveAttentionRowsVec());
 }
 
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out) {
   if (n <= 0 || !AttentionRowsFit(a[0].head_dim, true, a[0].softcap)) return false;
-  return AllowAvx512Attention() ? attention_internal::AttendRowsF16Avx512(a, n, out)
-                                : attention_internal::AttendRowsF16Avx2(a, n, out);
+  if (AllowAvx512Attention()) return attention_internal::AttendRowsF16Avx512(a, n, out);
+  if (AllowAvx2Attention()) return attention_internal::AttendRowsF16Avx2(a, n, out);
+  return attention_internal::AttendRowsF16Vec(a, n, out);
 }
 
 void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch& scratch,

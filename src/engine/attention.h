@@ -98,7 +98,7 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
 // kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key and value
 // conversions and their reductions and rounding chains run side by side. Returns false,
 // computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 and
-// AVX2 have).
+// AVX2 have their own; SSE4, SSSE3 and NEON a Highway one; the scalar target has none).
 inline constexpr int kMaxAttentionRows = 16;
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out);
 // Whether AttendRowsF16 takes rows of this shape on the dispatched target.
@@ -145,6 +145,10 @@ bool AttendGroupF16Avx2(const AttentionArgs* a, int n, const AttentionScratch& s
                         float* const* out);
 // AttendRowsF16's AVX2 kernel (false for other shapes).
 bool AttendRowsF16Avx2(const AttentionArgs* a, int n, float* const* out);
+// AttendRowsF16's Highway kernel on the dispatched target (attention_rows_vec-inl.h; false
+// for other shapes, and on the scalar target), and whether that target has it.
+bool AttendRowsF16Vec(const AttentionArgs* a, int n, float* const* out);
+bool HaveAttentionRowsVec();
 // glibc's expf, lane for lane, for arguments in [-inf, 0].
 void ExpBatchAvx512(const float* x, float* out, int64_t n);
 void ExpBatchAvx2(const float* x, float* out, int64_t n);

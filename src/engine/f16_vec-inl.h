@@ -16,6 +16,7 @@
 #define DORMOUSE_ENGINE_F16_VEC_INL_H_
 #endif
 
+#include <cmath>
 #include <cstdint>
 
 #include "hwy/highway.h"
@@ -80,6 +81,29 @@ HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToF16(DF df, hn::Vec<DF> f) {
       hn::IfThenElse(hn::Gt(shl1_w, hn::Set(du, 0xff000000u)), hn::Set(du, 0x7e00u), nonsign);
   const auto h = hn::Or(hn::ShiftRight<16>(hn::And(w, hn::Set(du, 0x80000000u))), magnitude);
   return hn::DemoteTo(d16, hn::BitCast(di, h));  // every lane is below 0x10000
+#endif
+}
+
+// f rounded to F16 and back (ToF32(ToF16(f)), NaN payloads aside), as an F16 accumulator holds
+// it. Without native conversions, in float arithmetic: adding C = 2^(e + 13) to |f| (2^e <= |f|
+// < 2^(e + 1)) lands in [2^(e + 13), 2^(e + 14)), whose float spacing is F16's there, 2^(e - 10),
+// so the add rounds to F16's grid, to nearest even (C is an even multiple of it), and
+// subtracting C is exact. e is clamped to F16's normal exponents [-14, 15]: below them F16's
+// spacing stays 2^-24 (subnormals), above them everything from 65520 on rounds past 65504, to
+// inf, as do inf itself and every larger float. The sign is |f|'s, put back (so -0 stays -0).
+template <class DF>
+HWY_INLINE hn::Vec<DF> Round(DF df, hn::Vec<DF> f) {
+#if DM_F16_NATIVE
+  return ToF32(df, ToF16(df, f));
+#else
+  const hn::RebindToSigned<DF> di;
+  const auto af = hn::Abs(f);
+  auto e = hn::And(hn::BitCast(di, af), hn::Set(di, 0x7f800000));
+  e = hn::Min(hn::Max(e, hn::Set(di, (127 - 14) << 23)), hn::Set(di, (127 + 15) << 23));
+  const auto c = hn::BitCast(df, hn::Add(e, hn::Set(di, 13 << 23)));
+  auto r = hn::Sub(hn::Add(af, c), c);
+  r = hn::IfThenElse(hn::Gt(r, hn::Set(df, 65504.0f)), hn::Set(df, HUGE_VALF), r);
+  return hn::Or(r, hn::And(f, hn::Set(df, -0.0f)));  // NaN stays NaN: r is, and so is f
 #endif
 }
 

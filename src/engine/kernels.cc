@@ -19,6 +19,7 @@
 // Per-target bodies. kernels_x86_scales-inl.h is included in every pass (its toggle must
 // flip with each target), although only the AVX2 and AVX-512 kernels use it.
 #include "engine/attention_lanes-inl.h"
+#include "engine/attention_rows_vec-inl.h"
 #include "engine/kernels_avx2_k-inl.h"
 #include "engine/kernels_avx2_legacy-inl.h"
 #include "engine/kernels_avx2_prefill-inl.h"
@@ -155,6 +156,7 @@ void ConvertF32ToF16T(const float* x, uint16_t* out, int64_t n) { ConvertF32ToF1
 float DotF16GgmlT(const uint16_t* x, const uint16_t* y, int64_t n) { return DotF16Ggml(x, y, n); }
 void ScaleF16T(uint16_t* y, float v, int64_t n) { ScaleF16(y, v, n); }
 void MadF16T(uint16_t* y, const uint16_t* x, float v, int64_t n) { MadF16(y, x, v, n); }
+void RoundToF16T(const float* x, float* out, int64_t n) { RoundToF16(x, out, n); }
 void RmsNormT(const float* x, const float* w, float eps, int64_t n, float* out) {
   RmsNorm(x, w, eps, n, out);
 }
@@ -181,11 +183,14 @@ HWY_EXPORT(ConvertF32ToF16T);
 HWY_EXPORT(DotF16GgmlT);
 HWY_EXPORT(ScaleF16T);
 HWY_EXPORT(MadF16T);
+HWY_EXPORT(RoundToF16T);
 HWY_EXPORT(RmsNormT);
 HWY_EXPORT(SwiGluT);
 HWY_EXPORT(AttendLanesF16T);
 HWY_EXPORT(AttentionLaneWidthT);
 HWY_EXPORT(ExpfBatchT);
+HWY_EXPORT(AttendRowsF16VecT);
+HWY_EXPORT(HaveAttentionRowsVecT);
 
 size_t PreparedRowBytes(GgmlType wtype, int64_t n) {
   switch (ActivationFormOf(wtype)) {
@@ -249,6 +254,9 @@ void ScaleF16(uint16_t* y, float v, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleF16T)
 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
   HWY_DYNAMIC_DISPATCH(MadF16T)(y, x, v, n);
 }
+void RoundToF16(const float* x, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(RoundToF16T)(x, out, n);
+}
 void RmsNorm(const float* x, const float* w, float eps, int64_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(RmsNormT)(x, w, eps, n, out);
 }
@@ -258,6 +266,12 @@ void SwiGlu(const float* gate, const float* up, int64_t n, float* out) {
 
 bool AttendLanesF16(const AttentionArgs* a, int n, float* const* out) {
   return n > 0 && HWY_DYNAMIC_DISPATCH(AttendLanesF16T)(a, n, out);
+}
+bool attention_internal::AttendRowsF16Vec(const AttentionArgs* a, int n, float* const* out) {
+  return HWY_DYNAMIC_DISPATCH(AttendRowsF16VecT)(a, n, out);
+}
+bool attention_internal::HaveAttentionRowsVec() {
+  return HWY_DYNAMIC_DISPATCH(HaveAttentionRowsVecT)();
 }
 int AttentionLaneWidth() { return HWY_DYNAMIC_DISPATCH(AttentionLaneWidthT)(); }
 void attention_internal::ExpfBatch(const float* x, float* out, int64_t n) {

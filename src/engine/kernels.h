@@ -55,6 +55,8 @@ void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
 float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n);
 void ScaleF16(uint16_t* y, float v, int64_t n);
 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n);
+// out = f32(f16(x)), as the vector kernels round their F16 accumulators (NaN payloads aside).
+void RoundToF16(const float* x, float* out, int64_t n);
 
 // Name of the SIMD target the dispatcher picked ("AVX3_DL", "AVX2", ...), for `info`.
 const char* KernelTargetName();

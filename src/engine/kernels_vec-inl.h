@@ -170,6 +170,14 @@ void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
     StoreF16(f16::FmaForF16(df, LoadF16(x + i), vv, LoadF16(y + i)), y + i);
   attention_internal::MadF16Reference(y + i, x + i, v, n - i);
 }
+
+void RoundToF16(const float* x, float* out, int64_t n) {
+  const DF16L df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(f16::Round(df, hn::LoadU(df, x + i)), df, out + i);
+  for (; i < n; ++i) out[i] = F16ToF32(F32ToF16(x[i]));
+}
 #else
 float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
   return attention_internal::DotF16Reference(x, y, n);
@@ -177,6 +185,9 @@ float DotF16Ggml(const uint16_t* x, const uint16_t* y, int64_t n) {
 void ScaleF16(uint16_t* y, float v, int64_t n) { attention_internal::ScaleF16Reference(y, v, n); }
 void MadF16(uint16_t* y, const uint16_t* x, float v, int64_t n) {
   attention_internal::MadF16Reference(y, x, v, n);
+}
+void RoundToF16(const float* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = F16ToF32(F32ToF16(x[i]));
 }
 #endif
 

@@ -1,7 +1,7 @@
-// The multi-row attention kernels (AttendRowsF16: AVX-512 and AVX2) give every row the scalar
-// reference's bits and softmax stats, whatever the other rows' ends, in a ring, past a first
-// key, and with values that raise the max in the middle of a block; the AVX2 one's exp is the
-// library's expf.
+// The multi-row attention kernels (AttendRowsF16: AVX-512, AVX2, and the Highway one on every
+// other compiled target) give every row the scalar reference's bits and softmax stats,
+// whatever the other rows' ends, in a ring, past a first key, and with values that raise the
+// max in the middle of a block; the AVX2 one's exp is the library's expf.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "engine/attention.h"
 #include "engine/quants.h"
 #include "expf_check.h"
+#include "kernel_checker.h"
 
 namespace dormouse {
 namespace {
@@ -64,7 +65,10 @@ struct Variant {
   const char* name;
   RowsKernel attend;
   bool (*have)();
+  bool per_target = false;  // a Highway kernel: run on every compiled target that has it
 };
+
+bool Always() { return true; }
 
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -76,6 +80,19 @@ class AttentionRowsTest : public testing::TestWithParam<Variant> {
   bool Attend(const AttentionArgs* a, int n, float* const* out) const {
     return GetParam().attend(a, n, out);
   }
+  // body() once, or for a Highway kernel on every compiled target that has it (the scalar one
+  // has none: there it must decline).
+  template <class F>
+  void ForTargets(F body) const {
+    if (!GetParam().per_target) return body();
+    kernel_test::ForEachTarget([&] {
+      if (attention_internal::HaveAttentionRowsVec()) return body();
+      std::vector<float> out(64);
+      float* outs[1] = {out.data()};
+      Rows one(64, 1, 0, 4, 0, 1);
+      EXPECT_FALSE(Attend(one.args.data(), 1, outs));
+    });
+  }
 };
 
 // The softmax max is compared as a float: a dot product's first product is a multiply in
@@ -85,7 +102,7 @@ void ExpectReferenceBits(RowsKernel attend, const Rows& r, const std::string& wh
   attention_test::ExpectReferenceBits(attend, r.args, what, attention_test::Max::kValue);
 }
 
-TEST_P(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
+void EveryRowGetsTheReferenceBits(RowsKernel attend) {
   for (int64_t hd : {64, 128}) {
     for (int n : {1, 2, 3, 4, 5, 8, 16}) {
       for (int64_t n_keys : {1, 2, 15, 16, 17, 31, 32, 33, 64, 300}) {
@@ -95,57 +112,64 @@ TEST_P(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
                                    " first " + std::to_string(first);
           const uint32_t seed = static_cast<uint32_t>(hd * 100000 + n * 1000 + n_keys + first);
           Rows plain(hd, n, first, n_keys, 0, seed);
-          ExpectReferenceBits(GetParam().attend, plain, "plain " + what);
+          ExpectReferenceBits(attend, plain, "plain " + what);
           Rows ring(hd, n, first, n_keys, n_keys + 5, seed + 1);
-          ExpectReferenceBits(GetParam().attend, ring, "ring " + what);
+          ExpectReferenceBits(attend, ring, "ring " + what);
           // Flat scores: the max moves often, and ties are common.
           Rows flat(hd, n, first, n_keys, 0, seed + 2, 0.05f);
-          ExpectReferenceBits(GetParam().attend, flat, "flat " + what);
+          ExpectReferenceBits(attend, flat, "flat " + what);
         }
       }
     }
   }
 }
 
+TEST_P(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
+  ForTargets([&] { EveryRowGetsTheReferenceBits(GetParam().attend); });
+}
+
 // A row that sees no key gets zeros and the empty stats, as the reference; a key past a row's
 // end leaves the row untouched, even an infinite one (0 * inf is NaN).
 TEST_P(AttentionRowsTest, KeysPastARowsEndLeaveItUntouched) {
-  Rows r(64, 4, 0, 40, 0, 9);
-  for (int64_t d = 0; d < 64; ++d) r.v[static_cast<size_t>(39 * 128 + 64 + d)] = 0x7c00;  // +inf
-  for (int i = 0; i < 4; ++i) r.args[i].n_keys = i % 2 == 0 ? 39 : 40;
-  std::vector<float> got(4 * 64);
-  std::vector<float*> outs;
-  for (int i = 0; i < 4; ++i) outs.push_back(&got[i * 64]);
-  ASSERT_TRUE(Attend(r.args.data(), 4, outs.data()));
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(std::isfinite(got[i * 64]), i % 2 == 0) << "row " << i;
-  for (AttentionArgs& a : r.args) a.n_keys = 39;
-  r.args[3].n_keys = 0;
-  ExpectReferenceBits(GetParam().attend, r, "beside an infinite value, one row empty");
+  ForTargets([&] {
+    Rows r(64, 4, 0, 40, 0, 9);
+    for (int64_t d = 0; d < 64; ++d) r.v[static_cast<size_t>(39 * 128 + 64 + d)] = 0x7c00;  // +inf
+    for (int i = 0; i < 4; ++i) r.args[i].n_keys = i % 2 == 0 ? 39 : 40;
+    std::vector<float> got(4 * 64);
+    std::vector<float*> outs;
+    for (int i = 0; i < 4; ++i) outs.push_back(&got[i * 64]);
+    ASSERT_TRUE(Attend(r.args.data(), 4, outs.data()));
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(std::isfinite(got[i * 64]), i % 2 == 0) << "row " << i;
+    for (AttentionArgs& a : r.args) a.n_keys = 39;
+    r.args[3].n_keys = 0;
+    ExpectReferenceBits(GetParam().attend, r, "beside an infinite value, one row empty");
+  });
 }
 
 TEST_P(AttentionRowsTest, OtherShapesAreLeftToTheGroupedKernels) {
-  std::vector<float> out(16 * 128);
-  std::vector<float*> outs(17, out.data());
-  Rows capped(64, 2, 0, 10, 0, 3);
-  for (AttentionArgs& a : capped.args) a.softcap = 30.0f;
-  EXPECT_FALSE(Attend(capped.args.data(), 2, outs.data()));
-  Rows wide(80, 2, 0, 10, 0, 3);
-  EXPECT_FALSE(Attend(wide.args.data(), 2, outs.data()));
-  Rows many(64, 17, 0, 10, 0, 3);
-  EXPECT_FALSE(Attend(many.args.data(), 17, outs.data()));
-  EXPECT_FALSE(AttentionRowsFit(64, false, 0.0f));
-  EXPECT_FALSE(AttentionRowsFit(64, true, 30.0f));
-  EXPECT_FALSE(AttentionRowsFit(96, true, 0.0f));
+  ForTargets([&] {
+    std::vector<float> out(16 * 128);
+    std::vector<float*> outs(17, out.data());
+    Rows capped(64, 2, 0, 10, 0, 3);
+    for (AttentionArgs& a : capped.args) a.softcap = 30.0f;
+    EXPECT_FALSE(Attend(capped.args.data(), 2, outs.data()));
+    Rows wide(80, 2, 0, 10, 0, 3);
+    EXPECT_FALSE(Attend(wide.args.data(), 2, outs.data()));
+    Rows many(64, 17, 0, 10, 0, 3);
+    EXPECT_FALSE(Attend(many.args.data(), 17, outs.data()));
+    EXPECT_FALSE(AttentionRowsFit(64, false, 0.0f));
+    EXPECT_FALSE(AttentionRowsFit(64, true, 30.0f));
+    EXPECT_FALSE(AttentionRowsFit(96, true, 0.0f));
+  });
 }
 
-INSTANTIATE_TEST_SUITE_P(Attention, AttentionRowsTest,
-                         testing::Values(Variant{"Avx512", attention_internal::AttendRowsF16Avx512,
-                                                 attention_internal::HaveAvx512},
-                                         Variant{"Avx2", attention_internal::AttendRowsF16Avx2,
-                                                 attention_internal::HaveAvx2}),
-                         [](const testing::TestParamInfo<Variant>& info) {
-                           return std::string(info.param.name);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Attention, AttentionRowsTest,
+    testing::Values(
+        Variant{"Avx512", attention_internal::AttendRowsF16Avx512, attention_internal::HaveAvx512},
+        Variant{"Avx2", attention_internal::AttendRowsF16Avx2, attention_internal::HaveAvx2},
+        Variant{"Vec", attention_internal::AttendRowsF16Vec, Always, true}),
+    [](const testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
 
 TEST(AttentionRowsAvx2Test, VectorExpIsTheLibrarysExpf) {
   if (!attention_internal::HaveAvx2()) GTEST_SKIP() << "no AVX2 on this CPU";

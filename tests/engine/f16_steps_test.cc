@@ -1,8 +1,8 @@
-// The F16 attention steps (kernels.h DotF16Ggml, ScaleF16, MadF16) and the F16 conversions
-// under them give the scalar references' bits on every compiled target, special values
-// included. Without F16C (SSE4, EMU128, NEON) the conversions and the fused multiply-add are
-// emulated in portable ops (f16_vec-inl.h), so these cases aim at what emulation gets wrong:
-// ties, subnormals, overflow, inf, NaN and a sum rounded twice.
+// The F16 attention steps (kernels.h DotF16Ggml, ScaleF16, MadF16), the F16 conversions under
+// them and the accumulators' rounding (RoundToF16) give the scalar references' bits on every
+// compiled target, special values included. Without F16C (SSE4, EMU128, NEON) the conversions and
+// the fused multiply-add are emulated in portable ops (f16_vec-inl.h), so these cases aim at what
+// emulation gets wrong: ties, subnormals, overflow, inf, NaN and a sum rounded twice.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -87,7 +87,8 @@ TEST(F16StepsTest, ConversionsRoundTripEveryHalf) {
   });
 }
 
-TEST(F16StepsTest, ConversionOfFloatsRoundsAsTheReference) {
+// Floats at every rounding boundary near F16's range ends, and random ones of every kind.
+std::vector<float> FloatsAtF16Boundaries() {
   std::mt19937 rng(11);
   std::vector<float> x;
   // Every rounding boundary near F16's range ends: ties, one float ulp either side of them,
@@ -107,12 +108,38 @@ TEST(F16StepsTest, ConversionOfFloatsRoundsAsTheReference) {
   }
   x.push_back(INFINITY);
   x.push_back(-NAN);
+  return x;
+}
+
+TEST(F16StepsTest, ConversionOfFloatsRoundsAsTheReference) {
+  const std::vector<float> x = FloatsAtF16Boundaries();
   std::vector<uint16_t> want(x.size());
   for (size_t i = 0; i < x.size(); ++i) want[i] = F32ToF16(x[i]);
   ForEachTarget([&] {
     std::vector<uint16_t> got(x.size());
     ConvertF32ToF16(x.data(), got.data(), static_cast<int64_t>(x.size()));
     EXPECT_TRUE(SameHalves(got, want));
+  });
+}
+
+// The accumulators' rounding (f16_vec-inl.h Round: float arithmetic without native
+// conversions) against the round trip through F16, for the boundaries and every 4093rd float.
+TEST(F16StepsTest, RoundingToF16InFloatsIsTheRoundTrip) {
+  std::vector<float> x = FloatsAtF16Boundaries();
+  for (uint64_t b = 0; b <= 0xffffffffu; b += 4093) x.push_back(std::bit_cast<float>(uint32_t(b)));
+  std::vector<float> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = F16ToF32(F32ToF16(x[i]));
+  ForEachTarget([&] {
+    std::vector<float> got(x.size());
+    RoundToF16(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    size_t bad = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (!SameFloat(got[i], want[i]) && ++bad <= 5) {
+        ADD_FAILURE() << "x " << x[i] << " (bits " << std::hex << std::bit_cast<uint32_t>(x[i])
+                      << "): got " << got[i] << ", want " << want[i];
+      }
+    }
+    EXPECT_EQ(bad, 0u);
   });
 }
 

@@ -32,14 +32,13 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
     int64_t needs;
     std::string expect;
     bool avx512_attention;
-    bool row_attention;  // AttendRowsF16 (AVX-512 or AVX2)
+    bool row_attention;  // AttendRowsF16 (AVX-512, AVX2, or the Highway kernel)
   } cases[] = {
-      {"avx2", HWY_AVX2, "AVX2", false, attention_internal::HaveAvx2()},
-      {"sse4", HWY_SSE4, "SSE4", false, false},
-      {"neon", HWY_NEON, "NEON", false, false},
+      {"avx2", HWY_AVX2, "AVX2", false, true},
+      {"sse4", HWY_SSE4, "SSE4", false, true},
+      {"neon", HWY_NEON, "NEON", false, true},
       {"scalar", HWY_SCALAR, "SCALAR", false, false},
-      {"avx512", HWY_AVX3 | HWY_AVX3_DL, best, attention_internal::HaveAvx512(),
-       attention_internal::HaveAvx512() || attention_internal::HaveAvx2()},
+      {"avx512", HWY_AVX3 | HWY_AVX3_DL, best, attention_internal::HaveAvx512(), true},
   };
   for (const Case& c : cases) {
     if (!CpuHas(c.needs)) continue;
