@@ -12,9 +12,10 @@
 // gemma2's attention soft-cap applies to each scaled score before the softmax.
 //
 // The F16 path has a scalar reference, AVX-512 and AVX2 variants and a portable one (Highway
-// kernels, vectorized from AVX2 on) that give the same bits (same operations, same order);
-// AttendHead picks by the CPU's features and DORMOUSE_TARGET. Tiny heads (head_dim <= 16)
-// have a lane-parallel variant instead (AttendLanesF16: one query row per vector lane).
+// kernels, vectorized on every target but the scalar one) that give the same bits (same
+// operations, same order); AttendHead picks by the CPU's features and DORMOUSE_TARGET. Tiny
+// heads (head_dim <= 16) have a lane-parallel variant instead (AttendLanesF16: one query row
+// per vector lane).
 #pragma once
 
 #include <cmath>
@@ -104,13 +105,15 @@ bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out);
 // Whether AttendRowsF16 takes rows of this shape on the dispatched target.
 bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap);
 
-// Tiny heads (head_dim 4, 8, 16; F16 cache, no soft-cap) on targets from AVX2 on: n query
-// rows that share one KV head (same keys, values, offset, head_dim, scale and ring), each
-// with its own q, key range [first_key, n_keys), stats and out, one row per vector lane.
+// Tiny heads (head_dim 4, 8, 16; F16 cache, no soft-cap) on x86 from AVX2 on and 64-bit ARM's
+// NEON: n query rows that share one KV head (same keys, values, offset, head_dim, scale and
+// ring), each with its own q, key range [first_key, n_keys), stats and out, one row per vector
+// lane.
 // Per row exactly AttendF16Reference's operations in its order, so the same bits. Returns
 // false, computing nothing, when the dispatched target or the shape has no lane kernel.
 bool AttendLanesF16(const AttentionArgs* a, int n, float* const* out);
-// Rows per vector of the dispatched lane kernel (16 with AVX-512, 8 with AVX2); 0: none.
+// Rows per vector of the dispatched lane kernel (16 with AVX-512, 8 with AVX2, 4 with NEON);
+// 0: none.
 int AttentionLaneWidth();
 // Whether AttendLanesF16 takes rows of this shape on the dispatched target.
 inline bool AttentionLanesFit(int64_t head_dim, bool f16, float softcap) {

@@ -40,9 +40,10 @@ namespace lanes {
 #define DM_UNROLL _Pragma("GCC unroll 16")
 #endif
 
-// F16C (x86 from AVX2 on) converts exactly, rounding to nearest even; without it there is no
-// lane kernel (the callers fall back to the per-head ones).
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// F16C (x86 from AVX2 on) and 64-bit ARM's NEON (fcvtl/fcvtn) convert exactly, rounding to
+// nearest even, and both have a fused multiply-add, as glibc's expf is built there; without
+// them there is no lane kernel (the callers fall back to the per-head ones).
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || (HWY_ARCH_ARM_A64 && HWY_TARGET == HWY_NEON)
 #define DM_HAVE_ATTENTION_LANES 1
 
 using DF = hn::ScalableTag<float>;
@@ -312,7 +313,7 @@ void AttendRows(const AttentionArgs* a, int n, float* const* out) {
   }
 }
 
-#endif  // F16C
+#endif  // F16C or NEON
 
 }  // namespace lanes
 
