@@ -129,7 +129,8 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
   }
 }
 
-// AttendRowsF16 on one target: false, computing nothing, for the shapes it does not take.
+// AttendRowsF16 on one target: false, computing nothing, for the shapes it does not take
+// (head_dim 256 only where Target::kHeadDim256 says so: gemma3's heads).
 template <class Target>
 bool AttendRowsWith(const AttentionArgs* a, int n, float* const* out) {
   if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
@@ -140,6 +141,12 @@ bool AttendRowsWith(const AttentionArgs* a, int n, float* const* out) {
     case 128:
       Target::template Attend<128>(a, n, out);
       return true;
+    case 256:
+      if constexpr (Target::kHeadDim256) {
+        Target::template Attend<256>(a, n, out);
+        return true;
+      }
+      return false;
     default:
       return false;
   }

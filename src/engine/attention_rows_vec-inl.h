@@ -163,6 +163,7 @@ HWY_INLINE void AccumulateTile(const Values& values, const RowState& r, int n, f
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct RowsVec {
   static constexpr int kScoreKeys = 4;
+  static constexpr bool kHeadDim256 = true;
   // One row reads each key and value once anyway: straight from the cache. More rows share
   // one conversion per block.
   static bool Convert(int /*head_dim*/, int n) { return n > 1; }

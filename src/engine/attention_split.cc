@@ -129,9 +129,9 @@ AttentionWorkspace::AttentionWorkspace(int n_threads, int64_t n_head, int64_t he
     : n_head_(n_head), head_dim_(head_dim), n_threads_(n_threads) {
   const size_t nt = static_cast<size_t>(n_threads), hd = static_cast<size_t>(head_dim);
   const size_t nh = static_cast<size_t>(n_head);
-  // Whether the lane kernel takes these heads depends on the target dispatch picks, which may
-  // change later: room for its rows whenever it might.
-  const bool rows_kernel = head_dim <= 16 || head_dim == 64 || head_dim == 128;
+  // Whether a multi-row kernel takes these heads depends on the target dispatch picks, which
+  // may change later: room for its rows whenever one might.
+  const bool rows_kernel = head_dim <= 16 || AttentionRowsHeadDim(head_dim);
   thread_rows_ = rows_kernel ? std::max(kTaskRows, kMaxGroupHeads) : kMaxGroupHeads;
   const size_t rows = static_cast<size_t>(thread_rows_);
   f16_.resize(nt * (kMaxGroupHeads + 1) * hd);

@@ -11,6 +11,7 @@
 
 #include "attention_test_util.h"
 #include "engine/attention.h"
+#include "engine/kernel_target.h"
 #include "engine/quants.h"
 #include "expf_check.h"
 #include "kernel_checker.h"
@@ -65,7 +66,8 @@ struct Variant {
   const char* name;
   RowsKernel attend;
   bool (*have)();
-  bool per_target = false;  // a Highway kernel: run on every compiled target that has it
+  bool per_target = false;   // a Highway kernel: run on every compiled target that has it
+  bool head_dim_256 = true;  // the kernel takes gemma3's heads
 };
 
 bool Always() { return true; }
@@ -102,8 +104,9 @@ void ExpectReferenceBits(RowsKernel attend, const Rows& r, const std::string& wh
   attention_test::ExpectReferenceBits(attend, r.args, what, attention_test::Max::kValue);
 }
 
-void EveryRowGetsTheReferenceBits(RowsKernel attend) {
-  for (int64_t hd : {64, 128}) {
+void EveryRowGetsTheReferenceBits(RowsKernel attend, bool head_dim_256) {
+  for (int64_t hd : {64, 128, 256}) {
+    if (hd == 256 && !head_dim_256) continue;
     for (int n : {1, 2, 3, 4, 5, 8, 16}) {
       for (int64_t n_keys : {1, 2, 15, 16, 17, 31, 32, 33, 64, 300}) {
         for (int64_t first : {int64_t{0}, int64_t{7}}) {
@@ -125,7 +128,7 @@ void EveryRowGetsTheReferenceBits(RowsKernel attend) {
 }
 
 TEST_P(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
-  ForTargets([&] { EveryRowGetsTheReferenceBits(GetParam().attend); });
+  ForTargets([&] { EveryRowGetsTheReferenceBits(GetParam().attend, GetParam().head_dim_256); });
 }
 
 // A row that sees no key gets zeros and the empty stats, as the reference; a key past a row's
@@ -160,15 +163,19 @@ TEST_P(AttentionRowsTest, OtherShapesAreLeftToTheGroupedKernels) {
     EXPECT_FALSE(AttentionRowsFit(64, false, 0.0f));
     EXPECT_FALSE(AttentionRowsFit(64, true, 30.0f));
     EXPECT_FALSE(AttentionRowsFit(96, true, 0.0f));
+    Rows gemma3(256, 2, 0, 10, 0, 3);
+    EXPECT_EQ(Attend(gemma3.args.data(), 2, outs.data()), GetParam().head_dim_256);
+    EXPECT_EQ(AttentionRowsFit(256, true, 0.0f), !AllowAvx512Attention());
   });
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Attention, AttentionRowsTest,
-    testing::Values(
-        Variant{"Avx512", attention_internal::AttendRowsF16Avx512, attention_internal::HaveAvx512},
-        Variant{"Avx2", attention_internal::AttendRowsF16Avx2, attention_internal::HaveAvx2},
-        Variant{"Vec", attention_internal::AttendRowsF16Vec, Always, true}),
+    testing::Values(Variant{"Avx512", attention_internal::AttendRowsF16Avx512,
+                            attention_internal::HaveAvx512, false, false},
+                    Variant{"Avx2", attention_internal::AttendRowsF16Avx2,
+                            attention_internal::HaveAvx2},
+                    Variant{"Vec", attention_internal::AttendRowsF16Vec, Always, true}),
     [](const testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
 
 TEST(AttentionRowsAvx2Test, VectorExpIsTheLibrarysExpf) {
