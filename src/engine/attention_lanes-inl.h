@@ -41,7 +41,7 @@ namespace lanes {
 #endif
 
 // F16C (x86 from AVX2 on) and 64-bit ARM's NEON (fcvtl/fcvtn) convert exactly, rounding to
-// nearest even, and both have a fused multiply-add, as glibc's expf is built there; without
+// nearest even, and both have the fused multiply-add that glibc's expf uses there; without
 // them there is no lane kernel (the callers fall back to the per-head ones).
 #if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || (HWY_ARCH_ARM_A64 && HWY_TARGET == HWY_NEON)
 #define DM_HAVE_ATTENTION_LANES 1
@@ -54,9 +54,12 @@ using VF = hn::Vec<DF>;
 using VD = hn::Vec<DD>;
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
-// glibc's expf (the FMA build, sysdeps/ieee754/flt-32/e_expf.c) of arguments in [-inf, 0],
-// as attention_avx512.cc's Exp8: x*32/ln2 = k + r, 2^(k/32) from the 32-entry table, a
-// cubic in r, all in double.
+// glibc's expf (sysdeps/ieee754/flt-32/e_expf.c) of arguments in [-inf, 0], as
+// attention_avx512.cc's Exp8: x*32/ln2 = k + r, 2^(k/32) from the 32-entry table, a cubic in
+// r, all in double. x86's FMA build rounds z = x*32/ln2 to k by the 1.5*2^52 shift (ties to
+// even) and contracts r = z - k into an FMA of x; aarch64's (TOINT_INTRINSICS) rounds with
+// frinta/fcvtas (ties away from zero) and subtracts the rounded z: r then differs by z's
+// rounding error, which flips about one float result in 10^8 with |x| > 22.
 HWY_INLINE VD ExpCore(VD xd, const uint64_t* table) {
   const DD dd;
   const hn::RebindToUnsigned<DD> du;
@@ -67,10 +70,17 @@ HWY_INLINE VD ExpCore(VD xd, const uint64_t* table) {
   const VD c1 = hn::Set(dd, 0x1.ebfce50fac4f3p-3 / 32 / 32);
   const VD c2 = hn::Set(dd, 0x1.62e42ff0c52d6p-1 / 32);
   const VD z = hn::Mul(inv_ln2_n, xd);
+#if HWY_ARCH_ARM_A64
+  (void)shift;
+  const VD kd{vrndaq_f64(z.raw)};
+  const auto ki = hn::BitCast(du, hn::Vec<decltype(di)>{vcvtaq_s64_f64(z.raw)});
+  const VD r = hn::Sub(z, kd);
+#else
   VD kd = hn::Add(z, shift);
   const auto ki = hn::BitCast(du, kd);
   kd = hn::Sub(kd, shift);
   const VD r = hn::MulAdd(inv_ln2_n, xd, hn::Sub(hn::Zero(dd), kd));
+#endif
   const auto idx = hn::BitCast(di, hn::And(ki, hn::Set(du, 31)));
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   // Two-table permutes: a gather of 8 lanes costs several times as much here.
