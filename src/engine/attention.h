@@ -95,7 +95,7 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
 
 // Query rows that share a KV head (same keys, values, offset, head_dim, ring, scale) and a
 // first key, each with its own q, end (n_keys), stats and out: a prefill's consecutive
-// tokens, or one token's heads. head_dim 64 or 128 (and 256 but with AVX-512), F16 cache, no
+// tokens, or one token's heads. head_dim 64 or 128 (and 256, except with AVX-512), F16 cache, no
 // soft-cap, up to kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key
 // and value conversions and their reductions and rounding chains run side by side. Returns false,
 // computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 and

@@ -1,5 +1,6 @@
 // The multi-row F16 attention (attention.h, AttendRowsF16) apart from its vector work, written
-// once for its AVX-512 and AVX2 kernels (attention_rows_avx512.cc, attention_rows_avx2.cc):
+// once for its AVX-512, AVX2 and Highway kernels (attention_rows_avx512.cc,
+// attention_rows_avx2.cc, attention_rows_vec-inl.h):
 // the rows' softmax state, where a block's keys and values come from, and the driver (the
 // rows' queries and accumulators, the walk over blocks of keys and which rows see each one,
 // the final 1/S and stats). `Target` supplies the vector steps, each with its target
@@ -9,6 +10,7 @@
 //   template <int kHeadDim> static void LoadF16(const uint16_t* x, float* out): kHeadDim
 //     F16 values to F32 (out 64-byte aligned);
 //   static constexpr int kScoreKeys: keys that the score pass reads at a time;
+//   static constexpr bool kHeadDim256: whether it takes head_dim 256 (64 and 128 always);
 //   template <int kHeadDim> static void ConvertBlock(const AttentionArgs& a, const uint8_t*
 //     base, int64_t j0, int n, float* out): ConvertRows<Target, kHeadDim>, compiled for the
 //     target (and kept out of line, as it is called twice per block);

@@ -10,7 +10,7 @@
 //   - a key's dot product is ggml's four 16-lane accumulators as 4 x 4 lanes; ReduceLanes16's
 //     first two levels are vector adds, and its last for 4 keys at once, transposed;
 //   - the online softmax stays scalar, with std::exp: x86 without FMA has no vector expf
-//     that matches glibc's there (the lane kernel's is its FMA build);
+//     that matches glibc's there (on NEON the lane kernel's could serve: not measured);
 //   - a row's F16 accumulators stay in registers across a block's values, a tile at a time,
 //     their rounding chains (multiply-add, then F16 and back) side by side.
 #if defined(DORMOUSE_ENGINE_ATTENTION_ROWS_VEC_INL_H_) == defined(HWY_TARGET_TOGGLE)

@@ -198,7 +198,7 @@ TEST(AttentionSplitTest, DecodeIsAttentionWithTheSameBitsOnAnyThreadCount) {
 
 // A prefill of positions [pos0, pos0 + n) gives each token the bits a decode at its
 // position gives, with a sliding window too, with tiny heads (the lane kernel) and with
-// head_dim 64 and 128 (the row kernel): rows of several tokens per task, some of them split
+// head_dim 64, 128 and 256 (the row kernel): rows of several tokens per task, some of them split
 // into key chunks and some not, with chunk sizes that change between tokens.
 TEST(AttentionSplitTest, PrefillAndDecodeGiveTheSameBits) {
   ForEachAttentionTarget([] {

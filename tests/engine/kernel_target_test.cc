@@ -47,6 +47,7 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
     EXPECT_EQ(KernelTargetName(), c.expect);
     EXPECT_EQ(AllowAvx512Attention(), c.avx512_attention);
     EXPECT_EQ(AttentionRowsFit(64, true, 0.0f), c.row_attention);
+    EXPECT_EQ(AttentionRowsFit(256, true, 0.0f), c.row_attention && !c.avx512_attention);
   }
   ASSERT_TRUE(RestrictKernelTarget("").ok());
   EXPECT_EQ(KernelTargetName(), best);
