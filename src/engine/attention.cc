@@ -151,13 +151,10 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 }
 
 bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap) {
-  if (!f16 || softcap > 0.0f) return false;
-  if (head_dim == 256) {  // not the AVX-512 kernel's (attention_rows_avx512.cc)
-    return !AllowAvx512Attention() &&
-           (AllowAvx2Attention() || attention_internal::HaveAttentionRowsVec());
-  }
-  return (head_dim == 64 || head_dim == 128) && (AllowAvx512Attention() || AllowAvx2Attention() ||
-                                                 attention_internal::HaveAttentionRowsVec());
+  if (!f16 || softcap > 0.0f || !AttentionRowsHeadDim(head_dim)) return false;
+  // The AVX-512 kernel declines 256 (attention_rows_avx512.cc, Avx512::kHeadDim256).
+  if (AllowAvx512Attention()) return head_dim != 256;
+  return AllowAvx2Attention() || attention_internal::HaveAttentionRowsVec();
 }
 
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out) {

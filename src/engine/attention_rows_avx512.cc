@@ -267,7 +267,8 @@ DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float sca
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx512 {
   static constexpr int kScoreKeys = 16;
-  // Not tested on a CPU with AVX-512 yet (this kernel's tiles were sized for 64 and 128).
+  // Not tested on a CPU with AVX-512 yet (this kernel's tiles were sized for 64 and 128);
+  // AttentionRowsFit (attention.cc) says the same.
   static constexpr bool kHeadDim256 = false;
   // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
   // from the cache. More rows share one conversion per block.
