@@ -152,14 +152,14 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 
 bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap) {
   if (!f16 || softcap > 0.0f || !AttentionRowsHeadDim(head_dim)) return false;
-  // The AVX-512 kernel declines 256 (attention_rows_avx512.cc, Avx512::kHeadDim256).
-  if (AllowAvx512Attention()) return head_dim != 256;
-  return AllowAvx2Attention() || attention_internal::HaveAttentionRowsVec();
+  // With AVX-512 the AVX2 kernel takes what the AVX-512 one declines (96 and 256).
+  return AllowAvx512Attention() || AllowAvx2Attention() ||
+         attention_internal::HaveAttentionRowsVec();
 }
 
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out) {
   if (n <= 0 || !AttentionRowsFit(a[0].head_dim, true, a[0].softcap)) return false;
-  if (AllowAvx512Attention()) return attention_internal::AttendRowsF16Avx512(a, n, out);
+  if (AllowAvx512Attention() && attention_internal::AttendRowsF16Avx512(a, n, out)) return true;
   if (AllowAvx2Attention()) return attention_internal::AttendRowsF16Avx2(a, n, out);
   return attention_internal::AttendRowsF16Vec(a, n, out);
 }

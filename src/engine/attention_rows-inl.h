@@ -10,13 +10,18 @@
 //   template <int kHeadDim> static void LoadF16(const uint16_t* x, float* out): kHeadDim
 //     F16 values to F32 (out 64-byte aligned);
 //   static constexpr int kScoreKeys: keys that the score pass reads at a time;
-//   static constexpr bool kHeadDim256: whether it takes head_dim 256 (64 and 128 always);
+//   static constexpr bool Takes(int head_dim): whether it takes head_dim 96 and 256 (64 and
+//     128 always);
 //   template <int kHeadDim> static void ConvertBlock(const AttentionArgs& a, const uint8_t*
 //     base, int64_t j0, int n, float* out): ConvertRows<Target, kHeadDim>, compiled for the
 //     target (and kept out of line, as it is called twice per block);
+//   template <int kHeadDim, class Keys> static void TransposeTail(const Keys&, int n,
+//     double* tail): for head_dim 96, the block's first n keys' last 32 dimensions (kTail)
+//     as doubles, tail[i * kKeys + j] = dimension 64 + i of key j, zero past the keys read;
 //   template <int kHeadDim, class Keys, class Values> static void AttendBlock(const Keys&,
-//     const Values&, float scale, int m, const float* const* qf, RowState* const* rows,
-//     float* const* accs, const int* n): one block for the m rows that see some of it.
+//     const Values&, const double* tail, float scale, int m, const float* const* qf,
+//     RowState* const* rows, float* const* accs, const int* n): one block for the m rows
+//     that see some of it (tail: TransposeTail's, when kTail<kHeadDim> > 0).
 //   template <int kHeadDim> static void Attend(const AttentionArgs* a, int n, float* const*
 //     out): AttendRows<Target, kHeadDim>, so that the driver (always inlined) and the steps
 //     are compiled together for the target, as one function per head_dim.
@@ -32,6 +37,14 @@
 namespace dormouse::attention_internal::multirow {
 
 constexpr int kKeys = 32;  // keys per block
+
+// The dimensions past the last multiple of 64 (32 of phi-3's 96), which DotF16Reference sums
+// after its 16-lane accumulators one by one in double: sum = V, then sum += k[i] * q[i] in
+// order. The product of two F16 values is exact in float and in double, so an FMA in double
+// gives each step's rounding, and the kernels run that chain for many keys at once, one key
+// per lane, from the keys' tails transposed (Target::TransposeTail).
+template <int kHeadDim>
+inline constexpr int kTail = kHeadDim % 64;
 
 // One row's softmax state, and its factors for the current block.
 struct RowState {
@@ -84,6 +97,7 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
                                                       float* const* out) {
   alignas(64) float kf[kKeys * kHeadDim];
   alignas(64) float vf[kKeys * kHeadDim];
+  alignas(64) double tail[kTail<kHeadDim> > 0 ? kTail<kHeadDim> * kKeys : 1];
   alignas(64) float qf[kMaxAttentionRows][kHeadDim];
   alignas(64) float acc[kMaxAttentionRows][kHeadDim];
   RowState st[kMaxAttentionRows];
@@ -116,12 +130,13 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
     if (convert) {
       Target::template ConvertBlock<kHeadDim>(a[0], a[0].k_base, j0, nb, kf);
       Target::template ConvertBlock<kHeadDim>(a[0], a[0].v_base, j0, nb, vf);
-      Target::template AttendBlock<kHeadDim>(F32Rows<kHeadDim>{kf}, F32Rows<kHeadDim>{vf},
-                                             a[0].scale, m, qs, rows, accs, keys);
+      const F32Rows<kHeadDim> k{kf}, v{vf};
+      if constexpr (kTail < kHeadDim >> 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
+      Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, m, qs, rows, accs, keys);
     } else {
-      Target::template AttendBlock<kHeadDim>(F16Rows{a, a[0].k_base, j0, nb - 1},
-                                             F16Rows{a, a[0].v_base, j0, nb - 1}, a[0].scale, m, qs,
-                                             rows, accs, keys);
+      const F16Rows k{a, a[0].k_base, j0, nb - 1}, v{a, a[0].v_base, j0, nb - 1};
+      if constexpr (kTail < kHeadDim >> 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
+      Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, m, qs, rows, accs, keys);
     }
   }
   for (int r = 0; r < n; ++r) {
@@ -131,24 +146,30 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
   }
 }
 
+// Target::Attend<kHeadDim> when the target takes that head_dim; false otherwise.
+template <class Target, int kHeadDim>
+bool AttendIfTaken(const AttentionArgs* a, int n, float* const* out) {
+  if constexpr (Target::Takes(kHeadDim)) {
+    Target::template Attend<kHeadDim>(a, n, out);
+    return true;
+  }
+  return false;
+}
+
 // AttendRowsF16 on one target: false, computing nothing, for the shapes it does not take
-// (head_dim 256 only where Target::kHeadDim256 says so: gemma3's heads).
+// (head_dim 96, phi-3's, and 256, gemma3's, only where Target::Takes says so).
 template <class Target>
 bool AttendRowsWith(const AttentionArgs* a, int n, float* const* out) {
   if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
   switch (a[0].head_dim) {
     case 64:
-      Target::template Attend<64>(a, n, out);
-      return true;
+      return AttendIfTaken<Target, 64>(a, n, out);
+    case 96:
+      return AttendIfTaken<Target, 96>(a, n, out);
     case 128:
-      Target::template Attend<128>(a, n, out);
-      return true;
+      return AttendIfTaken<Target, 128>(a, n, out);
     case 256:
-      if constexpr (Target::kHeadDim256) {
-        Target::template Attend<256>(a, n, out);
-        return true;
-      }
-      return false;
+      return AttendIfTaken<Target, 256>(a, n, out);
     default:
       return false;
   }

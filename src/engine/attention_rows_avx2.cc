@@ -113,23 +113,99 @@ DM_AVX2 __attribute__((always_inline)) inline __m256 KeyT3(const Keys& keys, int
   return _mm256_add_ps(a[1], a[0]);
 }
 
+// The tails (kTail dimensions: head_dim 96's last 32) of keys [0, n) of a block, transposed
+// into doubles: tail[i * kKeys + j] = dimension i of key j's tail, zero past n rounded up to 8
+// (keys up to there readable). 8 keys by 8 dimensions at a time.
+template <int kHeadDim, class Keys>
+DM_AVX2 void TransposeTail(const Keys& keys, int n, double* tail) {
+  constexpr int kFrom = kHeadDim / 64 * 8, kTailHalves = kTail<kHeadDim> / 8;
+  const int padded = (n + 7) / 8 * 8;
+  for (int g = 0; g < padded; g += 8) {
+#pragma GCC unroll 1
+    for (int c = 0; c < kTailHalves; ++c) {
+      __m256 t[8], u[8];
+#pragma GCC unroll 4
+      for (int k = 0; k < 8; k += 2) {  // t[k]: keys k, k + 1 interleaved; t[k + 1] their highs
+        const __m256 r0 = LoadChunk(keys.Row(g + k), kFrom + c);
+        const __m256 r1 = LoadChunk(keys.Row(g + k + 1), kFrom + c);
+        t[k] = _mm256_unpacklo_ps(r0, r1);
+        t[k + 1] = _mm256_unpackhi_ps(r0, r1);
+      }
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {  // u[4h + d]: keys 4h..4h + 3 of dimensions d | d + 4
+        u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        double* out = tail + (8 * c + i) * kKeys + g;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          const __m256 x = u[4 * h + i % 4];
+          const __m128 keys4 = i < 4 ? _mm256_castps256_ps128(x) : _mm256_extractf128_ps(x, 1);
+          _mm256_store_pd(out + 4 * h, _mm256_cvtps_pd(keys4));
+        }
+      }
+    }
+  }
+  for (int i = 0; i < kTail<kHeadDim>; ++i) {
+    for (int g = padded; g < kKeys; g += 4)
+      _mm256_store_pd(tail + i * kKeys + g, _mm256_setzero_pd());
+  }
+}
+
+// DotF16Reference's last steps for all of a block's keys: dot[j] = float(V + k[0] * q[0] +
+// k[1] * q[1] + ...), summed one product at a time in double, V = dot[j] (its 16-lane
+// part), k key j's tail, q (qt) the row's. Eight chains of 4 keys.
+template <int kTailDims>
+DM_AVX2 void AddTail(const double* tail, const float* qt, float* dot) {
+  alignas(32) double qd[kTailDims];
+#pragma GCC unroll 8
+  for (int i = 0; i < kTailDims; i += 4)
+    _mm256_store_pd(qd + i, _mm256_cvtps_pd(_mm_load_ps(qt + i)));
+  __m256d s[kKeys / 4];
+#pragma GCC unroll 8
+  for (int c = 0; c < kKeys / 4; ++c) s[c] = _mm256_cvtps_pd(_mm_load_ps(dot + 4 * c));
+  for (int i = 0; i < kTailDims; ++i) {
+    const __m256d q = _mm256_broadcast_sd(qd + i);
+#pragma GCC unroll 8
+    for (int c = 0; c < kKeys / 4; ++c) {
+      s[c] = _mm256_fmadd_pd(_mm256_load_pd(tail + i * kKeys + 4 * c), q, s[c]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < kKeys / 4; ++c) _mm_store_ps(dot + 4 * c, _mm256_cvtpd_ps(s[c]));
+}
+
 // Scores (scaled, as AttentionArgs::Score) and softmax steps of one row for the first n of
-// the block's keys (rows up to a multiple of 8 readable), 8 keys at a time.
+// the block's keys (rows up to a multiple of 8 readable), 8 keys at a time. H: the head's
+// halves; those past a multiple of 8 (head_dim 96) are summed from `tail` (AddTail).
 template <int H, class Keys>
-DM_AVX2 void ScoreRow(const Keys& keys, const float* qf, int n, float scale, RowState& rs,
-                      const uint64_t* table) {
-  __m256 q[H];
+DM_AVX2 void ScoreRow(const Keys& keys, const double* tail, const float* qf, int n, float scale,
+                      RowState& rs, const uint64_t* table) {
+  constexpr int kVecHalves = H / 8 * 8, kTailDims = (H - kVecHalves) * 8;
+  __m256 q[kVecHalves];
 #pragma GCC unroll 16
-  for (int h = 0; h < H; ++h) q[h] = _mm256_load_ps(qf + 8 * h);
+  for (int h = 0; h < kVecHalves; ++h) q[h] = _mm256_load_ps(qf + 8 * h);
   __m256 M = _mm256_set1_ps(rs.M);
   uint32_t new_max = 0;
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  alignas(32) float dot[kKeys];
   for (int g = 0; g < n; g += 8) {
     __m256 t3[8];
 #pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) t3[k] = KeyT3<H>(keys, g + k, q);
-    const __m256 scaled = _mm256_mul_ps(ReduceT3x8(t3), vscale);
+    for (int k = 0; k < 8; ++k) t3[k] = KeyT3<kVecHalves>(keys, g + k, q);
+    _mm256_store_ps(dot + g, ReduceT3x8(t3));
+  }
+  if constexpr (kTailDims > 0) {
+    for (int g = (n + 7) / 8 * 8; g < kKeys; g += 8) _mm256_store_ps(dot + g, _mm256_setzero_ps());
+    AddTail<kTailDims>(tail, qf + 8 * kVecHalves, dot);
+  }
+  for (int g = 0; g < n; g += 8) {
+    const __m256 scaled = _mm256_mul_ps(_mm256_load_ps(dot + g), vscale);
     const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - g), lane);
     Softmax8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), scaled, _mm256_castsi256_ps(valid)), M,
              new_max, rs.e, g, table);
@@ -210,27 +286,36 @@ DM_AVX2 inline void AddSum(RowState& r, int n) {
   r.S = S;
 }
 
+// Halves [c0, c0 + D) of the m rows' accumulators through the block's values, in tiles of
+// as many rows as make kTileRows * kTileHalves accumulators.
+template <int D, class Values>
+DM_AVX2 void AccumulateHalves(const Values& values, int m, RowState* const* rows,
+                              float* const* accs, const int* n, int c0) {
+  constexpr int R = kTileRows * kTileHalves / D;
+  int i = 0;
+  for (; i + R <= m; i += R) AccumulateTile<D, R>(values, rows + i, accs + i, n + i, c0);
+  for (; i < m; ++i) AccumulateTile<D, 1>(values, rows + i, accs + i, n + i, c0);
+}
+
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int H, class Keys, class Values>
-DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, float scale, int m,
-                             const float* const* qf, RowState* const* rows, float* const* accs,
-                             const int* n) {
+DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, const double* tail,
+                             float scale, int m, const float* const* qf, RowState* const* rows,
+                             float* const* accs, const int* n) {
   const uint64_t* table = ExpfTable();
-  for (int i = 0; i < m; ++i) ScoreRow<H>(keys, qf[i], n[i], scale, *rows[i], table);
-  for (int c0 = 0; c0 < H; c0 += kTileHalves) {
-    int i = 0;
-    for (; i + kTileRows <= m; i += kTileRows) {
-      AccumulateTile<kTileHalves, kTileRows>(values, rows + i, accs + i, n + i, c0);
-    }
-    for (; i < m; ++i) AccumulateTile<kTileHalves, 1>(values, rows + i, accs + i, n + i, c0);
+  for (int i = 0; i < m; ++i) ScoreRow<H>(keys, tail, qf[i], n[i], scale, *rows[i], table);
+  constexpr int kFull = H / kTileHalves * kTileHalves;
+  for (int c0 = 0; c0 < kFull; c0 += kTileHalves) {
+    AccumulateHalves<kTileHalves>(values, m, rows, accs, n, c0);
   }
+  if constexpr (H > kFull) AccumulateHalves<H - kFull>(values, m, rows, accs, n, kFull);
   for (int i = 0; i < m; ++i) AddSum(*rows[i], n[i]);
 }
 
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx2 {
   static constexpr int kScoreKeys = 8;
-  static constexpr bool kHeadDim256 = true;
+  static constexpr bool Takes(int /*head_dim*/) { return true; }
   // A few rows (a decode's heads) read each key about once anyway: straight from the cache.
   // More rows share one conversion per block.
   static bool Convert(int /*head_dim*/, int n) { return n > 2; }
@@ -245,11 +330,15 @@ struct Avx2 {
                                                              float* out) {
     ConvertRows<Avx2, kHeadDim>(a, base, j0, n, out);
   }
+  template <int kHeadDim, class Keys>
+  DM_AVX2 static void TransposeTail(const Keys& keys, int n, double* tail) {
+    attention_internal::TransposeTail<kHeadDim>(keys, n, tail);
+  }
   template <int kHeadDim, class Keys, class Values>
-  DM_AVX2 static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
-                                  const float* const* qf, RowState* const* rows, float* const* accs,
-                                  const int* n) {
-    AttendRowsBlock<kHeadDim / 8>(keys, values, scale, m, qf, rows, accs, n);
+  DM_AVX2 static void AttendBlock(const Keys& keys, const Values& values, const double* tail,
+                                  float scale, int m, const float* const* qf, RowState* const* rows,
+                                  float* const* accs, const int* n) {
+    AttendRowsBlock<kHeadDim / 8>(keys, values, tail, scale, m, qf, rows, accs, n);
   }
   template <int kHeadDim>
   DM_AVX2 static void Attend(const AttentionArgs* a, int n, float* const* out) {

@@ -267,9 +267,9 @@ DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float sca
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx512 {
   static constexpr int kScoreKeys = 16;
-  // Not tested on a CPU with AVX-512 yet (this kernel's tiles were sized for 64 and 128);
-  // AttentionRowsFit (attention.cc) says the same.
-  static constexpr bool kHeadDim256 = false;
+  // Its tiles are sized for 64 and 128. AttendRowsF16 (attention.cc) gives 96 and 256 to the
+  // AVX2 kernel, which this CPU also runs, and which the tests run on this machine kind.
+  static constexpr bool Takes(int head_dim) { return head_dim == 64 || head_dim == 128; }
   // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
   // from the cache. More rows share one conversion per block.
   static bool Convert(int head_dim, int n) { return n > (head_dim <= 64 ? 4 : 2); }
@@ -285,9 +285,9 @@ struct Avx512 {
     ConvertRows<Avx512, kHeadDim>(a, base, j0, n, out);
   }
   template <int kHeadDim, class Keys, class Values>
-  DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
-                                    const float* const* qf, RowState* const* rows,
-                                    float* const* accs, const int* n) {
+  DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, const double* /*tail*/,
+                                    float scale, int m, const float* const* qf,
+                                    RowState* const* rows, float* const* accs, const int* n) {
     AttendRowsBlock<kHeadDim / 16>(keys, values, scale, m, qf, rows, accs, n);
   }
   template <int kHeadDim>

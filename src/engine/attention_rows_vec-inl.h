@@ -44,6 +44,7 @@ namespace rows_vec {
 #define DM_HAVE_ATTENTION_ROWS_VEC 1
 
 using attention_internal::multirow::kKeys;
+using attention_internal::multirow::kTail;
 using attention_internal::multirow::RowState;
 using D4 = hn::FixedTag<float, 4>;
 using V4 = hn::Vec<D4>;
@@ -90,11 +91,77 @@ HWY_INLINE V4 KeyT6(const Row* key, const float* q) {
   return hn::Add(hn::Add(a[3], a[1]), hn::Add(a[2], a[0]));
 }
 
-// Scores and softmax steps of one row for the block's first n keys (rows up to a multiple of
-// 4 readable): per key AttendF16Reference's dot, scale, running max, exp and sum S.
-template <int CH, class Keys>
-HWY_INLINE void ScoreRow(const Keys& keys, const float* q, int n, float scale, RowState& r) {
+#if HWY_HAVE_FLOAT64
+// Head_dim 96 (attention_rows-inl.h, kTail): the last 32 dimensions in double, one key per lane.
+#define DM_ROWS_VEC_TAIL 1
+using D2 = hn::FixedTag<double, 2>;
+using F2 = hn::FixedTag<float, 2>;
+
+// The tails of keys [0, n) of a block transposed into doubles: tail[i * kKeys + j] =
+// dimension i of key j's tail, zero past n rounded up to 4 (keys up to there readable).
+template <int kHeadDim, class Keys>
+HWY_INLINE void TransposeTail(const Keys& keys, int n, double* tail) {
   const D4 d;
+  const D2 dd;
+  constexpr int kFrom = kHeadDim / 64 * 16;
+  const int padded = (n + 3) / 4 * 4;
+  for (int g = 0; g < padded; g += 4) {
+    for (int c = 0; c < kTail<kHeadDim> / 4; ++c) {
+      const V4 r0 = Load4(keys.Row(g), kFrom + c), r1 = Load4(keys.Row(g + 1), kFrom + c);
+      const V4 r2 = Load4(keys.Row(g + 2), kFrom + c), r3 = Load4(keys.Row(g + 3), kFrom + c);
+      const V4 lo01 = hn::InterleaveLower(d, r0, r1), hi01 = hn::InterleaveUpper(d, r0, r1);
+      const V4 lo23 = hn::InterleaveLower(d, r2, r3), hi23 = hn::InterleaveUpper(d, r2, r3);
+      const V4 dims[4] = {hn::ConcatLowerLower(d, lo23, lo01), hn::ConcatUpperUpper(d, lo23, lo01),
+                          hn::ConcatLowerLower(d, hi23, hi01), hn::ConcatUpperUpper(d, hi23, hi01)};
+      DM_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        double* out = tail + (4 * c + i) * kKeys + g;
+        hn::Store(hn::PromoteTo(dd, hn::LowerHalf(dims[i])), dd, out);
+        hn::Store(hn::PromoteTo(dd, hn::UpperHalf(F2(), dims[i])), dd, out + 2);
+      }
+    }
+  }
+  for (int i = 0; i < kTail<kHeadDim>; ++i) {
+    for (int g = padded; g < kKeys; g += 2) hn::Store(hn::Zero(dd), dd, tail + i * kKeys + g);
+  }
+}
+
+// DotF16Reference's last steps for all of a block's keys: dot[j] = float(V + k[0] * q[0] +
+// k[1] * q[1] + ...), one product at a time in double (exact, so MulAdd gives the sum's
+// rounding, fused or not), V = dot[j], k key j's tail, q (qt) the row's. Chains of 2 keys, 8
+// at a time.
+template <int kTailDims>
+HWY_INLINE void AddTail(const double* tail, const float* qt, float* dot) {
+  const D2 dd;
+  const F2 df;
+  constexpr int kChains = 8;
+  HWY_ALIGN double qd[kTailDims];
+  for (int i = 0; i < kTailDims; ++i) qd[i] = qt[i];
+  for (int p = 0; p < kKeys; p += 2 * kChains) {
+    hn::Vec<D2> s[kChains];
+    DM_UNROLL
+    for (int c = 0; c < kChains; ++c) s[c] = hn::PromoteTo(dd, hn::Load(df, dot + p + 2 * c));
+    for (int i = 0; i < kTailDims; ++i) {
+      const hn::Vec<D2> q = hn::Set(dd, qd[i]);
+      DM_UNROLL
+      for (int c = 0; c < kChains; ++c) {
+        s[c] = hn::MulAdd(hn::Load(dd, tail + i * kKeys + p + 2 * c), q, s[c]);
+      }
+    }
+    DM_UNROLL
+    for (int c = 0; c < kChains; ++c) hn::Store(hn::DemoteTo(df, s[c]), df, dot + p + 2 * c);
+  }
+}
+#endif  // HWY_HAVE_FLOAT64
+
+// Scores and softmax steps of one row for the block's first n keys (rows up to a multiple of
+// 4 readable): per key AttendF16Reference's dot, scale, running max, exp and sum S. CH: the
+// head's 16-lane chunks; with head_dim 96 the 32 dimensions past them come from `tail`.
+template <int kHeadDim, class Keys>
+HWY_INLINE void ScoreRow(const Keys& keys, const double* tail, const float* q, int n, float scale,
+                         RowState& r) {
+  const D4 d;
+  constexpr int CH = kHeadDim / 64 * 4;
   HWY_ALIGN float score[kKeys];
   const V4 vscale = hn::Set(d, scale);
   for (int g = 0; g < n; g += 4) {
@@ -110,8 +177,21 @@ HWY_INLINE void ScoreRow(const Keys& keys, const float* q, int n, float scale, R
     const V4 s02 = hn::Add(lo01, hi01);  // keys 0, 1: t6[0] + t6[2], t6[1] + t6[3]
     const V4 s13 = hn::Add(lo23, hi23);  // keys 2, 3
     const V4 dot = hn::Add(hn::ConcatLowerLower(d, s13, s02), hn::ConcatUpperUpper(d, s13, s02));
-    hn::Store(hn::Mul(dot, vscale), d, score + g);
+    if constexpr (kTail < kHeadDim >> 0) {
+      hn::Store(dot, d, score + g);
+    } else {
+      hn::Store(hn::Mul(dot, vscale), d, score + g);
+    }
   }
+#ifdef DM_ROWS_VEC_TAIL
+  if constexpr (kTail < kHeadDim >> 0) {
+    for (int g = (n + 3) / 4 * 4; g < kKeys; g += 4) hn::Store(hn::Zero(d), d, score + g);
+    AddTail<kTail<kHeadDim>>(tail, q + 16 * CH, score);
+    for (int g = 0; g < n; g += 4) hn::Store(hn::Mul(hn::Load(d, score + g), vscale), d, score + g);
+  }
+#else
+  (void)tail;
+#endif
   float M = r.M, S = r.S;
   uint32_t new_max = 0;
   for (int j = 0; j < n; ++j) {
@@ -133,13 +213,12 @@ HWY_INLINE void ScoreRow(const Keys& keys, const float* q, int n, float scale, R
   r.new_max = new_max;
 }
 
-// Vectors [c0, c0 + kTileVecs) of one row's accumulator through the block's first n values,
-// in key order: AttendF16Reference's rescale (on a new max) and multiply-add, each rounded to
+// Vectors [c0, c0 + kVecs) of one row's accumulator through the block's first n values, in
+// key order: AttendF16Reference's rescale (on a new max) and multiply-add, each rounded to
 // F16.
-template <int CH, class Values>
+template <int kVecs, class Values>
 HWY_INLINE void AccumulateTile(const Values& values, const RowState& r, int n, float* acc, int c0) {
   const D4 d;
-  constexpr int kVecs = HWY_MIN(kTileVecs, 4 * CH);
   V4 a[kVecs];
   DM_UNROLL
   for (int c = 0; c < kVecs; ++c) a[c] = hn::Load(d, acc + 4 * (c0 + c));
@@ -163,7 +242,11 @@ HWY_INLINE void AccumulateTile(const Values& values, const RowState& r, int n, f
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct RowsVec {
   static constexpr int kScoreKeys = 4;
-  static constexpr bool kHeadDim256 = true;
+#ifdef DM_ROWS_VEC_TAIL
+  static constexpr bool Takes(int /*head_dim*/) { return true; }
+#else
+  static constexpr bool Takes(int head_dim) { return head_dim % 64 == 0; }
+#endif
   // One row reads each key and value once anyway: straight from the cache. More rows share
   // one conversion per block.
   static bool Convert(int /*head_dim*/, int n) { return n > 1; }
@@ -178,15 +261,28 @@ struct RowsVec {
                                         int n, float* out) {
     attention_internal::multirow::ConvertRows<RowsVec, kHeadDim>(a, base, j0, n, out);
   }
+  template <int kHeadDim, class Keys>
+  static void TransposeTail(const Keys& keys, int n, double* tail) {
+#ifdef DM_ROWS_VEC_TAIL
+    rows_vec::TransposeTail<kHeadDim>(keys, n, tail);
+#else
+    (void)keys;
+    (void)n;
+    (void)tail;
+#endif
+  }
   template <int kHeadDim, class Keys, class Values>
-  static void AttendBlock(const Keys& keys, const Values& values, float scale, int m,
-                          const float* const* qf, RowState* const* rows, float* const* accs,
+  static void AttendBlock(const Keys& keys, const Values& values, const double* tail, float scale,
+                          int m, const float* const* qf, RowState* const* rows, float* const* accs,
                           const int* n) {
-    constexpr int CH = kHeadDim / 16;
-    for (int i = 0; i < m; ++i) ScoreRow<CH>(keys, qf[i], n[i], scale, *rows[i]);
+    constexpr int kVecs = kHeadDim / 4, kFull = kVecs / kTileVecs * kTileVecs;
+    for (int i = 0; i < m; ++i) ScoreRow<kHeadDim>(keys, tail, qf[i], n[i], scale, *rows[i]);
     for (int i = 0; i < m; ++i) {
-      for (int c0 = 0; c0 < 4 * CH; c0 += kTileVecs) {
-        AccumulateTile<CH>(values, *rows[i], n[i], accs[i], c0);
+      for (int c0 = 0; c0 < kFull; c0 += kTileVecs) {
+        AccumulateTile<kTileVecs>(values, *rows[i], n[i], accs[i], c0);
+      }
+      if constexpr (kVecs > kFull) {
+        AccumulateTile<kVecs - kFull>(values, *rows[i], n[i], accs[i], kFull);
       }
     }
   }
@@ -222,6 +318,7 @@ bool HaveAttentionRowsVecT() {
 }
 
 #undef DM_HAVE_ATTENTION_ROWS_VEC
+#undef DM_ROWS_VEC_TAIL
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE

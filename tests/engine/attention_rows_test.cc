@@ -66,8 +66,8 @@ struct Variant {
   const char* name;
   RowsKernel attend;
   bool (*have)();
-  bool per_target = false;   // a Highway kernel: run on every compiled target that has it
-  bool head_dim_256 = true;  // the kernel takes gemma3's heads
+  bool per_target = false;  // a Highway kernel: run on every compiled target that has it
+  bool wide_heads = true;   // the kernel takes head_dim 96 (phi-3) and 256 (gemma3)
 };
 
 bool Always() { return true; }
@@ -104,9 +104,9 @@ void ExpectReferenceBits(RowsKernel attend, const Rows& r, const std::string& wh
   attention_test::ExpectReferenceBits(attend, r.args, what, attention_test::Max::kValue);
 }
 
-void EveryRowGetsTheReferenceBits(RowsKernel attend, bool head_dim_256) {
-  for (int64_t hd : {64, 128, 256}) {
-    if (hd == 256 && !head_dim_256) continue;
+void EveryRowGetsTheReferenceBits(RowsKernel attend, bool wide_heads) {
+  for (int64_t hd : {64, 96, 128, 256}) {
+    if ((hd == 96 || hd == 256) && !wide_heads) continue;
     for (int n : {1, 2, 3, 4, 5, 8, 16}) {
       for (int64_t n_keys : {1, 2, 15, 16, 17, 31, 32, 33, 64, 300}) {
         for (int64_t first : {int64_t{0}, int64_t{7}}) {
@@ -128,7 +128,42 @@ void EveryRowGetsTheReferenceBits(RowsKernel attend, bool head_dim_256) {
 }
 
 TEST_P(AttentionRowsTest, EveryRowGetsTheReferenceBits) {
-  ForTargets([&] { EveryRowGetsTheReferenceBits(GetParam().attend, GetParam().head_dim_256); });
+  ForTargets([&] { EveryRowGetsTheReferenceBits(GetParam().attend, GetParam().wide_heads); });
+}
+
+// Head_dim 96's last 32 dimensions are summed one product at a time in double
+// (DotF16Reference): with a large product and its negation in them, the running sum loses the
+// low bits of what came before, so that another order gives other scores. The kernels keep the
+// reference's order.
+TEST_P(AttentionRowsTest, Head96SumsItsTailInTheReferencesOrder) {
+  if (!GetParam().wide_heads) GTEST_SKIP() << GetParam().name << " declines head_dim 96";
+  Rows r(96, 5, 0, 70, 0, 11, 0.05f);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> big(16384.0f, 65504.0f);
+  int order_matters = 0;
+  for (int64_t j = 0; j < 70; ++j) {
+    uint16_t* key = &r.k[static_cast<size_t>(j * 192 + 96)];
+    key[70] = F32ToF16(j % 2 == 0 ? big(rng) : -big(rng));
+    key[80] = key[70] ^ 0x8000;
+    // The dot with the tail's products added in the other order.
+    uint16_t q16[96], rk[96], rq[96];
+    for (int64_t d = 0; d < 96; ++d) q16[d] = F32ToF16(d == 70 || d == 80 ? 65504.0f : r.q[d]);
+    for (int64_t d = 0; d < 96; ++d) {
+      rk[d] = d < 64 ? key[d] : key[64 + 95 - d];
+      rq[d] = d < 64 ? q16[d] : q16[64 + 95 - d];
+    }
+    order_matters += attention_internal::DotF16Reference(key, q16, 96) !=
+                     attention_internal::DotF16Reference(rk, rq, 96);
+  }
+  for (size_t i = 0; i < 5; ++i) r.q[i * 96 + 70] = r.q[i * 96 + 80] = 65504.0f;
+  EXPECT_GT(order_matters, 35) << "the data should make the order visible";
+  ForTargets([&] {
+    for (size_t n : {5, 2, 1}) {  // fewer rows read the cache's F16 rows in place
+      const std::vector<AttentionArgs> args(r.args.begin(), r.args.begin() + n);
+      attention_test::ExpectReferenceBits(GetParam().attend, args, "rows " + std::to_string(n),
+                                          attention_test::Max::kValue);
+    }
+  });
 }
 
 // A row that sees no key gets zeros and the empty stats, as the reference; a key past a row's
@@ -162,10 +197,13 @@ TEST_P(AttentionRowsTest, OtherShapesAreLeftToTheGroupedKernels) {
     EXPECT_FALSE(Attend(many.args.data(), 17, outs.data()));
     EXPECT_FALSE(AttentionRowsFit(64, false, 0.0f));
     EXPECT_FALSE(AttentionRowsFit(64, true, 30.0f));
-    EXPECT_FALSE(AttentionRowsFit(96, true, 0.0f));
-    Rows gemma3(256, 2, 0, 10, 0, 3);
-    EXPECT_EQ(Attend(gemma3.args.data(), 2, outs.data()), GetParam().head_dim_256);
-    EXPECT_EQ(AttentionRowsFit(256, true, 0.0f), !AllowAvx512Attention());
+    EXPECT_FALSE(AttentionRowsFit(80, true, 0.0f));
+    for (int64_t hd : {96, 256}) {
+      Rows r(hd, 2, 0, 10, 0, 3);
+      EXPECT_EQ(Attend(r.args.data(), 2, outs.data()), GetParam().wide_heads) << hd;
+      // With AVX-512, its kernel declines them and the AVX2 one takes them.
+      EXPECT_TRUE(AttentionRowsFit(hd, true, 0.0f)) << hd;
+    }
   });
 }
 

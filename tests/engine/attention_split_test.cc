@@ -198,16 +198,17 @@ TEST(AttentionSplitTest, DecodeIsAttentionWithTheSameBitsOnAnyThreadCount) {
 
 // A prefill of positions [pos0, pos0 + n) gives each token the bits a decode at its
 // position gives, with a sliding window too, with tiny heads (the lane kernel) and with
-// head_dim 64, 128 and 256 (the row kernel): rows of several tokens per task, some of them split
-// into key chunks and some not, with chunk sizes that change between tokens.
+// head_dim 64, 96, 128 and 256 (the row kernel): rows of several tokens per task, some of them
+// split into key chunks and some not, with chunk sizes that change between tokens.
 TEST(AttentionSplitTest, PrefillAndDecodeGiveTheSameBits) {
   ForEachAttentionTarget([] {
     struct Shape {
       int64_t n_head, n_head_kv, hd;
     };
     const int64_t n = 40;
-    for (Shape sh : {Shape{8, 2, 64}, Shape{8, 1, 128}, Shape{34, 2, 64}, Shape{8, 4, 8},
-                     Shape{6, 2, 4}, Shape{34, 1, 16}, Shape{4, 1, 256}}) {  // last: gemma3 1B
+    for (Shape sh :
+         {Shape{8, 2, 64}, Shape{8, 1, 128}, Shape{34, 2, 64}, Shape{8, 4, 8}, Shape{6, 2, 4},
+          Shape{34, 1, 16}, Shape{4, 1, 256}, Shape{4, 4, 96}}) {  // gemma3 1B; phi-3 mini
       for (int64_t n_keys : {700, 530, 1060}) {
         const int64_t pos0 = n_keys - n;
         const Layer L(sh.n_head, sh.n_head_kv, sh.hd, n_keys, n, 77);
