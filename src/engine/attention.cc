@@ -152,7 +152,7 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 
 bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap) {
   if (!f16 || softcap > 0.0f || !AttentionRowsHeadDim(head_dim)) return false;
-  // With AVX-512 the AVX2 kernel takes what the AVX-512 one declines (96 and 256).
+  // Were the AVX-512 kernel to decline a shape, the AVX2 one (this CPU runs it too) would take it.
   return AllowAvx512Attention() || AllowAvx2Attention() ||
          attention_internal::HaveAttentionRowsVec();
 }

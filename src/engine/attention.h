@@ -98,9 +98,8 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
 // tokens, or one token's heads. head_dim 64, 96 (phi-3), 128 or 256 (gemma), F16 cache, no
 // soft-cap, up to kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key
 // and value conversions and their reductions and rounding chains run side by side. Returns false,
-// computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 has its
-// own for 64 and 128, AVX2 for all four; SSE4, SSSE3 and NEON a Highway one; the scalar target
-// has none).
+// computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 and
+// AVX2 have their own; SSE4, SSSE3 and NEON a Highway one; the scalar target has none).
 inline constexpr int kMaxAttentionRows = 16;
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out);
 // Whether AttendRowsF16 takes rows of this shape on the dispatched target.

@@ -23,6 +23,7 @@
 #include "engine/attention.h"
 #include "engine/attention_avx512_ops.h"
 #include "engine/attention_rows-inl.h"
+#include "engine/attention_rows_tail_avx2.h"
 #include "engine/kernels.h"
 
 namespace dormouse::attention_internal {
@@ -86,6 +87,18 @@ DM_AVX512 __attribute__((always_inline)) inline void Softmax16(__m512 s, RowStat
   r.M = std::max(r.M, _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(15), upto)));
 }
 
+// Softmax16 of one row's dot products for keys [g, g + 16), scaled, those from the row's n on
+// masked.
+DM_AVX512 __attribute__((always_inline)) inline void Softmax16Of(__m512 dot, __m512 vscale, int n,
+                                                                 RowState& r, int g,
+                                                                 const uint64_t* table) {
+  const int left = std::max(0, n - g);
+  const __mmask16 valid = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+  if (valid == 0) return;
+  const __m512 scaled = _mm512_mul_ps(dot, vscale);
+  Softmax16(_mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY), scaled), r, g, table);
+}
+
 // Chunk c (16 lanes) of a key or value row: F32Rows' or F16Rows'.
 DM_AVX512 inline __m512 LoadChunk(const float* row, int c) { return _mm512_load_ps(row + 16 * c); }
 DM_AVX512 inline __m512 LoadChunk(const uint16_t* row, int c) { return Load16(row + 16 * c); }
@@ -93,10 +106,11 @@ DM_AVX512 inline __m512 LoadChunk(const uint16_t* row, int c) { return Load16(ro
 // Scores (scaled, as AttentionArgs::Score) and softmax steps of R rows (1 or 2) for the
 // first n[i] of the block's keys (rows up to a multiple of 16 readable). Per key and row: DotF16's
 // four accumulators, then its reduction, 16 at a time: 16 keys of one row, or 8 keys of two rows,
-// whose key loads are then shared.
-template <int CH, int R, class Keys>
-DM_AVX512 void ScoreRows(const Keys& keys, const float* const* qf, const int* n, float scale,
-                         RowState* const* rs) {
+// whose key loads are then shared. CH: the 16-lane chunks of the dot's vector part; kTailDims
+// more (head_dim 96's 32) are summed from `tail` (avx2::AddTail) before the softmax.
+template <int CH, int kTailDims, int R, class Keys>
+DM_AVX512 void ScoreRows(const Keys& keys, const double* tail, const float* const* qf, const int* n,
+                         float scale, RowState* const* rs) {
   constexpr int kPer = 16 / R;  // keys per reduction
   __m512 q[R][CH];
   int most = 0;
@@ -109,6 +123,7 @@ DM_AVX512 void ScoreRows(const Keys& keys, const float* const* qf, const int* n,
   }
   const __m512 vscale = _mm512_set1_ps(scale);
   const uint64_t* table = ExpfTable();
+  alignas(64) float dot[R][kTailDims > 0 ? kKeys : 1];
   for (int g = 0; g < most; g += 16) {
     __m512 half[R];
 #pragma GCC unroll 2
@@ -152,11 +167,23 @@ DM_AVX512 void ScoreRows(const Keys& keys, const float* const* qf, const int* n,
     }
 #pragma GCC unroll 2
     for (int i = 0; i < R; ++i) {
-      const int left = std::max(0, n[i] - g);
-      const __mmask16 valid = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
-      if (valid == 0) continue;
-      const __m512 scaled = _mm512_mul_ps(s[i], vscale);
-      Softmax16(_mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY), scaled), *rs[i], g, table);
+      if constexpr (kTailDims > 0) {
+        _mm512_store_ps(dot[i] + g, s[i]);
+      } else {
+        Softmax16Of(s[i], vscale, n[i], *rs[i], g, table);
+      }
+    }
+  }
+  if constexpr (kTailDims > 0) {
+#pragma GCC unroll 2
+    for (int i = 0; i < R; ++i) {
+      for (int g = (most + 15) / 16 * 16; g < kKeys; g += 16) {
+        _mm512_store_ps(dot[i] + g, _mm512_setzero_ps());
+      }
+      avx2::AddTail<kTailDims>(tail, qf[i] + 16 * CH, dot[i]);
+      for (int g = 0; g < n[i]; g += 16) {
+        Softmax16Of(_mm512_load_ps(dot[i] + g), vscale, n[i], *rs[i], g, table);
+      }
     }
   }
 }
@@ -237,16 +264,17 @@ DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float
 }
 
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
-template <int CH, class Keys, class Values>
-DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float scale, int m,
-                               const float* const* qf, RowState* const* rows, float* const* accs,
-                               const int* n) {
+template <int kHeadDim, class Keys, class Values>
+DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, const double* tail,
+                               float scale, int m, const float* const* qf, RowState* const* rows,
+                               float* const* accs, const int* n) {
+  constexpr int CH = kHeadDim / 16, CS = kHeadDim / 64 * 4, kTailDims = kTail<kHeadDim>;
   for (int i = 0; i < m;) {
-    if (m - i >= 2 && CH <= 4) {
-      ScoreRows<CH, 2>(keys, qf + i, n + i, scale, rows + i);
+    if (m - i >= 2 && CS <= 4) {
+      ScoreRows<CS, kTailDims, 2>(keys, tail, qf + i, n + i, scale, rows + i);
       i += 2;
     } else {
-      ScoreRows<CH, 1>(keys, qf + i, n + i, scale, rows + i);
+      ScoreRows<CS, kTailDims, 1>(keys, tail, qf + i, n + i, scale, rows + i);
       i += 1;
     }
   }
@@ -254,7 +282,7 @@ DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float sca
     if (m - i >= 4 && CH <= 4) {  // 4 rows' accumulators fit in registers with head_dim 64
       AccumulateRows<CH, 4>(values, rows + i, accs + i, n + i);
       i += 4;
-    } else if (m - i >= 2) {
+    } else if (m - i >= 2 && CH <= 8) {  // and 2 rows' up to 128
       AccumulateRows<CH, 2>(values, rows + i, accs + i, n + i);
       i += 2;
     } else {
@@ -267,9 +295,7 @@ DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, float sca
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx512 {
   static constexpr int kScoreKeys = 16;
-  // Its tiles are sized for 64 and 128. AttendRowsF16 (attention.cc) gives 96 and 256 to the
-  // AVX2 kernel, which this CPU also runs, and which the tests run on this machine kind.
-  static constexpr bool Takes(int head_dim) { return head_dim == 64 || head_dim == 128; }
+  static constexpr bool Takes(int /*head_dim*/) { return true; }
   // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
   // from the cache. More rows share one conversion per block.
   static bool Convert(int head_dim, int n) { return n > (head_dim <= 64 ? 4 : 2); }
@@ -284,11 +310,15 @@ struct Avx512 {
                                                                int n, float* out) {
     ConvertRows<Avx512, kHeadDim>(a, base, j0, n, out);
   }
+  template <int kHeadDim, class Keys>
+  DM_AVX512 static void TransposeTail(const Keys& keys, int n, double* tail) {
+    avx2::TransposeTail<kHeadDim>(keys, n, tail);
+  }
   template <int kHeadDim, class Keys, class Values>
-  DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, const double* /*tail*/,
+  DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, const double* tail,
                                     float scale, int m, const float* const* qf,
                                     RowState* const* rows, float* const* accs, const int* n) {
-    AttendRowsBlock<kHeadDim / 16>(keys, values, scale, m, qf, rows, accs, n);
+    AttendRowsBlock<kHeadDim>(keys, values, tail, scale, m, qf, rows, accs, n);
   }
   template <int kHeadDim>
   DM_AVX512 static void Attend(const AttentionArgs* a, int n, float* const* out) {

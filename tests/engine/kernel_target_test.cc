@@ -47,7 +47,7 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
     EXPECT_EQ(KernelTargetName(), c.expect);
     EXPECT_EQ(AllowAvx512Attention(), c.avx512_attention);
     EXPECT_EQ(AttentionRowsFit(64, true, 0.0f), c.row_attention);
-    // 96 and 256 too: with AVX-512 the AVX2 kernel takes them.
+    // phi-3's and gemma's heads too.
     EXPECT_EQ(AttentionRowsFit(96, true, 0.0f), c.row_attention);
     EXPECT_EQ(AttentionRowsFit(256, true, 0.0f), c.row_attention);
   }
