@@ -95,15 +95,16 @@ void AttendGroup(const AttentionArgs* a, int n, bool f16, const AttentionScratch
 
 // Query rows that share a KV head (same keys, values, offset, head_dim, ring, scale) and a
 // first key, each with its own q, end (n_keys), stats and out: a prefill's consecutive
-// tokens, or one token's heads. head_dim 64, 96 (phi-3), 128 or 256 (gemma), F16 cache, no
-// soft-cap, up to kMaxAttentionRows rows. Per row AttendF16Reference's bits; the rows share the key
-// and value conversions and their reductions and rounding chains run side by side. Returns false,
-// computing nothing, when the dispatched target or the shape has no such kernel (AVX-512 and
-// AVX2 have their own; SSE4, SSSE3 and NEON a Highway one; the scalar target has none).
+// tokens, or one token's heads. head_dim 64, 96 (phi-3), 128 or 256 (gemma), F16 cache, with or
+// without a soft-cap (gemma2), up to kMaxAttentionRows rows. Per row AttendF16Reference's bits; the
+// rows share the key and value conversions and their reductions and rounding chains run side by
+// side. Returns false, computing nothing, when the dispatched target or the shape has no such
+// kernel (AVX-512 and AVX2 have their own; SSE4, SSSE3 and NEON a Highway one; the scalar target
+// has none).
 inline constexpr int kMaxAttentionRows = 16;
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out);
 // Whether AttendRowsF16 takes rows of this shape on the dispatched target.
-bool AttentionRowsFit(int64_t head_dim, bool f16, float softcap);
+bool AttentionRowsFit(int64_t head_dim, bool f16);
 // The head sizes AttendRowsF16 takes on some target (AttentionRowsFit: on the dispatched one).
 inline bool AttentionRowsHeadDim(int64_t head_dim) {
   return head_dim == 64 || head_dim == 96 || head_dim == 128 || head_dim == 256;

@@ -19,9 +19,11 @@
 //     double* tail): for head_dim 96, the block's first n keys' last 32 dimensions (kTail)
 //     as doubles, tail[i * kKeys + j] = dimension 64 + i of key j, zero past the keys read;
 //   template <int kHeadDim, class Keys, class Values> static void AttendBlock(const Keys&,
-//     const Values&, const double* tail, float scale, int m, const float* const* qf,
-//     RowState* const* rows, float* const* accs, const int* n): one block for the m rows
-//     that see some of it (tail: TransposeTail's, when kTail<kHeadDim> > 0).
+//     const Values&, const double* tail, float scale, float softcap, int m,
+//     const float* const* qf, RowState* const* rows, float* const* accs, const int* n): one
+//     block for the m rows that see some of it (tail: TransposeTail's, when kTail<kHeadDim> >
+//     0; softcap > 0: each score is AttentionArgs::Score's softcap * tanh(dot * scale), one key
+//     at a time with std::tanh).
 //   template <int kHeadDim> static void Attend(const AttentionArgs* a, int n, float* const*
 //     out): AttendRows<Target, kHeadDim>, so that the driver (always inlined) and the steps
 //     are compiled together for the target, as one function per head_dim.
@@ -132,11 +134,13 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
       Target::template ConvertBlock<kHeadDim>(a[0], a[0].v_base, j0, nb, vf);
       const F32Rows<kHeadDim> k{kf}, v{vf};
       if constexpr (kTail < kHeadDim >> 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
-      Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, m, qs, rows, accs, keys);
+      Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, a[0].softcap, m, qs, rows,
+                                             accs, keys);
     } else {
       const F16Rows k{a, a[0].k_base, j0, nb - 1}, v{a, a[0].v_base, j0, nb - 1};
       if constexpr (kTail < kHeadDim >> 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
-      Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, m, qs, rows, accs, keys);
+      Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, a[0].softcap, m, qs, rows,
+                                             accs, keys);
     }
   }
   for (int r = 0; r < n; ++r) {
@@ -160,7 +164,7 @@ bool AttendIfTaken(const AttentionArgs* a, int n, float* const* out) {
 // (head_dim 96, phi-3's, and 256, gemma3's, only where Target::Takes says so).
 template <class Target>
 bool AttendRowsWith(const AttentionArgs* a, int n, float* const* out) {
-  if (n < 1 || n > kMaxAttentionRows || a[0].softcap > 0.0f) return false;
+  if (n < 1 || n > kMaxAttentionRows) return false;
   switch (a[0].head_dim) {
     case 64:
       return AttendIfTaken<Target, 64>(a, n, out);

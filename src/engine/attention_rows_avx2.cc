@@ -119,14 +119,14 @@ DM_AVX2 __attribute__((always_inline)) inline __m256 KeyT3(const Keys& keys, int
 // halves; those past a multiple of 8 (head_dim 96) are summed from `tail` (AddTail).
 template <int H, class Keys>
 DM_AVX2 void ScoreRow(const Keys& keys, const double* tail, const float* qf, int n, float scale,
-                      RowState& rs, const uint64_t* table) {
+                      float softcap, RowState& rs, const uint64_t* table) {
   constexpr int kVecHalves = H / 8 * 8, kTailDims = (H - kVecHalves) * 8;
   __m256 q[kVecHalves];
 #pragma GCC unroll 16
   for (int h = 0; h < kVecHalves; ++h) q[h] = _mm256_load_ps(qf + 8 * h);
   __m256 M = _mm256_set1_ps(rs.M);
   uint32_t new_max = 0;
-  const __m256 vscale = _mm256_set1_ps(scale);
+  __m256 vscale = _mm256_set1_ps(scale);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   alignas(32) float dot[kKeys];
   for (int g = 0; g < n; g += 8) {
@@ -138,6 +138,10 @@ DM_AVX2 void ScoreRow(const Keys& keys, const double* tail, const float* qf, int
   if constexpr (kTailDims > 0) {
     for (int g = (n + 7) / 8 * 8; g < kKeys; g += 8) _mm256_store_ps(dot + g, _mm256_setzero_ps());
     AddTail<kTailDims>(tail, qf + 8 * kVecHalves, dot);
+  }
+  if (softcap > 0.0f) {  // AttentionArgs::Score, key by key (std::tanh); then scaled by 1
+    for (int j = 0; j < n; ++j) dot[j] = softcap * std::tanh(dot[j] * scale);
+    vscale = _mm256_set1_ps(1.0f);
   }
   for (int g = 0; g < n; g += 8) {
     const __m256 scaled = _mm256_mul_ps(_mm256_load_ps(dot + g), vscale);
@@ -235,10 +239,12 @@ DM_AVX2 void AccumulateHalves(const Values& values, int m, RowState* const* rows
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int H, class Keys, class Values>
 DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, const double* tail,
-                             float scale, int m, const float* const* qf, RowState* const* rows,
-                             float* const* accs, const int* n) {
+                             float scale, float softcap, int m, const float* const* qf,
+                             RowState* const* rows, float* const* accs, const int* n) {
   const uint64_t* table = ExpfTable();
-  for (int i = 0; i < m; ++i) ScoreRow<H>(keys, tail, qf[i], n[i], scale, *rows[i], table);
+  for (int i = 0; i < m; ++i) {
+    ScoreRow<H>(keys, tail, qf[i], n[i], scale, softcap, *rows[i], table);
+  }
   constexpr int kFull = H / kTileHalves * kTileHalves;
   for (int c0 = 0; c0 < kFull; c0 += kTileHalves) {
     AccumulateHalves<kTileHalves>(values, m, rows, accs, n, c0);
@@ -271,9 +277,9 @@ struct Avx2 {
   }
   template <int kHeadDim, class Keys, class Values>
   DM_AVX2 static void AttendBlock(const Keys& keys, const Values& values, const double* tail,
-                                  float scale, int m, const float* const* qf, RowState* const* rows,
-                                  float* const* accs, const int* n) {
-    AttendRowsBlock<kHeadDim / 8>(keys, values, tail, scale, m, qf, rows, accs, n);
+                                  float scale, float softcap, int m, const float* const* qf,
+                                  RowState* const* rows, float* const* accs, const int* n) {
+    AttendRowsBlock<kHeadDim / 8>(keys, values, tail, scale, softcap, m, qf, rows, accs, n);
   }
   template <int kHeadDim>
   DM_AVX2 static void Attend(const AttentionArgs* a, int n, float* const* out) {

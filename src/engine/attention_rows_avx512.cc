@@ -110,7 +110,7 @@ DM_AVX512 inline __m512 LoadChunk(const uint16_t* row, int c) { return Load16(ro
 // more (head_dim 96's 32) are summed from `tail` (avx2::AddTail) before the softmax.
 template <int CH, int kTailDims, int R, class Keys>
 DM_AVX512 void ScoreRows(const Keys& keys, const double* tail, const float* const* qf, const int* n,
-                         float scale, RowState* const* rs) {
+                         float scale, float softcap, RowState* const* rs) {
   constexpr int kPer = 16 / R;  // keys per reduction
   __m512 q[R][CH];
   int most = 0;
@@ -123,7 +123,9 @@ DM_AVX512 void ScoreRows(const Keys& keys, const double* tail, const float* cons
   }
   const __m512 vscale = _mm512_set1_ps(scale);
   const uint64_t* table = ExpfTable();
-  alignas(64) float dot[R][kTailDims > 0 ? kKeys : 1];
+  // With a tail or a soft-cap, the dot products wait in `dot` for their last steps.
+  const bool later = kTailDims > 0 || softcap > 0.0f;
+  alignas(64) float dot[R][kKeys];
   for (int g = 0; g < most; g += 16) {
     __m512 half[R];
 #pragma GCC unroll 2
@@ -167,23 +169,29 @@ DM_AVX512 void ScoreRows(const Keys& keys, const double* tail, const float* cons
     }
 #pragma GCC unroll 2
     for (int i = 0; i < R; ++i) {
-      if constexpr (kTailDims > 0) {
+      if (later) {
         _mm512_store_ps(dot[i] + g, s[i]);
       } else {
         Softmax16Of(s[i], vscale, n[i], *rs[i], g, table);
       }
     }
   }
-  if constexpr (kTailDims > 0) {
+  if (!later) return;
+  const __m512 one = _mm512_set1_ps(1.0f);
 #pragma GCC unroll 2
-    for (int i = 0; i < R; ++i) {
+  for (int i = 0; i < R; ++i) {
+    if constexpr (kTailDims > 0) {
       for (int g = (most + 15) / 16 * 16; g < kKeys; g += 16) {
         _mm512_store_ps(dot[i] + g, _mm512_setzero_ps());
       }
       avx2::AddTail<kTailDims>(tail, qf[i] + 16 * CH, dot[i]);
-      for (int g = 0; g < n[i]; g += 16) {
-        Softmax16Of(_mm512_load_ps(dot[i] + g), vscale, n[i], *rs[i], g, table);
-      }
+    }
+    if (softcap > 0.0f) {  // AttentionArgs::Score, key by key (std::tanh); then scaled by 1
+      for (int j = 0; j < n[i]; ++j) dot[i][j] = softcap * std::tanh(dot[i][j] * scale);
+    }
+    for (int g = 0; g < n[i]; g += 16) {
+      Softmax16Of(_mm512_load_ps(dot[i] + g), softcap > 0.0f ? one : vscale, n[i], *rs[i], g,
+                  table);
     }
   }
 }
@@ -266,15 +274,15 @@ DM_AVX512 void AccumulateRows(const Values& values, RowState* const* rows, float
 // One block of keys for the m rows that see some of it (row i: its first n[i] keys).
 template <int kHeadDim, class Keys, class Values>
 DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, const double* tail,
-                               float scale, int m, const float* const* qf, RowState* const* rows,
-                               float* const* accs, const int* n) {
+                               float scale, float softcap, int m, const float* const* qf,
+                               RowState* const* rows, float* const* accs, const int* n) {
   constexpr int CH = kHeadDim / 16, CS = kHeadDim / 64 * 4, kTailDims = kTail<kHeadDim>;
   for (int i = 0; i < m;) {
     if (m - i >= 2 && CS <= 4) {
-      ScoreRows<CS, kTailDims, 2>(keys, tail, qf + i, n + i, scale, rows + i);
+      ScoreRows<CS, kTailDims, 2>(keys, tail, qf + i, n + i, scale, softcap, rows + i);
       i += 2;
     } else {
-      ScoreRows<CS, kTailDims, 1>(keys, tail, qf + i, n + i, scale, rows + i);
+      ScoreRows<CS, kTailDims, 1>(keys, tail, qf + i, n + i, scale, softcap, rows + i);
       i += 1;
     }
   }
@@ -316,9 +324,9 @@ struct Avx512 {
   }
   template <int kHeadDim, class Keys, class Values>
   DM_AVX512 static void AttendBlock(const Keys& keys, const Values& values, const double* tail,
-                                    float scale, int m, const float* const* qf,
+                                    float scale, float softcap, int m, const float* const* qf,
                                     RowState* const* rows, float* const* accs, const int* n) {
-    AttendRowsBlock<kHeadDim>(keys, values, tail, scale, m, qf, rows, accs, n);
+    AttendRowsBlock<kHeadDim>(keys, values, tail, scale, softcap, m, qf, rows, accs, n);
   }
   template <int kHeadDim>
   DM_AVX512 static void Attend(const AttentionArgs* a, int n, float* const* out) {

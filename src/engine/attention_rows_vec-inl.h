@@ -159,7 +159,7 @@ HWY_INLINE void AddTail(const double* tail, const float* qt, float* dot) {
 // head's 16-lane chunks; with head_dim 96 the 32 dimensions past them come from `tail`.
 template <int kHeadDim, class Keys>
 HWY_INLINE void ScoreRow(const Keys& keys, const double* tail, const float* q, int n, float scale,
-                         RowState& r) {
+                         float softcap, RowState& r) {
   const D4 d;
   constexpr int CH = kHeadDim / 64 * 4;
   HWY_ALIGN float score[kKeys];
@@ -192,6 +192,9 @@ HWY_INLINE void ScoreRow(const Keys& keys, const double* tail, const float* q, i
 #else
   (void)tail;
 #endif
+  if (softcap > 0.0f) {  // AttentionArgs::Score's last step, key by key (std::tanh)
+    for (int j = 0; j < n; ++j) score[j] = softcap * std::tanh(score[j]);
+  }
   float M = r.M, S = r.S;
   uint32_t new_max = 0;
   for (int j = 0; j < n; ++j) {
@@ -273,10 +276,11 @@ struct RowsVec {
   }
   template <int kHeadDim, class Keys, class Values>
   static void AttendBlock(const Keys& keys, const Values& values, const double* tail, float scale,
-                          int m, const float* const* qf, RowState* const* rows, float* const* accs,
-                          const int* n) {
+                          float softcap, int m, const float* const* qf, RowState* const* rows,
+                          float* const* accs, const int* n) {
     constexpr int kVecs = kHeadDim / 4, kFull = kVecs / kTileVecs * kTileVecs;
-    for (int i = 0; i < m; ++i) ScoreRow<kHeadDim>(keys, tail, qf[i], n[i], scale, *rows[i]);
+    for (int i = 0; i < m; ++i)
+      ScoreRow<kHeadDim>(keys, tail, qf[i], n[i], scale, softcap, *rows[i]);
     for (int i = 0; i < m; ++i) {
       for (int c0 = 0; c0 < kFull; c0 += kTileVecs) {
         AccumulateTile<kTileVecs>(values, *rows[i], n[i], accs[i], c0);

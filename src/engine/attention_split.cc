@@ -168,7 +168,7 @@ void AttentionWorkspace::Tokens(ThreadPool& pool, const LayerAttention& l, const
   if (AttentionLanesFit(l.head_dim, l.f16, l.softcap)) {
     return TokenRows(pool, l, q, q_stride, pos0, n, out, out_stride, true);
   }
-  if (AttentionRowsFit(l.head_dim, l.f16, l.softcap)) {
+  if (AttentionRowsFit(l.head_dim, l.f16)) {
     return TokenRows(pool, l, q, q_stride, pos0, n, out, out_stride, false);
   }
   const int64_t hd = l.head_dim, group = l.n_head / l.n_head_kv;

@@ -46,10 +46,10 @@ TEST_F(KernelTargetTest, EachNameCapsTheChosenTarget) {
     ASSERT_TRUE(RestrictKernelTarget(c.name).ok());
     EXPECT_EQ(KernelTargetName(), c.expect);
     EXPECT_EQ(AllowAvx512Attention(), c.avx512_attention);
-    EXPECT_EQ(AttentionRowsFit(64, true, 0.0f), c.row_attention);
+    EXPECT_EQ(AttentionRowsFit(64, true), c.row_attention);
     // phi-3's and gemma's heads too.
-    EXPECT_EQ(AttentionRowsFit(96, true, 0.0f), c.row_attention);
-    EXPECT_EQ(AttentionRowsFit(256, true, 0.0f), c.row_attention);
+    EXPECT_EQ(AttentionRowsFit(96, true), c.row_attention);
+    EXPECT_EQ(AttentionRowsFit(256, true), c.row_attention);
   }
   ASSERT_TRUE(RestrictKernelTarget("").ok());
   EXPECT_EQ(KernelTargetName(), best);
