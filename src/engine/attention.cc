@@ -152,14 +152,13 @@ void AttendHead(const AttentionArgs& a, bool f16, const AttentionScratch& scratc
 
 bool AttentionRowsFit(int64_t head_dim, bool f16) {
   if (!f16 || !AttentionRowsHeadDim(head_dim)) return false;
-  // Were the AVX-512 kernel to decline a shape, the AVX2 one (this CPU runs it too) would take it.
   return AllowAvx512Attention() || AllowAvx2Attention() ||
          attention_internal::HaveAttentionRowsVec();
 }
 
 bool AttendRowsF16(const AttentionArgs* a, int n, float* const* out) {
   if (n <= 0 || !AttentionRowsFit(a[0].head_dim, true)) return false;
-  if (AllowAvx512Attention() && attention_internal::AttendRowsF16Avx512(a, n, out)) return true;
+  if (AllowAvx512Attention()) return attention_internal::AttendRowsF16Avx512(a, n, out);
   if (AllowAvx2Attention()) return attention_internal::AttendRowsF16Avx2(a, n, out);
   return attention_internal::AttendRowsF16Vec(a, n, out);
 }

@@ -10,8 +10,6 @@
 //   template <int kHeadDim> static void LoadF16(const uint16_t* x, float* out): kHeadDim
 //     F16 values to F32 (out 64-byte aligned);
 //   static constexpr int kScoreKeys: keys that the score pass reads at a time;
-//   static constexpr bool Takes(int head_dim): whether it takes head_dim 96 and 256 (64 and
-//     128 always);
 //   template <int kHeadDim> static void ConvertBlock(const AttentionArgs& a, const uint8_t*
 //     base, int64_t j0, int n, float* out): ConvertRows<Target, kHeadDim>, compiled for the
 //     target (and kept out of line, as it is called twice per block);
@@ -99,7 +97,8 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
                                                       float* const* out) {
   alignas(64) float kf[kKeys * kHeadDim];
   alignas(64) float vf[kKeys * kHeadDim];
-  alignas(64) double tail[kTail<kHeadDim> > 0 ? kTail<kHeadDim> * kKeys : 1];
+  constexpr int kTailDims = kTail<kHeadDim>;
+  alignas(64) double tail[kTailDims > 0 ? kTailDims * kKeys : 1];
   alignas(64) float qf[kMaxAttentionRows][kHeadDim];
   alignas(64) float acc[kMaxAttentionRows][kHeadDim];
   RowState st[kMaxAttentionRows];
@@ -133,12 +132,12 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
       Target::template ConvertBlock<kHeadDim>(a[0], a[0].k_base, j0, nb, kf);
       Target::template ConvertBlock<kHeadDim>(a[0], a[0].v_base, j0, nb, vf);
       const F32Rows<kHeadDim> k{kf}, v{vf};
-      if constexpr (kTail < kHeadDim >> 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
+      if constexpr (kTailDims > 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
       Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, a[0].softcap, m, qs, rows,
                                              accs, keys);
     } else {
       const F16Rows k{a, a[0].k_base, j0, nb - 1}, v{a, a[0].v_base, j0, nb - 1};
-      if constexpr (kTail < kHeadDim >> 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
+      if constexpr (kTailDims > 0) Target::template TransposeTail<kHeadDim>(k, nb, tail);
       Target::template AttendBlock<kHeadDim>(k, v, tail, a[0].scale, a[0].softcap, m, qs, rows,
                                              accs, keys);
     }
@@ -150,30 +149,23 @@ __attribute__((always_inline)) inline void AttendRows(const AttentionArgs* a, in
   }
 }
 
-// Target::Attend<kHeadDim> when the target takes that head_dim; false otherwise.
-template <class Target, int kHeadDim>
-bool AttendIfTaken(const AttentionArgs* a, int n, float* const* out) {
-  if constexpr (Target::Takes(kHeadDim)) {
-    Target::template Attend<kHeadDim>(a, n, out);
-    return true;
-  }
-  return false;
-}
-
-// AttendRowsF16 on one target: false, computing nothing, for the shapes it does not take
-// (head_dim 96, phi-3's, and 256, gemma3's, only where Target::Takes says so).
+// AttendRowsF16 on one target: false, computing nothing, for the shapes it does not take.
 template <class Target>
 bool AttendRowsWith(const AttentionArgs* a, int n, float* const* out) {
   if (n < 1 || n > kMaxAttentionRows) return false;
   switch (a[0].head_dim) {
     case 64:
-      return AttendIfTaken<Target, 64>(a, n, out);
+      Target::template Attend<64>(a, n, out);
+      return true;
     case 96:
-      return AttendIfTaken<Target, 96>(a, n, out);
+      Target::template Attend<96>(a, n, out);
+      return true;
     case 128:
-      return AttendIfTaken<Target, 128>(a, n, out);
+      Target::template Attend<128>(a, n, out);
+      return true;
     case 256:
-      return AttendIfTaken<Target, 256>(a, n, out);
+      Target::template Attend<256>(a, n, out);
+      return true;
     default:
       return false;
   }

@@ -256,7 +256,6 @@ DM_AVX2 void AttendRowsBlock(const Keys& keys, const Values& values, const doubl
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx2 {
   static constexpr int kScoreKeys = 8;
-  static constexpr bool Takes(int /*head_dim*/) { return true; }
   // A few rows (a decode's heads) read each key about once anyway: straight from the cache.
   // More rows share one conversion per block.
   static bool Convert(int /*head_dim*/, int n) { return n > 2; }

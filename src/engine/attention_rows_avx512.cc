@@ -303,7 +303,6 @@ DM_AVX512 void AttendRowsBlock(const Keys& keys, const Values& values, const dou
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct Avx512 {
   static constexpr int kScoreKeys = 16;
-  static constexpr bool Takes(int /*head_dim*/) { return true; }
   // Up to one tile of rows (a decode's heads) reads each key and value once anyway: straight
   // from the cache. More rows share one conversion per block.
   static bool Convert(int head_dim, int n) { return n > (head_dim <= 64 ? 4 : 2); }

@@ -91,9 +91,11 @@ HWY_INLINE V4 KeyT6(const Row* key, const float* q) {
   return hn::Add(hn::Add(a[3], a[1]), hn::Add(a[2], a[0]));
 }
 
-#if HWY_HAVE_FLOAT64
 // Head_dim 96 (attention_rows-inl.h, kTail): the last 32 dimensions in double, one key per lane.
-#define DM_ROWS_VEC_TAIL 1
+#if !HWY_HAVE_FLOAT64
+#error \
+    "the row kernel's head_dim 96 needs double vectors (every x86 and 64-bit ARM target has them)"
+#endif
 using D2 = hn::FixedTag<double, 2>;
 using F2 = hn::FixedTag<float, 2>;
 
@@ -152,7 +154,6 @@ HWY_INLINE void AddTail(const double* tail, const float* qt, float* dot) {
     for (int c = 0; c < kChains; ++c) hn::Store(hn::DemoteTo(df, s[c]), df, dot + p + 2 * c);
   }
 }
-#endif  // HWY_HAVE_FLOAT64
 
 // Scores and softmax steps of one row for the block's first n keys (rows up to a multiple of
 // 4 readable): per key AttendF16Reference's dot, scale, running max, exp and sum S. CH: the
@@ -161,7 +162,7 @@ template <int kHeadDim, class Keys>
 HWY_INLINE void ScoreRow(const Keys& keys, const double* tail, const float* q, int n, float scale,
                          float softcap, RowState& r) {
   const D4 d;
-  constexpr int CH = kHeadDim / 64 * 4;
+  constexpr int CH = kHeadDim / 64 * 4, kTailDims = kTail<kHeadDim>;
   HWY_ALIGN float score[kKeys];
   const V4 vscale = hn::Set(d, scale);
   for (int g = 0; g < n; g += 4) {
@@ -177,21 +178,17 @@ HWY_INLINE void ScoreRow(const Keys& keys, const double* tail, const float* q, i
     const V4 s02 = hn::Add(lo01, hi01);  // keys 0, 1: t6[0] + t6[2], t6[1] + t6[3]
     const V4 s13 = hn::Add(lo23, hi23);  // keys 2, 3
     const V4 dot = hn::Add(hn::ConcatLowerLower(d, s13, s02), hn::ConcatUpperUpper(d, s13, s02));
-    if constexpr (kTail < kHeadDim >> 0) {
+    if constexpr (kTailDims > 0) {
       hn::Store(dot, d, score + g);
     } else {
       hn::Store(hn::Mul(dot, vscale), d, score + g);
     }
   }
-#ifdef DM_ROWS_VEC_TAIL
-  if constexpr (kTail < kHeadDim >> 0) {
+  if constexpr (kTailDims > 0) {
     for (int g = (n + 3) / 4 * 4; g < kKeys; g += 4) hn::Store(hn::Zero(d), d, score + g);
-    AddTail<kTail<kHeadDim>>(tail, q + 16 * CH, score);
+    AddTail<kTailDims>(tail, q + 16 * CH, score);
     for (int g = 0; g < n; g += 4) hn::Store(hn::Mul(hn::Load(d, score + g), vscale), d, score + g);
   }
-#else
-  (void)tail;
-#endif
   if (softcap > 0.0f) {  // AttentionArgs::Score's last step, key by key (std::tanh)
     for (int j = 0; j < n; ++j) score[j] = softcap * std::tanh(score[j]);
   }
@@ -245,11 +242,6 @@ HWY_INLINE void AccumulateTile(const Values& values, const RowState& r, int n, f
 // The vector steps of multirow::AttendRows (attention_rows-inl.h).
 struct RowsVec {
   static constexpr int kScoreKeys = 4;
-#ifdef DM_ROWS_VEC_TAIL
-  static constexpr bool Takes(int /*head_dim*/) { return true; }
-#else
-  static constexpr bool Takes(int head_dim) { return head_dim % 64 == 0; }
-#endif
   // One row reads each key and value once anyway: straight from the cache. More rows share
   // one conversion per block.
   static bool Convert(int /*head_dim*/, int n) { return n > 1; }
@@ -266,13 +258,7 @@ struct RowsVec {
   }
   template <int kHeadDim, class Keys>
   static void TransposeTail(const Keys& keys, int n, double* tail) {
-#ifdef DM_ROWS_VEC_TAIL
     rows_vec::TransposeTail<kHeadDim>(keys, n, tail);
-#else
-    (void)keys;
-    (void)n;
-    (void)tail;
-#endif
   }
   template <int kHeadDim, class Keys, class Values>
   static void AttendBlock(const Keys& keys, const Values& values, const double* tail, float scale,
@@ -322,7 +308,6 @@ bool HaveAttentionRowsVecT() {
 }
 
 #undef DM_HAVE_ATTENTION_ROWS_VEC
-#undef DM_ROWS_VEC_TAIL
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
